@@ -1,0 +1,29 @@
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	rm -rf sample_out
+	$(BIN)/kpmerge run sample_data/recipe.toml --force
+	$(BIN)/kpmerge inspect sample_out
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check kpmerge tests
+	$(BIN)/ruff format --check kpmerge tests
+
+clean:
+	rm -rf $(VENV) sample_out .pytest_cache

@@ -1,0 +1,5 @@
+"""`python -m kpmerge`."""
+
+from .cli import main
+
+main()

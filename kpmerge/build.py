@@ -1,0 +1,271 @@
+"""Merge and combine: sources in, one dataset in one layout out (SPEC 4). No I/O here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+
+from .errors import UsageError
+from .instances import Dataset, Images, Instances
+from .layouts import BUILTIN_ORDER, Layout, builtin_layout, canonical_name
+from .mapping import Mapping, MappingSpec, apply_mapping, build_mapping, resolve_entries
+
+AREA_FACTOR = 0.53
+"""Area of a box-only annotation as a share of its box (MMPose's assumption for AIC)."""
+
+
+@dataclass(frozen=True, eq=False)
+class Source:
+    """One input, read: its name, data, layout, mapping request and options.
+
+    Attributes:
+        name: Short name written into every record (`source`).
+        dataset: What the reader returned.
+        layout: The layout of `dataset`'s keypoints.
+        mapping: `"auto"` or explicit entries (see `kpmerge.mapping.build_mapping`).
+        image_prefix: Prepended to every image `file_name`.
+        meta: Facts about the input for the manifest (path, sha256, format, ...), passed through.
+    """
+
+    name: str
+    dataset: Dataset
+    layout: Layout
+    mapping: MappingSpec = "auto"
+    image_prefix: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, eq=False)
+class SourceReport:
+    """What happened to one source: its mapping, counts and where its records landed."""
+
+    name: str
+    layout: str
+    mapping: Mapping
+    images_read: int
+    images_written: int
+    annotations_read: int
+    annotations_written: int
+    not_written: dict[str, int]
+    image_range: tuple[int, int]
+    annotation_range: tuple[int, int]
+    area_computed: int
+    meta: dict[str, Any]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def eval_indices(self) -> list[int] | None:
+        return self.mapping.eval_indices
+
+
+@dataclass(frozen=True, eq=False)
+class Merged:
+    """The result of merge or combine: one dataset in one layout, and a report per source.
+
+    Attributes:
+        mode: `merge` or `combine`.
+        layout: The target layout.
+        dataset: All images and instances, sources contiguous in input order, ids renumbered from 1;
+            each record's extra members start with `source` and `source_id`.
+        sources: One report per source, in input order.
+        source_index: (N,) the source of each instance.
+    """
+
+    mode: str
+    layout: Layout
+    dataset: Dataset
+    sources: tuple[SourceReport, ...]
+    source_index: np.ndarray
+
+
+def merge(
+    sources: Sequence[Source], target: Layout | None = None, drop_empty: bool = False, drop_crowd: bool = False
+) -> Merged:
+    """Map every source into one target layout (default: the first source's); others' keypoints drop.
+
+    Args:
+        sources: The inputs, in output order.
+        target: The layout to write; None takes the first source's.
+        drop_empty: Leave out instances with no labelled keypoint after mapping.
+        drop_crowd: Leave out crowd instances.
+
+    Raises:
+        UsageError: for a bad mapping or duplicate source names.
+    """
+    _check_sources(sources)
+    layout = target or sources[0].layout
+    mappings = [build_mapping(s.layout, layout, s.mapping) for s in sources]
+    return _assemble("merge", layout, sources, mappings, drop_empty, drop_crowd)
+
+
+def combine(sources: Sequence[Source], drop_empty: bool = False, drop_crowd: bool = False) -> Merged:
+    """Build the union layout of all sources and map every source into it (SPEC 4)."""
+    _check_sources(sources)
+    layout = union_layout(sources)
+    mappings = []
+    for i, s in enumerate(sources):
+        spec = s.mapping if (i > 0 and not isinstance(s.mapping, str)) else "auto"
+        mappings.append(build_mapping(s.layout, layout, _union_spec(s, layout, spec)))
+    return _assemble("combine", layout, sources, mappings, drop_empty, drop_crowd)
+
+
+def _union_spec(source: Source, union: Layout, spec: MappingSpec) -> MappingSpec:
+    """Explicit entries plus, for the keypoints they leave out, the union's own (appended) names."""
+    if isinstance(spec, str):
+        return spec
+    entries = list(spec)
+    used = {i for term, _ in resolve_entries(source.layout, union, entries) for i in term}
+    names = set(union.keypoints)
+    for i, n in enumerate(source.layout.keypoints):
+        if i not in used and n in names:
+            entries.append([i, n])
+    return entries
+
+
+def union_layout(sources: Sequence[Source]) -> Layout:
+    """The first source's layout plus each later source's keypoints that match none already present.
+
+    Matches are by name or synonym, or an explicit mapping of that source. Appended keypoints keep
+    their flip partner, type, colour, sigma and joint weight; links among appended keypoints come along.
+    When the resulting names equal a built-in layout (coco + aic = coco_aic), that layout is used.
+    """
+    first = sources[0].layout
+    names, swaps, types = list(first.keypoints), list(first.swaps), list(first.types)
+    colors = list(first.colors) if first.colors else []
+    weights, sigmas = list(first.joint_weights), list(first.sigmas)
+    links = list(first.skeleton)
+    link_colors = list(first.skeleton_colors) if first.skeleton_colors else []
+    use_colors = bool(first.colors) and all(s.layout.colors for s in sources)
+    use_link_colors = bool(first.skeleton_colors) and all(s.layout.skeleton_colors for s in sources)
+    for s in sources[1:]:
+        lay = s.layout
+        so_far = Layout(name="union", keypoints=tuple(names), swaps=tuple(swaps), types=tuple(types),
+                        skeleton=(), joint_weights=tuple(weights), sigmas=tuple(sigmas))  # fmt: skip
+        matched = {term[0] for term, _ in build_mapping(lay, so_far, s.mapping).pairs if len(term) == 1}
+        new = [i for i in range(len(lay)) if i not in matched]
+        new_names = {lay.keypoints[i] for i in new}
+        for i in new:
+            names.append(lay.keypoints[i])
+            swaps.append(lay.swaps[i] if lay.swaps[i] in new_names else "")
+            types.append(lay.types[i])
+            weights.append(lay.joint_weights[i])
+            sigmas.append(lay.sigmas[i])
+            if use_colors:
+                colors.append(lay.colors[i])
+        for j, (a, b) in enumerate(lay.skeleton):
+            if a in new_names and b in new_names:
+                links.append((a, b))
+                if use_link_colors:
+                    link_colors.append(lay.skeleton_colors[j])
+    union = Layout(
+        name="+".join(s.layout.name for s in sources), keypoints=tuple(names), swaps=tuple(swaps),
+        types=tuple(types), skeleton=tuple(links), joint_weights=tuple(weights), sigmas=tuple(sigmas),
+        colors=tuple(colors) if use_colors else (), skeleton_colors=tuple(link_colors) if use_link_colors else (),
+        dataset_name="+".join(s.layout.name for s in sources),
+        paper_info=tuple(p for s in sources for p in s.layout.paper_info),
+    )  # fmt: skip
+    if len(sources) == 1:
+        return first
+    return _known_union(union) or union
+
+
+def _known_union(union: Layout) -> Layout | None:
+    key = [canonical_name(n) for n in union.keypoints]
+    for name in BUILTIN_ORDER:
+        lay = builtin_layout(name)
+        if [canonical_name(n) for n in lay.keypoints] == key and lay.flip_indices == union.flip_indices:
+            return lay
+    return None
+
+
+def _check_sources(sources: Sequence[Source]) -> None:
+    if not sources:
+        raise UsageError("give at least one source")
+    seen = set()
+    for s in sources:
+        if s.name in seen:
+            raise UsageError(f"source name {s.name!r} is used twice; name sources NAME=PATH")
+        seen.add(s.name)
+
+
+def _assemble(
+    mode: str, layout: Layout, sources: Sequence[Source], mappings: list[Mapping], drop_empty: bool, drop_crowd: bool
+) -> Merged:
+    parts_img: list[Images] = []
+    parts_inst: list[Instances] = []
+    reports = []
+    img_start = ann_start = 0
+    for s, m in zip(sources, mappings, strict=True):
+        ds = s.dataset
+        inst = ds.instances.with_keypoints(apply_mapping(ds.instances.keypoints, m))
+        not_written = dict(ds.skipped)
+        keep = np.ones(len(inst), dtype=bool)
+        if drop_crowd:
+            crowd = inst.iscrowd > 0
+            not_written["crowd"] = int(np.count_nonzero(crowd & keep))
+            keep &= ~crowd
+        if drop_empty:
+            empty = inst.labelled_counts() == 0
+            not_written["no_labelled_keypoints"] = int(np.count_nonzero(empty & keep))
+            keep &= ~empty
+        if not keep.all():
+            inst = inst[keep]
+        missing_area = np.isnan(inst.areas)
+        areas = np.where(missing_area, inst.boxes[:, 2] * inst.boxes[:, 3] * AREA_FACTOR, inst.areas)
+        tag = orjson.dumps(s.name)
+        img_extra = [_tagged(tag, i, e) for i, e in zip(ds.images.ids, ds.images.extra, strict=True)]
+        ann_extra = [_tagged(tag, i, e) for i, e in zip(inst.ids, inst.extra, strict=True)]
+        n_img, n_ann = len(ds.images), len(inst)
+        parts_img.append(Images(
+            ids=np.arange(img_start + 1, img_start + n_img + 1), file_names=[s.image_prefix + f for f in
+            ds.images.file_names], widths=ds.images.widths, heights=ds.images.heights, extra=img_extra,
+        ))  # fmt: skip
+        parts_inst.append(Instances(
+            keypoints=inst.keypoints, boxes=inst.boxes, areas=areas, iscrowd=inst.iscrowd,
+            image_index=inst.image_index + img_start, ids=np.arange(ann_start + 1, ann_start + n_ann + 1),
+            num_keypoints=inst.labelled_counts(), extra=ann_extra,
+        ))  # fmt: skip
+        reports.append(SourceReport(
+            name=s.name, layout=s.layout.name, mapping=m, images_read=n_img, images_written=n_img,
+            annotations_read=ds.annotations_read, annotations_written=n_ann,
+            not_written={k: v for k, v in not_written.items() if v}, image_range=(img_start, img_start + n_img),
+            annotation_range=(ann_start, ann_start + n_ann), area_computed=int(np.count_nonzero(missing_area)),
+            meta=dict(s.meta), notes=ds.notes,
+        ))  # fmt: skip
+        img_start += n_img
+        ann_start += n_ann
+    images = _concat_images(parts_img)
+    instances = _concat_instances(parts_inst, len(layout))
+    source_index = np.repeat(np.arange(len(sources)), [len(p) for p in parts_inst])
+    dataset = Dataset(images=images, instances=instances, keypoint_names=layout.keypoints, format="coco")
+    return Merged(mode=mode, layout=layout, dataset=dataset, sources=tuple(reports), source_index=source_index)
+
+
+def _tagged(tag: bytes, source_id: Any, extra: bytes) -> bytes:
+    head = b'"source":' + tag + b',"source_id":' + orjson.dumps(source_id)
+    return head + b"," + extra if extra else head
+
+
+def _concat_images(parts: list[Images]) -> Images:
+    return Images(
+        ids=np.concatenate([p.ids for p in parts]), file_names=np.concatenate([p.file_names for p in parts]),
+        widths=np.concatenate([p.widths for p in parts]), heights=np.concatenate([p.heights for p in parts]),
+        extra=np.concatenate([p.extra for p in parts]),
+    )  # fmt: skip
+
+
+def _concat_instances(parts: list[Instances], k: int) -> Instances:
+    if not parts:
+        return Instances.empty(k)
+    return Instances(
+        keypoints=np.concatenate([p.keypoints for p in parts]).reshape(-1, k, 3),
+        boxes=np.concatenate([p.boxes for p in parts]).reshape(-1, 4),
+        areas=np.concatenate([p.areas for p in parts]), iscrowd=np.concatenate([p.iscrowd for p in parts]),
+        image_index=np.concatenate([p.image_index for p in parts]), ids=np.concatenate([p.ids for p in parts]),
+        num_keypoints=np.concatenate([p.num_keypoints for p in parts]),
+        extra=np.concatenate([p.extra for p in parts]),
+    )  # fmt: skip

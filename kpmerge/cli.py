@@ -1,0 +1,257 @@
+"""The kpmerge command line: thin click commands over the library."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .build import Merged
+from .errors import KpmergeError
+from .job import Job, SourceSpec, run_job
+from .layouts import builtin_layout_names, load_layout
+from .recipe import read_recipe
+
+
+class _Failure(click.ClickException):
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class KpmergeGroup(click.Group):
+    """Turns every KpmergeError into one `Error:` line and its exit code (traceback only with --debug)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KpmergeError as exc:
+            if ctx.params.get("debug") or os.environ.get("KPMERGE_DEBUG"):
+                raise
+            raise _Failure(str(exc), exc.exit_code) from None
+
+
+class PairValue(click.ParamType):
+    """`NAME=VALUE`, or a bare `VALUE` that applies to every source."""
+
+    name = "NAME=VALUE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, str]:
+        if isinstance(value, tuple):
+            return value
+        key, sep, val = str(value).partition("=")
+        return (key, val) if sep else ("*", key)
+
+
+class MappingValue(click.ParamType):
+    """`auto`, a JSON file of entries, or inline `SRC:TGT,...` with `A+B:TGT` for a midpoint."""
+
+    name = "MAPPING"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text == "auto":
+            return "auto"
+        if text.endswith(".json"):
+            try:
+                entries = json.loads(Path(text).read_text("utf-8"))
+            except (OSError, json.JSONDecodeError) as exc:
+                self.fail(f"cannot read mapping file {text}: {exc}", param, ctx)
+            if not isinstance(entries, list):
+                self.fail(f"{text}: expected a list of [source, target] entries", param, ctx)
+            return entries
+        entries = []
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            src, sep, tgt = part.rpartition(":")
+            if not sep or not src or not tgt:
+                self.fail(f"expected SRC:TGT entries separated by commas, got {part!r}", param, ctx)
+            ends = [_token(s) for s in src.split("+")]
+            entries.append([ends[0] if len(ends) == 1 else ends, _token(tgt)])
+        if not entries:
+            self.fail("expected 'auto' or SRC:TGT entries", param, ctx)
+        return entries
+
+
+def _token(text: str) -> int | str:
+    text = text.strip()
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
+def _parse_source(text: str) -> tuple[str | None, Path]:
+    name, sep, path = text.partition("=")
+    if sep and name and not Path(text).exists():
+        return name, Path(path)
+    return None, Path(text)
+
+
+def source_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Per-source options shared by merge and combine: each takes NAME=VALUE or VALUE for all."""
+    options = [
+        click.option("--format", "formats", multiple=True, type=PairValue(),
+                     help="Input format per source: coco or aic (default: detected)."),
+        click.option("--layout", "layouts", multiple=True, type=PairValue(),
+                     help="Layout per source: a built-in name or a layout JSON file (default: detected)."),
+        click.option("--mapping", "mappings", multiple=True, type=PairValue(),
+                     help="Mapping per source: auto, a JSON file, or SRC:TGT,... (A+B:TGT is a midpoint)."),
+        click.option("--image-prefix", "prefixes", multiple=True, type=PairValue(),
+                     help="Prefix for image file names per source, e.g. aic=aic/train/."),
+        click.option("--image-dir", "image_dirs", multiple=True, type=PairValue(),
+                     help="Image folder per raw AIC source, to read image sizes."),
+        click.option("--drop-empty", is_flag=True, help="Leave out instances with no labelled keypoint."),
+        click.option("--drop-crowd", is_flag=True, help="Leave out crowd instances."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """-o/--out, --force and --quiet."""
+    f = click.option("--quiet", "-q", is_flag=True, help="No summary or progress on stderr.")(f)
+    f = click.option("--force", is_flag=True, help="Replace OUT if it exists.")(f)
+    f = click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Output folder.")(f)
+    return f
+
+
+def _specs(sources: tuple[str, ...], opts: dict[str, Any]) -> tuple[SourceSpec, ...]:
+    parsed = [_parse_source(s) for s in sources]
+    names = [n or SourceSpec(path=p).source_name for n, p in parsed]
+
+    def per_source(key: str, convert: Callable[[str], Any] = str) -> list[Any]:
+        values: list[Any] = [None] * len(parsed)
+        for name, value in opts.get(key, ()):
+            if name != "*" and name not in names:
+                raise click.BadParameter(f"no source named {name!r} (sources: {', '.join(names)})",
+                                         param_hint=f"--{key.rstrip('s').replace('_', '-')}")  # fmt: skip
+            for i, n in enumerate(names):
+                if name in ("*", n):
+                    values[i] = convert(value)
+        return values
+
+    mapping_type = MappingValue()
+    fmts, lays, maps = per_source("formats"), per_source("layouts"), per_source(
+        "mappings", lambda v: mapping_type.convert(v, None, None)
+    )
+    prefixes, dirs = per_source("prefixes"), per_source("image_dirs", Path)
+    return tuple(
+        SourceSpec(path=p, name=names[i], format=fmts[i], layout=lays[i], mapping=maps[i] or "auto",
+                   image_prefix=prefixes[i] or "", image_dir=dirs[i], label=sources[i].partition("=")[2]
+                   if n else str(p))  # fmt: skip
+        for i, (n, p) in enumerate(parsed)
+    )
+
+
+def _run(job: Job, quiet: bool) -> None:
+    merged = run_job(job)
+    if not quiet:
+        click.echo(summary(merged, job.output), err=True)
+
+
+def summary(merged: Merged, out: Path) -> str:
+    """A short table for people: per source, records read, written and not written by reason."""
+    rows = [("source", "format", "layout", "images", "read", "written", "not written", "keypoints")]
+    for s in merged.sources:
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(s.not_written.items())) or "0"
+        kp = f"{len(s.mapping.pairs)}/{len(merged.layout)}"
+        rows.append((s.name, str(s.meta.get("format", "")), s.layout, str(s.images_written),
+                     str(s.annotations_read), str(s.annotations_written), reasons, kp))  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    head = f"kpmerge {merged.mode}: {len(merged.dataset.instances)} annotations in layout {merged.layout.name} " \
+           f"({len(merged.layout)} keypoints) -> {out}"  # fmt: skip
+    notes = [f"note: {s.name}: {n}" for s in merged.sources for n in s.notes]
+    notes += [f"note: {s.name}: {a} matched {b} by synonym" for s in merged.sources for a, b in s.mapping.aliases]
+    return "\n".join([head, *lines, *notes])
+
+
+@click.group(cls=KpmergeGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(__version__, prog_name="kpmerge")
+def cli(debug: bool) -> None:
+    """Merge and combine human-pose keypoint datasets (COCO, raw AI Challenger, ...) offline."""
+
+
+@cli.command()
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--target", help="Target layout: a built-in name or a layout JSON file (default: the first source's).")
+@source_options
+@output_options
+def merge(sources: tuple[str, ...], target: str | None, out: Path, force: bool, quiet: bool, **opts: Any) -> None:
+    """Map every source into one target layout.
+
+    Example: kpmerge merge coco=person_keypoints_train2017.json aic=aic_train.json -o merged/
+    """
+    _run(Job("merge", _specs(sources, opts), out, target=target, force=force,
+             drop_empty=opts["drop_empty"], drop_crowd=opts["drop_crowd"]), quiet)  # fmt: skip
+
+
+@cli.command()
+@click.argument("sources", nargs=-1, required=True)
+@source_options
+@output_options
+def combine(sources: tuple[str, ...], out: Path, force: bool, quiet: bool, **opts: Any) -> None:
+    """Build the union layout of all sources and map every source into it.
+
+    Example: kpmerge combine coco=person_keypoints_train2017.json aic=aic_train.json -o combined/
+    """
+    _run(Job("combine", _specs(sources, opts), out, force=force,
+             drop_empty=opts["drop_empty"], drop_crowd=opts["drop_crowd"]), quiet)  # fmt: skip
+
+
+@cli.command()
+@click.argument("recipe", type=click.Path(path_type=Path))
+@click.option("-o", "--out", type=click.Path(path_type=Path), help="Output folder (overrides the recipe's).")
+@click.option("--force", is_flag=True, default=None, help="Replace the output folder if it exists.")
+@click.option("--quiet", "-q", is_flag=True, help="No summary or progress on stderr.")
+def run(recipe: Path, out: Path | None, force: bool | None, quiet: bool) -> None:
+    """Run a merge or combine described by a TOML recipe.
+
+    Example: kpmerge run sample_data/recipe.toml -o sample_out --force
+    """
+    job = read_recipe(recipe, force=force, output=out)
+    _run(job, quiet)
+
+
+@cli.group(invoke_without_command=True)
+@click.pass_context
+def layouts(ctx: click.Context) -> None:
+    """List the built-in layouts; `kpmerge layouts show NAME` prints one.
+
+    Example: kpmerge layouts show coco_aic
+    """
+    if ctx.invoked_subcommand is None:
+        for name in builtin_layout_names():
+            lay = load_layout(name)
+            click.echo(f"{name:12s} {len(lay):4d} keypoints  {', '.join(lay.keypoints[:6])}"
+                       f"{', ...' if len(lay) > 6 else ''}")  # fmt: skip
+
+
+@layouts.command("show")
+@click.argument("name")
+def layouts_show(name: str) -> None:
+    """Print one layout (a built-in name or a layout JSON file) as JSON.
+
+    Example: kpmerge layouts show coco
+    """
+    from .output import layout_metainfo
+
+    click.echo(json.dumps(layout_metainfo(load_layout(name)), indent=2))
+
+
+def main() -> None:
+    """Entry point of the `kpmerge` command."""
+    cli(prog_name="kpmerge")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""Raw AI Challenger keypoint JSON (a list of per-image records): read and write."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import KpmergeError
+from ..imagesize import image_size
+from ..instances import Dataset, Images, Instances
+from ..jsonio import Raw, decode, decode_column, key_bytes, members, no_gc, read_bytes
+
+K = 14
+RECORD_FIELDS = frozenset({"image_id", "keypoint_annotations", "human_annotations"})
+# Raw AIC visibility -> COCO visibility: 1 visible -> 2, 2 occluded -> 1, 3 unlabelled -> 0 (SPEC 1.2).
+_TO_COCO = np.array([np.nan, 2.0, 1.0, 0.0])
+_TO_AIC = np.array([3, 2, 1])
+_HUMAN = re.compile(r"^human(\d+)$")
+
+
+def read_aic(path: str | Path, image_dir: str | Path | None = None) -> Dataset:
+    """Read a raw AI Challenger keypoint file; image sizes come from `image_dir` when given."""
+    return aic_to_dataset(read_bytes(path), file=path, image_dir=image_dir)
+
+
+def aic_to_dataset(data: bytes, file: str | Path | None = None, image_dir: str | Path | None = None) -> Dataset:
+    """Parse raw AIC JSON bytes into a Dataset in the 14-keypoint aic layout, COCO conventions."""
+    with no_gc():
+        records = decode(data, list[dict[str, Raw]], file)
+        for i, rec in enumerate(records):
+            for key in RECORD_FIELDS:
+                if key not in rec:
+                    raise KpmergeError(f"missing `{key}`", file, f"$[{i}].{key}")
+        image_ids = decode_column([r["image_id"] for r in records], str, file, "", "image_id")
+        people = decode_column([r["keypoint_annotations"] for r in records], dict[str, list[float]], file, "",
+                               "keypoint_annotations")  # fmt: skip
+        boxes = decode_column([r["human_annotations"] for r in records], dict[str, list[float]], file, "",
+                              "human_annotations")  # fmt: skip
+        kp_rows, box_rows, ann_ids, image_index = [], [], [], []
+        for i, (img, kps, bxs) in enumerate(zip(image_ids, people, boxes, strict=True)):
+            for human in _human_order(kps, file, i):
+                if human not in bxs:
+                    raise KpmergeError(f"{human} has keypoints but no box", file, f"$[{i}].human_annotations")
+                kp_rows.append(_check_len(kps[human], 3 * K, file, f"$[{i}].keypoint_annotations.{human}"))
+                box_rows.append(_check_len(bxs[human], 4, file, f"$[{i}].human_annotations.{human}"))
+                ann_ids.append(f"{img}/{human}")
+                image_index.append(i)
+        n = len(kp_rows)
+        kp = np.array(kp_rows, dtype=np.float64).reshape(n, K, 3)
+        xyxy = np.array(box_rows, dtype=np.float64).reshape(n, 4)
+        _check_values(kp, xyxy, ann_ids, file)
+        kp[:, :, 2] = _TO_COCO[kp[:, :, 2].astype(np.int64)]
+        box = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
+        cache: dict[str, bytes] = {}
+        extra = [members(r, RECORD_FIELDS, cache) for r in records]
+        widths, heights, notes = _sizes(image_ids, image_dir)
+        images = Images(
+            ids=image_ids, file_names=[f"{i}.jpg" for i in image_ids], widths=widths, heights=heights, extra=extra
+        )
+        instances = Instances(
+            keypoints=kp, boxes=box, areas=np.full(n, np.nan), iscrowd=np.zeros(n, dtype=np.int64),
+            image_index=np.array(image_index, dtype=np.int64), ids=ann_ids, num_keypoints=np.full(n, -1),
+            extra=[b""] * n,
+        )  # fmt: skip
+    return Dataset(images=images, instances=instances, keypoint_names=None, format="aic", notes=notes)
+
+
+def _human_order(kps: dict[str, list[float]], file: Any, i: int) -> list[str]:
+    """Humans in numeric order of their suffix: human2 before human10."""
+    keyed = []
+    for name in kps:
+        m = _HUMAN.match(name)
+        if not m:
+            raise KpmergeError(f"expected keys named humanN, got {name!r}", file, f"$[{i}].keypoint_annotations")
+        keyed.append((int(m.group(1)), name))
+    return [name for _, name in sorted(keyed)]
+
+
+def _check_len(values: list[float], n: int, file: Any, path: str) -> list[float]:
+    if len(values) != n:
+        raise KpmergeError(f"expected {n} numbers, got {len(values)}", file, path)
+    return values
+
+
+def _check_values(kp: np.ndarray, xyxy: np.ndarray, ann_ids: list[str], file: Any) -> None:
+    def where(j: int, field: str) -> str:
+        img, human = ann_ids[j].rsplit("/", 1)
+        return f"$[image_id={img}].{field}.{human}"
+
+    for arr, field in ((kp.reshape(len(kp), -1), "keypoint_annotations"), (xyxy, "human_annotations")):
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            j, c = (int(x) for x in np.argwhere(bad)[0])
+            raise KpmergeError(f"expected a finite number, got {arr[j, c]}", file, f"{where(j, field)}[{c}]")
+    vis = kp[:, :, 2]
+    bad_v = (vis != 1) & (vis != 2) & (vis != 3)
+    if bad_v.any():
+        j, k = (int(x) for x in np.argwhere(bad_v)[0])
+        raise KpmergeError(
+            f"expected visibility 1, 2 or 3 (raw AIC), got {vis[j, k]:g}",
+            file, f"{where(j, 'keypoint_annotations')}[{3 * k + 2}]",
+        )  # fmt: skip
+    neg = (xyxy[:, 2] < xyxy[:, 0]) | (xyxy[:, 3] < xyxy[:, 1])
+    if neg.any():
+        j = int(np.argmax(neg))
+        raise KpmergeError(
+            f"expected [x1, y1, x2, y2] with x2 >= x1 and y2 >= y1, got {xyxy[j].tolist()}",
+            file, where(j, "human_annotations"),
+        )  # fmt: skip
+
+
+def _sizes(image_ids: list[str], image_dir: str | Path | None) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    n = len(image_ids)
+    if image_dir is None:
+        note = "raw AIC files hold no image sizes: width and height left out (give an image folder to read them)"
+        return np.full(n, np.nan), np.full(n, np.nan), (note,) if n else ()
+    sizes = [image_size(Path(image_dir) / f"{i}.jpg") for i in image_ids]
+    return (np.array([w for w, _ in sizes], dtype=np.float64).reshape(n),
+            np.array([h for _, h in sizes], dtype=np.float64).reshape(n), ())  # fmt: skip
+
+
+def write_aic(dataset: Dataset, path: str | Path) -> None:
+    """Write a Dataset in the aic layout as raw AI Challenger JSON."""
+    Path(path).write_bytes(dataset_to_aic(dataset))
+
+
+def dataset_to_aic(dataset: Dataset) -> bytes:
+    """Raw AIC JSON bytes for a Dataset in the aic layout (the inverse of `aic_to_dataset`)."""
+    import orjson
+
+    inst, images = dataset.instances, dataset.images
+    if inst.k != K:
+        raise KpmergeError(f"raw AIC holds {K} keypoints per person, got {inst.k}")
+    kp = inst.keypoints.copy()
+    kp[:, :, 2] = _TO_AIC[kp[:, :, 2].astype(np.int64)]
+    xyxy = np.concatenate([inst.boxes[:, :2], inst.boxes[:, :2] + inst.boxes[:, 2:]], axis=1)
+    per_image: list[list[int]] = [[] for _ in range(len(images))]
+    for j, i in enumerate(inst.image_index.tolist()):
+        per_image[i].append(j)
+    cache: dict[str, bytes] = {}
+    out = []
+    for i, rows in enumerate(per_image):
+        humans = {f"human{n + 1}": j for n, j in enumerate(rows)}
+        kps = {h: _plain(kp[j].reshape(-1)) for h, j in humans.items()}
+        bxs = {h: _plain(xyxy[j]) for h, j in humans.items()}
+        image_id = str(images.ids[i])
+        if image_id.endswith(".jpg"):
+            image_id = image_id[:-4]
+        parts = [images.extra[i]] if images.extra[i] else []
+        parts += [
+            key_bytes("image_id", cache) + orjson.dumps(image_id),
+            key_bytes("keypoint_annotations", cache) + orjson.dumps(kps),
+            key_bytes("human_annotations", cache) + orjson.dumps(bxs),
+        ]
+        out.append(b"{" + b",".join(parts) + b"}")
+    return b"[" + b",\n".join(out) + b"]\n"
+
+
+def _plain(values: np.ndarray) -> list[int | float]:
+    return [int(v) if float(v).is_integer() else float(v) for v in values.tolist()]
+
+

@@ -1,0 +1,214 @@
+"""The output folder, written atomically: annotations.json, metainfo.json, metainfo.py, manifest.json."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .build import AREA_FACTOR, Merged
+from .errors import KpmergeError, UsageError
+from .formats.coco import dataset_to_coco
+from .jsonio import dumps_pretty
+from .layouts import Layout
+
+ANNOTATIONS = "annotations.json"
+METAINFO_JSON = "metainfo.json"
+METAINFO_PY = "metainfo.py"
+MANIFEST = "manifest.json"
+MANIFEST_VERSION = 1
+
+
+def annotations_bytes(merged: Merged) -> bytes:
+    """The merged dataset as COCO keypoint JSON."""
+    lay = merged.layout
+    info = {"description": f"kpmerge {merged.mode} of {', '.join(s.name for s in merged.sources)}",
+            "layout": lay.name}  # fmt: skip
+    skeleton = [[a + 1, b + 1] for a, b in lay.skeleton_ids]
+    return dataset_to_coco(merged.dataset, list(lay.keypoints), skeleton, info=info)
+
+
+def layout_metainfo(layout: Layout) -> dict[str, Any]:
+    """A layout's metainfo: names, flip indices and pairs, links, weights, sigmas, body halves."""
+    return {
+        "dataset_name": layout.name,
+        "num_keypoints": len(layout),
+        "keypoints": list(layout.keypoints),
+        "flip_indices": layout.flip_indices,
+        "flip_pairs": layout.flip_pairs,
+        "skeleton": layout.skeleton_ids,
+        "skeleton_names": [list(link) for link in layout.skeleton],
+        "joint_weights": list(layout.joint_weights),
+        "sigmas": list(layout.sigmas),
+        "upper_body_ids": layout.upper_body_ids,
+        "lower_body_ids": layout.lower_body_ids,
+        "layout": layout.to_dict(),
+    }
+
+
+def metainfo(merged: Merged) -> dict[str, Any]:
+    """metainfo.json: the target layout plus, per source, defined keypoints and evaluation indices."""
+    out = layout_metainfo(merged.layout)
+    out["sources"] = [
+        {
+            "name": s.name,
+            "layout": s.layout,
+            "defined_keypoints": s.mapping.defined,
+            "eval_indices": s.eval_indices,
+            "mapping": s.mapping.index_pairs(),
+        }
+        for s in merged.sources
+    ]
+    return out
+
+
+def metainfo_py(merged: Merged) -> str:
+    """metainfo.py: an MMPose `dataset_info` file (load with `metainfo=dict(from_file=...)`)."""
+    lay = merged.layout
+    lines = [
+        f"# MMPose dataset_info written by kpmerge {merged.mode} ({', '.join(s.name for s in merged.sources)}).",
+        "# Load it with metainfo=dict(from_file='.../metainfo.py').",
+        "dataset_info = dict(",
+        f"    dataset_name={lay.name!r},",
+        f"    paper_info={_paper(lay)!r},",
+        "    keypoint_info={",
+    ]
+    for i, name in enumerate(lay.keypoints):
+        color = list(lay.colors[i]) if lay.colors else [255, 128, 0]
+        lines.append(f"        {i}: dict(name={name!r}, id={i}, color={color!r}, type={lay.types[i]!r}, "
+                     f"swap={lay.swaps[i]!r}),")  # fmt: skip
+    lines.append("    },")
+    lines.append("    skeleton_info={")
+    for i, (a, b) in enumerate(lay.skeleton):
+        color = list(lay.skeleton_colors[i]) if lay.skeleton_colors else [0, 255, 0]
+        lines.append(f"        {i}: dict(link=({a!r}, {b!r}), id={i}, color={color!r}),")
+    lines.append("    },")
+    lines.append(f"    joint_weights={list(lay.joint_weights)!r},")
+    lines.append(f"    sigmas={list(lay.sigmas)!r},")
+    lines.append(")")
+    lines.append("")
+    lines.append("# Target keypoints each source defines (1 = annotated by that dataset, for loss masks).")
+    lines.append("source_keypoints = {")
+    lines += [f"    {s.name!r}: {s.mapping.defined!r}," for s in merged.sources]
+    lines.append("}")
+    lines.append("# Positions of each source's own keypoints in this layout (MMPose output_keypoint_indices).")
+    lines.append("eval_indices = {")
+    lines += [f"    {s.name!r}: {s.eval_indices!r}," for s in merged.sources]
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _paper(layout: Layout) -> Any:
+    papers = list(layout.paper_info)
+    return papers[0] if len(papers) == 1 else papers
+
+
+def manifest(merged: Merged) -> dict[str, Any]:
+    """manifest.json: per source the input, counts by reason and where its records are."""
+    return {
+        "kpmerge_manifest": MANIFEST_VERSION,
+        "kpmerge_version": __version__,
+        "mode": merged.mode,
+        "layout": merged.layout.name,
+        "num_keypoints": len(merged.layout),
+        "annotations_file": ANNOTATIONS,
+        "images": len(merged.dataset.images),
+        "annotations": len(merged.dataset.instances),
+        "sources": [_source_entry(s) for s in merged.sources],
+    }
+
+
+def _source_entry(s: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": s.name}
+    entry.update(s.meta)
+    entry["layout"] = s.layout
+    entry["images"] = {"read": s.images_read, "written": s.images_written, "range": list(s.image_range)}
+    entry["annotations"] = {
+        "read": s.annotations_read,
+        "written": s.annotations_written,
+        "not_written": dict(sorted(s.not_written.items())),
+        "range": list(s.annotation_range),
+    }
+    entry["area"] = {"computed": s.area_computed, "rule": f"bbox w * h * {AREA_FACTOR}" if s.area_computed else "kept"}
+    entry["mapping"] = {
+        "pairs": s.mapping.index_pairs(),
+        "aliases": [list(a) for a in s.mapping.aliases],
+        "dropped": [s.mapping.source.keypoints[i] for i in s.mapping.dropped],
+        "unmapped": [s.mapping.target.keypoints[i] for i in s.mapping.unmapped],
+    }
+    entry["defined_keypoints"] = s.mapping.defined
+    entry["eval_indices"] = s.eval_indices
+    entry["notes"] = list(s.notes)
+    return entry
+
+
+def output_files(merged: Merged) -> dict[str, Callable[[], bytes]]:
+    """Each output file's name and a function making its bytes."""
+    return {
+        ANNOTATIONS: lambda: annotations_bytes(merged),
+        METAINFO_JSON: lambda: dumps_pretty(metainfo(merged)),
+        METAINFO_PY: lambda: metainfo_py(merged).encode("utf-8"),
+        MANIFEST: lambda: dumps_pretty(manifest(merged)),
+    }
+
+
+def check_output_path(out: str | Path, force: bool = False) -> Path:
+    """The output folder as a Path; UsageError when it exists without `force` or cannot be made."""
+    path = Path(out)
+    if path.exists() and not force:
+        raise UsageError("output exists (use --force to replace it)", file=path)
+    if path.exists() and not path.is_dir():
+        raise UsageError("output exists and is not a folder", file=path)
+    parent = path.absolute().parent
+    if not parent.is_dir():
+        raise UsageError("the folder to hold the output does not exist", file=parent)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError("cannot write into this folder", file=parent)
+    return path
+
+
+def write_folder(files: dict[str, Callable[[], bytes]], out: str | Path, force: bool = False) -> Path:
+    """Write all files into `out` at once: into a temporary folder beside it, then one rename.
+
+    On any failure nothing is left: no temporary folder, and with `force` the previous `out` intact.
+    """
+    path = check_output_path(out, force)
+    parent = path.absolute().parent
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.kpmerge-", dir=parent))
+    except OSError as exc:
+        raise UsageError(f"cannot write into this folder: {exc.strerror or exc}", file=parent) from None
+    backup: Path | None = None
+    try:
+        for name, make in files.items():
+            (tmp / name).write_bytes(make())
+        if path.exists():
+            backup = Path(tempfile.mkdtemp(prefix=f".{path.name}.kpmerge-old-", dir=parent))
+            os.rename(path, backup / "old")
+        os.rename(tmp, path)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if backup is not None and (backup / "old").exists() and not path.exists():
+            os.rename(backup / "old", path)
+        if backup is not None:
+            shutil.rmtree(backup, ignore_errors=True)
+        raise KpmergeError(f"cannot write output: {exc.strerror or exc}", file=path) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if backup is not None and (backup / "old").exists() and not path.exists():
+            os.rename(backup / "old", path)
+        if backup is not None:
+            shutil.rmtree(backup, ignore_errors=True)
+        raise
+    if backup is not None:
+        shutil.rmtree(backup, ignore_errors=True)
+    return path
+
+
+def write_output(merged: Merged, out: str | Path, force: bool = False) -> Path:
+    """Write the four output files of a merge or combine into the folder `out`, atomically."""
+    return write_folder(output_files(merged), out, force)

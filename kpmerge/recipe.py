@@ -1,0 +1,91 @@
+"""Recipe files (TOML): a whole merge or combine as data, for CI preprocessing steps."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError
+from .job import MODES, Job, SourceSpec
+
+TOP_KEYS = {"mode", "output", "target", "force", "drop_empty", "drop_crowd", "sources"}
+SOURCE_KEYS = {"name", "path", "format", "layout", "mapping", "image_prefix", "image_dir"}
+
+
+def read_recipe(path: str | Path, force: bool | None = None, output: str | Path | None = None) -> Job:
+    """Parse a recipe file into a Job; paths in it are relative to the recipe's folder.
+
+    Raises:
+        UsageError: naming the recipe file and the key that is wrong.
+    """
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text("utf-8"))
+    except FileNotFoundError:
+        raise UsageError("recipe not found", file=p) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read recipe: {exc}", file=p) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"not valid TOML: {exc}", file=p) from None
+    return recipe_to_job(data, p.parent, file=p, force=force, output=output)
+
+
+def recipe_to_job(
+    data: dict[str, Any], base: Path, file: Path | None = None, force: bool | None = None,
+    output: str | Path | None = None,
+) -> Job:  # fmt: skip
+    """A Job from a parsed recipe; relative paths are taken from `base`."""
+
+    def fail(where: str, message: str) -> UsageError:
+        return UsageError(message, file=file, json_path=where)
+
+    unknown = sorted(set(data) - TOP_KEYS)
+    if unknown:
+        raise fail(unknown[0], f"unknown key (known: {', '.join(sorted(TOP_KEYS))})")
+    mode = data.get("mode")
+    if mode not in MODES:
+        raise fail("mode", f"expected one of {', '.join(MODES)}, got {mode!r}")
+    out = output if output is not None else data.get("output")
+    if not isinstance(out, str | Path) or not str(out):
+        raise fail("output", "expected the output folder as a string")
+    sources = data.get("sources")
+    if not isinstance(sources, list) or not sources:
+        raise fail("sources", "expected at least one [[sources]] table")
+    specs = []
+    for i, src in enumerate(sources):
+        where = f"sources[{i}]"
+        if not isinstance(src, dict):
+            raise fail(where, "expected a table")
+        bad = sorted(set(src) - SOURCE_KEYS)
+        if bad:
+            raise fail(f"{where}.{bad[0]}", f"unknown key (known: {', '.join(sorted(SOURCE_KEYS))})")
+        if not isinstance(src.get("path"), str):
+            raise fail(f"{where}.path", "expected the annotation file path as a string")
+        for key in ("name", "format", "layout", "image_prefix", "image_dir"):
+            if key in src and not isinstance(src[key], str):
+                raise fail(f"{where}.{key}", f"expected a string, got {src[key]!r}")
+        mapping = src.get("mapping", "auto")
+        if not (mapping == "auto" or isinstance(mapping, list)):
+            raise fail(f"{where}.mapping", "expected \"auto\" or a list of [source, target] entries")
+        layout = src.get("layout")
+        if layout is not None and (layout.endswith(".json") or "/" in layout):
+            layout = base / layout
+        specs.append(SourceSpec(
+            path=base / src["path"], name=src.get("name"), format=src.get("format"), layout=layout,
+            mapping=mapping, image_prefix=src.get("image_prefix", ""),
+            image_dir=base / src["image_dir"] if "image_dir" in src else None, label=src["path"],
+        ))  # fmt: skip
+    target = data.get("target")
+    if target is not None and not isinstance(target, str):
+        raise fail("target", "expected a layout name or a layout JSON file")
+    if target is not None and (target.endswith(".json") or "/" in target):
+        target = str(base / target)
+    for key in ("force", "drop_empty", "drop_crowd"):
+        if key in data and not isinstance(data[key], bool):
+            raise fail(key, "expected true or false")
+    return Job(
+        mode=mode, sources=tuple(specs), output=base / out if output is None else Path(out), target=target,
+        force=bool(data.get("force", False)) if force is None else force,
+        drop_empty=data.get("drop_empty", False), drop_crowd=data.get("drop_crowd", False),
+    )  # fmt: skip
