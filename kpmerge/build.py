@@ -83,7 +83,10 @@ class Merged:
 
 
 def merge(
-    sources: Sequence[Source], target: Layout | None = None, drop_empty: bool = False, drop_crowd: bool = False
+    sources: Sequence[Source],
+    target: Layout | None = None,
+    drop_empty: bool = False,
+    drop_crowd: bool = False,
 ) -> Merged:
     """Map every source into one target layout (default: the first source's); others' keypoints drop.
 
@@ -143,8 +146,15 @@ def union_layout(sources: Sequence[Source]) -> Layout:
     use_link_colors = bool(first.skeleton_colors) and all(s.layout.skeleton_colors for s in sources)
     for s in sources[1:]:
         lay = s.layout
-        so_far = Layout(name="union", keypoints=tuple(names), swaps=tuple(swaps), types=tuple(types),
-                        skeleton=(), joint_weights=tuple(weights), sigmas=tuple(sigmas))  # fmt: skip
+        so_far = Layout(
+            name="union",
+            keypoints=tuple(names),
+            swaps=tuple(swaps),
+            types=tuple(types),
+            skeleton=(),
+            joint_weights=tuple(weights),
+            sigmas=tuple(sigmas),
+        )
         matched = {term[0] for term, _ in build_mapping(lay, so_far, s.mapping).pairs if len(term) == 1}
         new = [i for i in range(len(lay)) if i not in matched]
         new_names = {lay.keypoints[i] for i in new}
@@ -162,12 +172,18 @@ def union_layout(sources: Sequence[Source]) -> Layout:
                 if use_link_colors:
                     link_colors.append(lay.skeleton_colors[j])
     union = Layout(
-        name="+".join(s.layout.name for s in sources), keypoints=tuple(names), swaps=tuple(swaps),
-        types=tuple(types), skeleton=tuple(links), joint_weights=tuple(weights), sigmas=tuple(sigmas),
-        colors=tuple(colors) if use_colors else (), skeleton_colors=tuple(link_colors) if use_link_colors else (),
+        name="+".join(s.layout.name for s in sources),
+        keypoints=tuple(names),
+        swaps=tuple(swaps),
+        types=tuple(types),
+        skeleton=tuple(links),
+        joint_weights=tuple(weights),
+        sigmas=tuple(sigmas),
+        colors=tuple(colors) if use_colors else (),
+        skeleton_colors=tuple(link_colors) if use_link_colors else (),
         dataset_name="+".join(s.layout.name for s in sources),
         paper_info=tuple(p for s in sources for p in s.layout.paper_info),
-    )  # fmt: skip
+    )
     if len(sources) == 1:
         return first
     return _known_union(union) or union
@@ -193,7 +209,12 @@ def _check_sources(sources: Sequence[Source]) -> None:
 
 
 def _assemble(
-    mode: str, layout: Layout, sources: Sequence[Source], mappings: list[Mapping], drop_empty: bool, drop_crowd: bool
+    mode: str,
+    layout: Layout,
+    sources: Sequence[Source],
+    mappings: list[Mapping],
+    drop_empty: bool,
+    drop_crowd: bool,
 ) -> Merged:
     parts_img: list[Images] = []
     parts_inst: list[Instances] = []
@@ -220,29 +241,53 @@ def _assemble(
         img_extra = [_tagged(tag, i, e) for i, e in zip(ds.images.ids, ds.images.extra, strict=True)]
         ann_extra = [_tagged(tag, i, e) for i, e in zip(inst.ids, inst.extra, strict=True)]
         n_img, n_ann = len(ds.images), len(inst)
-        parts_img.append(Images(
-            ids=np.arange(img_start + 1, img_start + n_img + 1), file_names=[s.image_prefix + f for f in
-            ds.images.file_names], widths=ds.images.widths, heights=ds.images.heights, extra=img_extra,
-        ))  # fmt: skip
-        parts_inst.append(Instances(
-            keypoints=inst.keypoints, boxes=inst.boxes, areas=areas, iscrowd=inst.iscrowd,
-            image_index=inst.image_index + img_start, ids=np.arange(ann_start + 1, ann_start + n_ann + 1),
-            num_keypoints=inst.labelled_counts(), extra=ann_extra,
-        ))  # fmt: skip
-        reports.append(SourceReport(
-            name=s.name, layout=s.layout.name, mapping=m, images_read=n_img, images_written=n_img,
-            annotations_read=ds.annotations_read, annotations_written=n_ann,
-            not_written={k: v for k, v in not_written.items() if v}, image_range=(img_start, img_start + n_img),
-            annotation_range=(ann_start, ann_start + n_ann), area_computed=int(np.count_nonzero(missing_area)),
-            meta=dict(s.meta), notes=ds.notes,
-        ))  # fmt: skip
+        parts_img.append(
+            Images(
+                ids=np.arange(img_start + 1, img_start + n_img + 1),
+                file_names=[s.image_prefix + f for f in ds.images.file_names],
+                widths=ds.images.widths,
+                heights=ds.images.heights,
+                extra=img_extra,
+            )
+        )
+        parts_inst.append(
+            Instances(
+                keypoints=inst.keypoints,
+                boxes=inst.boxes,
+                areas=areas,
+                iscrowd=inst.iscrowd,
+                image_index=inst.image_index + img_start,
+                ids=np.arange(ann_start + 1, ann_start + n_ann + 1),
+                num_keypoints=inst.labelled_counts(),
+                extra=ann_extra,
+            )
+        )
+        reports.append(
+            SourceReport(
+                name=s.name,
+                layout=s.layout.name,
+                mapping=m,
+                images_read=n_img,
+                images_written=n_img,
+                annotations_read=ds.annotations_read,
+                annotations_written=n_ann,
+                not_written={k: v for k, v in not_written.items() if v},
+                image_range=(img_start, img_start + n_img),
+                annotation_range=(ann_start, ann_start + n_ann),
+                area_computed=int(np.count_nonzero(missing_area)),
+                meta=dict(s.meta),
+                notes=ds.notes,
+            )
+        )
         img_start += n_img
         ann_start += n_ann
     images = _concat_images(parts_img)
     instances = _concat_instances(parts_inst, len(layout))
     source_index = np.repeat(np.arange(len(sources)), [len(p) for p in parts_inst])
     dataset = Dataset(images=images, instances=instances, keypoint_names=layout.keypoints, format="coco")
-    return Merged(mode=mode, layout=layout, dataset=dataset, sources=tuple(reports), source_index=source_index)
+    return Merged(
+        mode=mode, layout=layout, dataset=dataset, sources=tuple(reports), source_index=source_index
+    )
 
 
 def _tagged(tag: bytes, source_id: Any, extra: bytes) -> bytes:
@@ -252,10 +297,12 @@ def _tagged(tag: bytes, source_id: Any, extra: bytes) -> bytes:
 
 def _concat_images(parts: list[Images]) -> Images:
     return Images(
-        ids=np.concatenate([p.ids for p in parts]), file_names=np.concatenate([p.file_names for p in parts]),
-        widths=np.concatenate([p.widths for p in parts]), heights=np.concatenate([p.heights for p in parts]),
+        ids=np.concatenate([p.ids for p in parts]),
+        file_names=np.concatenate([p.file_names for p in parts]),
+        widths=np.concatenate([p.widths for p in parts]),
+        heights=np.concatenate([p.heights for p in parts]),
         extra=np.concatenate([p.extra for p in parts]),
-    )  # fmt: skip
+    )
 
 
 def _concat_instances(parts: list[Instances], k: int) -> Instances:
@@ -264,8 +311,10 @@ def _concat_instances(parts: list[Instances], k: int) -> Instances:
     return Instances(
         keypoints=np.concatenate([p.keypoints for p in parts]).reshape(-1, k, 3),
         boxes=np.concatenate([p.boxes for p in parts]).reshape(-1, 4),
-        areas=np.concatenate([p.areas for p in parts]), iscrowd=np.concatenate([p.iscrowd for p in parts]),
-        image_index=np.concatenate([p.image_index for p in parts]), ids=np.concatenate([p.ids for p in parts]),
+        areas=np.concatenate([p.areas for p in parts]),
+        iscrowd=np.concatenate([p.iscrowd for p in parts]),
+        image_index=np.concatenate([p.image_index for p in parts]),
+        ids=np.concatenate([p.ids for p in parts]),
         num_keypoints=np.concatenate([p.num_keypoints for p in parts]),
         extra=np.concatenate([p.extra for p in parts]),
-    )  # fmt: skip
+    )

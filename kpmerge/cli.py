@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
@@ -43,7 +42,9 @@ class PairValue(click.ParamType):
 
     name = "NAME=VALUE"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, str]:
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[str, str]:
         if isinstance(value, tuple):
             return value
         key, sep, val = str(value).partition("=")
@@ -96,19 +97,44 @@ def _parse_source(text: str) -> tuple[str | None, Path]:
 def source_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """Per-source options shared by merge and combine: each takes NAME=VALUE or VALUE for all."""
     options = [
-        click.option("--format", "formats", multiple=True, type=PairValue(),
-                     help="Input format per source: coco or aic (default: detected)."),
-        click.option("--layout", "layouts", multiple=True, type=PairValue(),
-                     help="Layout per source: a built-in name or a layout JSON file (default: detected)."),
-        click.option("--mapping", "mappings", multiple=True, type=PairValue(),
-                     help="Mapping per source: auto, a JSON file, or SRC:TGT,... (A+B:TGT is a midpoint)."),
-        click.option("--image-prefix", "prefixes", multiple=True, type=PairValue(),
-                     help="Prefix for image file names per source, e.g. aic=aic/train/."),
-        click.option("--image-dir", "image_dirs", multiple=True, type=PairValue(),
-                     help="Image folder per raw AIC source, to read image sizes."),
+        click.option(
+            "--format",
+            "formats",
+            multiple=True,
+            type=PairValue(),
+            help="Input format per source: coco or aic (default: detected).",
+        ),
+        click.option(
+            "--layout",
+            "layouts",
+            multiple=True,
+            type=PairValue(),
+            help="Layout per source: a built-in name or a layout JSON file (default: detected).",
+        ),
+        click.option(
+            "--mapping",
+            "mappings",
+            multiple=True,
+            type=PairValue(),
+            help="Mapping per source: auto, a JSON file, or SRC:TGT,... (A+B:TGT is a midpoint).",
+        ),
+        click.option(
+            "--image-prefix",
+            "prefixes",
+            multiple=True,
+            type=PairValue(),
+            help="Prefix for image file names per source, e.g. aic=aic/train/.",
+        ),
+        click.option(
+            "--image-dir",
+            "image_dirs",
+            multiple=True,
+            type=PairValue(),
+            help="Image folder per raw AIC source, to read image sizes.",
+        ),
         click.option("--drop-empty", is_flag=True, help="Leave out instances with no labelled keypoint."),
         click.option("--drop-crowd", is_flag=True, help="Leave out crowd instances."),
-    ]  # fmt: skip
+    ]
     for option in reversed(options):
         f = option(f)
     return f
@@ -130,22 +156,33 @@ def _specs(sources: tuple[str, ...], opts: dict[str, Any]) -> tuple[SourceSpec, 
         values: list[Any] = [None] * len(parsed)
         for name, value in opts.get(key, ()):
             if name != "*" and name not in names:
-                raise click.BadParameter(f"no source named {name!r} (sources: {', '.join(names)})",
-                                         param_hint=f"--{key.rstrip('s').replace('_', '-')}")  # fmt: skip
+                raise click.BadParameter(
+                    f"no source named {name!r} (sources: {', '.join(names)})",
+                    param_hint=f"--{key.rstrip('s').replace('_', '-')}",
+                )
             for i, n in enumerate(names):
                 if name in ("*", n):
                     values[i] = convert(value)
         return values
 
     mapping_type = MappingValue()
-    fmts, lays, maps = per_source("formats"), per_source("layouts"), per_source(
-        "mappings", lambda v: mapping_type.convert(v, None, None)
+    fmts, lays, maps = (
+        per_source("formats"),
+        per_source("layouts"),
+        per_source("mappings", lambda v: mapping_type.convert(v, None, None)),
     )
     prefixes, dirs = per_source("prefixes"), per_source("image_dirs", Path)
     return tuple(
-        SourceSpec(path=p, name=names[i], format=fmts[i], layout=lays[i], mapping=maps[i] or "auto",
-                   image_prefix=prefixes[i] or "", image_dir=dirs[i], label=sources[i].partition("=")[2]
-                   if n else str(p))  # fmt: skip
+        SourceSpec(
+            path=p,
+            name=names[i],
+            format=fmts[i],
+            layout=lays[i],
+            mapping=maps[i] or "auto",
+            image_prefix=prefixes[i] or "",
+            image_dir=dirs[i],
+            label=sources[i].partition("=")[2] if n else str(p),
+        )
         for i, (n, p) in enumerate(parsed)
     )
 
@@ -162,15 +199,29 @@ def summary(merged: Merged, out: Path) -> str:
     for s in merged.sources:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(s.not_written.items())) or "0"
         kp = f"{len(s.mapping.pairs)}/{len(merged.layout)}"
-        rows.append((s.name, str(s.meta.get("format", "")), s.layout, str(s.images_written),
-                     str(s.annotations_read), str(s.annotations_written), reasons, kp))  # fmt: skip
+        rows.append(
+            (
+                s.name,
+                str(s.meta.get("format", "")),
+                s.layout,
+                str(s.images_written),
+                str(s.annotations_read),
+                str(s.annotations_written),
+                reasons,
+                kp,
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    head = f"kpmerge {merged.mode}: {len(merged.dataset.instances)} annotations in layout {merged.layout.name} " \
-           f"({len(merged.layout)} keypoints) -> {out}"  # fmt: skip
+    head = (
+        f"kpmerge {merged.mode}: {len(merged.dataset.instances)} annotations in layout {merged.layout.name} "
+        f"({len(merged.layout)} keypoints) -> {out}"
+    )
     notes = [f"note: {s.name}: {n}" for s in merged.sources for n in s.notes]
-    notes += [f"note: {s.name}: {a} matched {b} by synonym" for s in merged.sources for a, b in s.mapping.aliases]
+    notes += [
+        f"note: {s.name}: {a} matched {b} by synonym" for s in merged.sources for a, b in s.mapping.aliases
+    ]
     return "\n".join([head, *lines, *notes])
 
 
@@ -183,16 +234,30 @@ def cli(debug: bool) -> None:
 
 @cli.command()
 @click.argument("sources", nargs=-1, required=True)
-@click.option("--target", help="Target layout: a built-in name or a layout JSON file (default: the first source's).")
+@click.option(
+    "--target", help="Target layout: a built-in name or a layout JSON file (default: the first source's)."
+)
 @source_options
 @output_options
-def merge(sources: tuple[str, ...], target: str | None, out: Path, force: bool, quiet: bool, **opts: Any) -> None:
+def merge(
+    sources: tuple[str, ...], target: str | None, out: Path, force: bool, quiet: bool, **opts: Any
+) -> None:
     """Map every source into one target layout.
 
     Example: kpmerge merge coco=person_keypoints_train2017.json aic=aic_train.json -o merged/
     """
-    _run(Job("merge", _specs(sources, opts), out, target=target, force=force,
-             drop_empty=opts["drop_empty"], drop_crowd=opts["drop_crowd"]), quiet)  # fmt: skip
+    _run(
+        Job(
+            "merge",
+            _specs(sources, opts),
+            out,
+            target=target,
+            force=force,
+            drop_empty=opts["drop_empty"],
+            drop_crowd=opts["drop_crowd"],
+        ),
+        quiet,
+    )
 
 
 @cli.command()
@@ -204,8 +269,17 @@ def combine(sources: tuple[str, ...], out: Path, force: bool, quiet: bool, **opt
 
     Example: kpmerge combine coco=person_keypoints_train2017.json aic=aic_train.json -o combined/
     """
-    _run(Job("combine", _specs(sources, opts), out, force=force,
-             drop_empty=opts["drop_empty"], drop_crowd=opts["drop_crowd"]), quiet)  # fmt: skip
+    _run(
+        Job(
+            "combine",
+            _specs(sources, opts),
+            out,
+            force=force,
+            drop_empty=opts["drop_empty"],
+            drop_crowd=opts["drop_crowd"],
+        ),
+        quiet,
+    )
 
 
 @cli.command()
@@ -232,8 +306,10 @@ def layouts(ctx: click.Context) -> None:
     if ctx.invoked_subcommand is None:
         for name in builtin_layout_names():
             lay = load_layout(name)
-            click.echo(f"{name:12s} {len(lay):4d} keypoints  {', '.join(lay.keypoints[:6])}"
-                       f"{', ...' if len(lay) > 6 else ''}")  # fmt: skip
+            click.echo(
+                f"{name:12s} {len(lay):4d} keypoints  {', '.join(lay.keypoints[:6])}"
+                f"{', ...' if len(lay) > 6 else ''}"
+            )
 
 
 @layouts.command("show")

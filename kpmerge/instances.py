@@ -112,7 +112,9 @@ class Instances:
         object.__setattr__(self, "areas", _column(self.areas, np.float64, (n,), "areas"))
         object.__setattr__(self, "iscrowd", _column(self.iscrowd, np.int64, (n,), "iscrowd"))
         object.__setattr__(self, "image_index", _column(self.image_index, np.int64, (n,), "image_index"))
-        object.__setattr__(self, "num_keypoints", _column(self.num_keypoints, np.int64, (n,), "num_keypoints"))
+        object.__setattr__(
+            self, "num_keypoints", _column(self.num_keypoints, np.int64, (n,), "num_keypoints")
+        )
         object.__setattr__(self, "ids", _objects(self.ids, n, "ids"))
         object.__setattr__(self, "extra", _objects(self.extra, n, "extra"))
 
@@ -128,24 +130,41 @@ class Instances:
     def empty(cls, k: int) -> Instances:
         """No instances, keeping the width K."""
         return cls(
-            keypoints=np.zeros((0, k, 3)), boxes=np.zeros((0, 4)), areas=[], iscrowd=[], image_index=[],
-            ids=[], num_keypoints=[], extra=[],
-        )  # fmt: skip
+            keypoints=np.zeros((0, k, 3)),
+            boxes=np.zeros((0, 4)),
+            areas=[],
+            iscrowd=[],
+            image_index=[],
+            ids=[],
+            num_keypoints=[],
+            extra=[],
+        )
 
     def __getitem__(self, index: slice | npt.NDArray[np.bool_] | npt.NDArray[np.int64]) -> Instances:
         """Rows chosen by a slice, a boolean mask or an index array."""
         return Instances(
-            keypoints=self.keypoints[index], boxes=self.boxes[index], areas=self.areas[index],
-            iscrowd=self.iscrowd[index], image_index=self.image_index[index], ids=self.ids[index],
-            num_keypoints=self.num_keypoints[index], extra=self.extra[index],
-        )  # fmt: skip
+            keypoints=self.keypoints[index],
+            boxes=self.boxes[index],
+            areas=self.areas[index],
+            iscrowd=self.iscrowd[index],
+            image_index=self.image_index[index],
+            ids=self.ids[index],
+            num_keypoints=self.num_keypoints[index],
+            extra=self.extra[index],
+        )
 
     def with_keypoints(self, keypoints: npt.NDArray[np.float64]) -> Instances:
         """The same instances with other keypoints (any K)."""
         return Instances(
-            keypoints=keypoints, boxes=self.boxes, areas=self.areas, iscrowd=self.iscrowd,
-            image_index=self.image_index, ids=self.ids, num_keypoints=self.num_keypoints, extra=self.extra,
-        )  # fmt: skip
+            keypoints=keypoints,
+            boxes=self.boxes,
+            areas=self.areas,
+            iscrowd=self.iscrowd,
+            image_index=self.image_index,
+            ids=self.ids,
+            num_keypoints=self.num_keypoints,
+            extra=self.extra,
+        )
 
     def labelled_counts(self) -> npt.NDArray[np.int64]:
         """(N,) count of keypoints with v > 0: the `num_keypoints` that outputs write."""

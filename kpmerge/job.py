@@ -73,7 +73,9 @@ def load_source(spec: SourceSpec) -> Source:
     if spec.layout is not None:
         layout = load_layout(spec.layout)
         if len(layout) != k and len(dataset.instances):
-            raise UsageError(f"layout {layout.name} has {len(layout)} keypoints but the file has {k}", file=spec.path)
+            raise UsageError(
+                f"layout {layout.name} has {len(layout)} keypoints but the file has {k}", file=spec.path
+            )
     elif dataset.format == "aic":
         layout = load_layout("aic")
     else:
@@ -90,8 +92,14 @@ def load_source(spec: SourceSpec) -> Source:
         "sha256": _sha256(spec.path),
         "format": dataset.format,
     }
-    return Source(name=spec.source_name, dataset=dataset, layout=layout, mapping=spec.mapping,
-                  image_prefix=spec.image_prefix, meta=meta)  # fmt: skip
+    return Source(
+        name=spec.source_name,
+        dataset=dataset,
+        layout=layout,
+        mapping=spec.mapping,
+        image_prefix=spec.image_prefix,
+        meta=meta,
+    )
 
 
 def _sha256(path: Path) -> str:

@@ -79,7 +79,11 @@ def decode_column(
         sub = m.group(2) if m and m.group(2) else ""
         im = _INDEX.match(sub)
         if im:
-            path = f"$.{container}[{im.group(1)}].{name}{im.group(2)}" if container else f"$[{im.group(1)}].{name}"
+            path = (
+                f"$.{container}[{im.group(1)}].{name}{im.group(2)}"
+                if container
+                else f"$[{im.group(1)}].{name}"
+            )
             err = decode_error(exc, file)
             return_err = KpmergeError(err.message, file=file, json_path=path)
             raise return_err from None

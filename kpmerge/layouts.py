@@ -12,8 +12,17 @@ from typing import Any
 from .errors import UsageError
 
 BUILTIN_ORDER = (
-    "coco", "aic", "coco_aic", "crowdpose", "mpii", "halpe26", "halpe", "posetrack18", "jhmdb", "ochuman",
-)  # fmt: skip
+    "coco",
+    "aic",
+    "coco_aic",
+    "crowdpose",
+    "mpii",
+    "halpe26",
+    "halpe",
+    "posetrack18",
+    "jhmdb",
+    "ochuman",
+)
 """Built-in layouts in registry order: detection prefers the earlier of two identical layouts."""
 
 # Synonyms across the built-in datasets, as canonical name -> other spellings (SPEC 3.3).
@@ -112,8 +121,12 @@ class Layout:
     def same_content(self, other: Layout) -> bool:
         """True when both layouts agree on everything but their names."""
         return (self.keypoints, self.swaps, self.skeleton, self.joint_weights, self.sigmas) == (
-            other.keypoints, other.swaps, other.skeleton, other.joint_weights, other.sigmas,
-        )  # fmt: skip
+            other.keypoints,
+            other.swaps,
+            other.skeleton,
+            other.joint_weights,
+            other.sigmas,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The layout in the JSON shape that `layout_from_dict` reads."""
@@ -155,8 +168,12 @@ def validate_layout(layout: Layout) -> None:
             raise UsageError(f"{where}: keypoint name {n!r} is used twice (also as {seen[norm]!r})")
         seen[norm] = n
     names = set(layout.keypoints)
-    for label, values in (("swaps", layout.swaps), ("types", layout.types), ("joint_weights", layout.joint_weights),
-                          ("sigmas", layout.sigmas)):  # fmt: skip
+    for label, values in (
+        ("swaps", layout.swaps),
+        ("types", layout.types),
+        ("joint_weights", layout.joint_weights),
+        ("sigmas", layout.sigmas),
+    ):
         if len(values) != k:
             raise UsageError(f"{where}: {label} has {len(values)} entries for {k} keypoints")
     for label, values in (("colors", layout.colors), ("skeleton_colors", layout.skeleton_colors)):
@@ -182,7 +199,7 @@ def validate_layout(layout: Layout) -> None:
 
 
 def layout_from_dict(data: Any, source: str = "layout") -> Layout:
-    """Build a Layout from its JSON shape (the built-in files' shape), or raise UsageError naming the place."""
+    """Build a Layout from its JSON shape (as the built-in files), or raise UsageError naming the place."""
     if not isinstance(data, dict):
         raise UsageError(f"{source}: expected a JSON object, got {type(data).__name__}")
     for key in ("name", "keypoints", "joint_weights", "sigmas"):
@@ -241,7 +258,9 @@ def builtin_layout_names() -> list[str]:
 def builtin_layout(name: str) -> Layout:
     """A new Layout object for the built-in layout `name`, or raise UsageError listing the known ones."""
     if name not in BUILTIN_ORDER:
-        raise UsageError(f"unknown layout {name!r} (built-in: {', '.join(BUILTIN_ORDER)}; or give a layout JSON file)")
+        raise UsageError(
+            f"unknown layout {name!r} (built-in: {', '.join(BUILTIN_ORDER)}; or give a layout JSON file)"
+        )
     text = resources.files("kpmerge").joinpath("data", "layouts", f"{name}.json").read_text("utf-8")
     return layout_from_dict(json.loads(text), source=f"built-in layout {name}")
 
@@ -282,7 +301,11 @@ def detect_layout(names: list[str] | None, k: int, candidates: list[Layout] | No
     if names:
         if len(names) != k:
             raise KpmergeError(f"the category names {len(names)} keypoints but annotations have {k}")
-        fits = [lay for lay in fits if all(_same_for_detection(a, b) for a, b in zip(names, lay.keypoints))]
+        fits = [
+            lay
+            for lay in fits
+            if all(_same_for_detection(a, b) for a, b in zip(names, lay.keypoints, strict=True))
+        ]
     distinct: list[Layout] = []
     for lay in fits:
         if not any(lay.same_content(d) for d in distinct):

@@ -113,7 +113,9 @@ def _auto_pairs(source: Layout, target: Layout) -> tuple[list[tuple[Term, int]],
             alias = bool(hits)
         if len(hits) > 1:
             listed = ", ".join(target.keypoints[t] for t in hits)
-            raise UsageError(f"mapping {source.name} -> {target.name}: {name!r} is ambiguous: it matches {listed}")
+            raise UsageError(
+                f"mapping {source.name} -> {target.name}: {name!r} is ambiguous: it matches {listed}"
+            )
         if not hits:
             continue
         t = hits[0]
@@ -150,8 +152,10 @@ def resolve_entries(source: Layout, target: Layout, spec: Sequence[Any]) -> list
         term = tuple(_resolve(source, p, f"{where}: entry {n} {entry!r}: source") for p in parts)
         t = _resolve(target, tgt, f"{where}: entry {n} {entry!r}: target")
         if t in seen:
-            raise UsageError(f"{where}: entry {n} {entry!r}: target {target.keypoints[t]!r} is already written by "
-                             f"entry {seen[t]}")  # fmt: skip
+            raise UsageError(
+                f"{where}: entry {n} {entry!r}: target {target.keypoints[t]!r} is already written by "
+                f"entry {seen[t]}"
+            )
         seen[t] = n
         pairs.append((term, t))
     return pairs

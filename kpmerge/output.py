@@ -26,8 +26,10 @@ MANIFEST_VERSION = 1
 def annotations_bytes(merged: Merged) -> bytes:
     """The merged dataset as COCO keypoint JSON."""
     lay = merged.layout
-    info = {"description": f"kpmerge {merged.mode} of {', '.join(s.name for s in merged.sources)}",
-            "layout": lay.name}  # fmt: skip
+    info = {
+        "description": f"kpmerge {merged.mode} of {', '.join(s.name for s in merged.sources)}",
+        "layout": lay.name,
+    }
     skeleton = [[a + 1, b + 1] for a, b in lay.skeleton_ids]
     return dataset_to_coco(merged.dataset, list(lay.keypoints), skeleton, info=info)
 
@@ -69,8 +71,9 @@ def metainfo(merged: Merged) -> dict[str, Any]:
 def metainfo_py(merged: Merged) -> str:
     """metainfo.py: an MMPose `dataset_info` file (load with `metainfo=dict(from_file=...)`)."""
     lay = merged.layout
+    names = ", ".join(s.name for s in merged.sources)
     lines = [
-        f"# MMPose dataset_info written by kpmerge {merged.mode} ({', '.join(s.name for s in merged.sources)}).",
+        f"# MMPose dataset_info written by kpmerge {merged.mode} of {names}.",
         "# Load it with metainfo=dict(from_file='.../metainfo.py').",
         "dataset_info = dict(",
         f"    dataset_name={lay.name!r},",
@@ -79,8 +82,10 @@ def metainfo_py(merged: Merged) -> str:
     ]
     for i, name in enumerate(lay.keypoints):
         color = list(lay.colors[i]) if lay.colors else [255, 128, 0]
-        lines.append(f"        {i}: dict(name={name!r}, id={i}, color={color!r}, type={lay.types[i]!r}, "
-                     f"swap={lay.swaps[i]!r}),")  # fmt: skip
+        lines.append(
+            f"        {i}: dict(name={name!r}, id={i}, color={color!r}, type={lay.types[i]!r}, "
+            f"swap={lay.swaps[i]!r}),"
+        )
     lines.append("    },")
     lines.append("    skeleton_info={")
     for i, (a, b) in enumerate(lay.skeleton):
@@ -95,7 +100,9 @@ def metainfo_py(merged: Merged) -> str:
     lines.append("source_keypoints = {")
     lines += [f"    {s.name!r}: {s.mapping.defined!r}," for s in merged.sources]
     lines.append("}")
-    lines.append("# Positions of each source's own keypoints in this layout (MMPose output_keypoint_indices).")
+    lines.append(
+        "# Positions of each source's own keypoints in this layout (MMPose output_keypoint_indices)."
+    )
     lines.append("eval_indices = {")
     lines += [f"    {s.name!r}: {s.eval_indices!r}," for s in merged.sources]
     lines.append("}")
@@ -133,7 +140,10 @@ def _source_entry(s: Any) -> dict[str, Any]:
         "not_written": dict(sorted(s.not_written.items())),
         "range": list(s.annotation_range),
     }
-    entry["area"] = {"computed": s.area_computed, "rule": f"bbox w * h * {AREA_FACTOR}" if s.area_computed else "kept"}
+    entry["area"] = {
+        "computed": s.area_computed,
+        "rule": f"bbox w * h * {AREA_FACTOR}" if s.area_computed else "kept",
+    }
     entry["mapping"] = {
         "pairs": s.mapping.index_pairs(),
         "aliases": [list(a) for a in s.mapping.aliases],

@@ -32,9 +32,12 @@ def read_recipe(path: str | Path, force: bool | None = None, output: str | Path 
 
 
 def recipe_to_job(
-    data: dict[str, Any], base: Path, file: Path | None = None, force: bool | None = None,
+    data: dict[str, Any],
+    base: Path,
+    file: Path | None = None,
+    force: bool | None = None,
     output: str | Path | None = None,
-) -> Job:  # fmt: skip
+) -> Job:
     """A Job from a parsed recipe; relative paths are taken from `base`."""
 
     def fail(where: str, message: str) -> UsageError:
@@ -67,15 +70,22 @@ def recipe_to_job(
                 raise fail(f"{where}.{key}", f"expected a string, got {src[key]!r}")
         mapping = src.get("mapping", "auto")
         if not (mapping == "auto" or isinstance(mapping, list)):
-            raise fail(f"{where}.mapping", "expected \"auto\" or a list of [source, target] entries")
+            raise fail(f"{where}.mapping", 'expected "auto" or a list of [source, target] entries')
         layout = src.get("layout")
         if layout is not None and (layout.endswith(".json") or "/" in layout):
             layout = base / layout
-        specs.append(SourceSpec(
-            path=base / src["path"], name=src.get("name"), format=src.get("format"), layout=layout,
-            mapping=mapping, image_prefix=src.get("image_prefix", ""),
-            image_dir=base / src["image_dir"] if "image_dir" in src else None, label=src["path"],
-        ))  # fmt: skip
+        specs.append(
+            SourceSpec(
+                path=base / src["path"],
+                name=src.get("name"),
+                format=src.get("format"),
+                layout=layout,
+                mapping=mapping,
+                image_prefix=src.get("image_prefix", ""),
+                image_dir=base / src["image_dir"] if "image_dir" in src else None,
+                label=src["path"],
+            )
+        )
     target = data.get("target")
     if target is not None and not isinstance(target, str):
         raise fail("target", "expected a layout name or a layout JSON file")
@@ -85,7 +95,11 @@ def recipe_to_job(
         if key in data and not isinstance(data[key], bool):
             raise fail(key, "expected true or false")
     return Job(
-        mode=mode, sources=tuple(specs), output=base / out if output is None else Path(out), target=target,
+        mode=mode,
+        sources=tuple(specs),
+        output=base / out if output is None else Path(out),
+        target=target,
         force=bool(data.get("force", False)) if force is None else force,
-        drop_empty=data.get("drop_empty", False), drop_crowd=data.get("drop_crowd", False),
-    )  # fmt: skip
+        drop_empty=data.get("drop_empty", False),
+        drop_crowd=data.get("drop_crowd", False),
+    )

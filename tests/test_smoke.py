@@ -8,8 +8,14 @@ from tests.conftest import AIC_RAW, fixture, needs_fixtures
 def test_combine_runs(tmp_path):
     out = tmp_path / "out"
     result = CliRunner().invoke(
-        cli, ["combine", f"coco={fixture('coco/test_coco.json')}", f"aic={AIC_RAW}", "-o", str(out)],
+        cli,
+        ["combine", f"coco={fixture('coco/test_coco.json')}", f"aic={AIC_RAW}", "-o", str(out)],
         catch_exceptions=False,
     )
     assert result.exit_code == 0
-    assert sorted(p.name for p in out.iterdir()) == ["annotations.json", "manifest.json", "metainfo.json", "metainfo.py"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "annotations.json",
+        "manifest.json",
+        "metainfo.json",
+        "metainfo.py",
+    ]

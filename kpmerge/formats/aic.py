@@ -26,7 +26,9 @@ def read_aic(path: str | Path, image_dir: str | Path | None = None) -> Dataset:
     return aic_to_dataset(read_bytes(path), file=path, image_dir=image_dir)
 
 
-def aic_to_dataset(data: bytes, file: str | Path | None = None, image_dir: str | Path | None = None) -> Dataset:
+def aic_to_dataset(
+    data: bytes, file: str | Path | None = None, image_dir: str | Path | None = None
+) -> Dataset:
     """Parse raw AIC JSON bytes into a Dataset in the 14-keypoint aic layout, COCO conventions."""
     with no_gc():
         records = decode(data, list[dict[str, Raw]], file)
@@ -35,10 +37,16 @@ def aic_to_dataset(data: bytes, file: str | Path | None = None, image_dir: str |
                 if key not in rec:
                     raise KpmergeError(f"missing `{key}`", file, f"$[{i}].{key}")
         image_ids = decode_column([r["image_id"] for r in records], str, file, "", "image_id")
-        people = decode_column([r["keypoint_annotations"] for r in records], dict[str, list[float]], file, "",
-                               "keypoint_annotations")  # fmt: skip
-        boxes = decode_column([r["human_annotations"] for r in records], dict[str, list[float]], file, "",
-                              "human_annotations")  # fmt: skip
+        people = decode_column(
+            [r["keypoint_annotations"] for r in records],
+            dict[str, list[float]],
+            file,
+            "",
+            "keypoint_annotations",
+        )
+        boxes = decode_column(
+            [r["human_annotations"] for r in records], dict[str, list[float]], file, "", "human_annotations"
+        )
         kp_rows, box_rows, ann_ids, image_index = [], [], [], []
         for i, (img, kps, bxs) in enumerate(zip(image_ids, people, boxes, strict=True)):
             for human in _human_order(kps, file, i):
@@ -58,13 +66,22 @@ def aic_to_dataset(data: bytes, file: str | Path | None = None, image_dir: str |
         extra = [members(r, RECORD_FIELDS, cache) for r in records]
         widths, heights, notes = _sizes(image_ids, image_dir)
         images = Images(
-            ids=image_ids, file_names=[f"{i}.jpg" for i in image_ids], widths=widths, heights=heights, extra=extra
+            ids=image_ids,
+            file_names=[f"{i}.jpg" for i in image_ids],
+            widths=widths,
+            heights=heights,
+            extra=extra,
         )
         instances = Instances(
-            keypoints=kp, boxes=box, areas=np.full(n, np.nan), iscrowd=np.zeros(n, dtype=np.int64),
-            image_index=np.array(image_index, dtype=np.int64), ids=ann_ids, num_keypoints=np.full(n, -1),
+            keypoints=kp,
+            boxes=box,
+            areas=np.full(n, np.nan),
+            iscrowd=np.zeros(n, dtype=np.int64),
+            image_index=np.array(image_index, dtype=np.int64),
+            ids=ann_ids,
+            num_keypoints=np.full(n, -1),
             extra=[b""] * n,
-        )  # fmt: skip
+        )
     return Dataset(images=images, instances=instances, keypoint_names=None, format="aic", notes=notes)
 
 
@@ -74,7 +91,9 @@ def _human_order(kps: dict[str, list[float]], file: Any, i: int) -> list[str]:
     for name in kps:
         m = _HUMAN.match(name)
         if not m:
-            raise KpmergeError(f"expected keys named humanN, got {name!r}", file, f"$[{i}].keypoint_annotations")
+            raise KpmergeError(
+                f"expected keys named humanN, got {name!r}", file, f"$[{i}].keypoint_annotations"
+            )
         keyed.append((int(m.group(1)), name))
     return [name for _, name in sorted(keyed)]
 
@@ -101,25 +120,34 @@ def _check_values(kp: np.ndarray, xyxy: np.ndarray, ann_ids: list[str], file: An
         j, k = (int(x) for x in np.argwhere(bad_v)[0])
         raise KpmergeError(
             f"expected visibility 1, 2 or 3 (raw AIC), got {vis[j, k]:g}",
-            file, f"{where(j, 'keypoint_annotations')}[{3 * k + 2}]",
-        )  # fmt: skip
+            file,
+            f"{where(j, 'keypoint_annotations')}[{3 * k + 2}]",
+        )
     neg = (xyxy[:, 2] < xyxy[:, 0]) | (xyxy[:, 3] < xyxy[:, 1])
     if neg.any():
         j = int(np.argmax(neg))
         raise KpmergeError(
             f"expected [x1, y1, x2, y2] with x2 >= x1 and y2 >= y1, got {xyxy[j].tolist()}",
-            file, where(j, "human_annotations"),
-        )  # fmt: skip
+            file,
+            where(j, "human_annotations"),
+        )
 
 
-def _sizes(image_ids: list[str], image_dir: str | Path | None) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+def _sizes(
+    image_ids: list[str], image_dir: str | Path | None
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     n = len(image_ids)
     if image_dir is None:
-        note = "raw AIC files hold no image sizes: width and height left out (give an image folder to read them)"
+        note = (
+            "raw AIC files hold no image sizes: width and height left out (give an image folder to read them)"
+        )
         return np.full(n, np.nan), np.full(n, np.nan), (note,) if n else ()
     sizes = [image_size(Path(image_dir) / f"{i}.jpg") for i in image_ids]
-    return (np.array([w for w, _ in sizes], dtype=np.float64).reshape(n),
-            np.array([h for _, h in sizes], dtype=np.float64).reshape(n), ())  # fmt: skip
+    return (
+        np.array([w for w, _ in sizes], dtype=np.float64).reshape(n),
+        np.array([h for _, h in sizes], dtype=np.float64).reshape(n),
+        (),
+    )
 
 
 def write_aic(dataset: Dataset, path: str | Path) -> None:
@@ -161,5 +189,3 @@ def dataset_to_aic(dataset: Dataset) -> bytes:
 
 def _plain(values: np.ndarray) -> list[int | float]:
     return [int(v) if float(v).is_integer() else float(v) for v in values.tolist()]
-
-

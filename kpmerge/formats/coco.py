@@ -10,7 +10,18 @@ import numpy as np
 
 from ..errors import KpmergeError
 from ..instances import Dataset, Images, Instances
-from ..jsonio import NULL, Raw, decode, decode_column, key_bytes, members, no_gc, number_list, number_rows, read_bytes
+from ..jsonio import (
+    NULL,
+    Raw,
+    decode,
+    decode_column,
+    key_bytes,
+    members,
+    no_gc,
+    number_list,
+    number_rows,
+    read_bytes,
+)
 
 IMAGE_FIELDS = frozenset({"id", "file_name", "width", "height"})
 ANNOTATION_FIELDS = frozenset(
@@ -45,14 +56,17 @@ def coco_to_dataset(data: bytes, file: str | Path | None = None) -> Dataset:
 def _keypoint_category(categories: list[dict[str, Any]], file: Any) -> tuple[Any, tuple[str, ...] | None]:
     with_kp = [(i, c) for i, c in enumerate(categories) if isinstance(c, dict) and "keypoints" in c]
     if not with_kp:
-        raise KpmergeError("expected a category with a `keypoints` list (the person category)", file, "$.categories")
+        raise KpmergeError(
+            "expected a category with a `keypoints` list (the person category)", file, "$.categories"
+        )
     if len(with_kp) > 1:
         people = [(i, c) for i, c in with_kp if c.get("name") == "person"]
         if len(people) != 1:
             raise KpmergeError(
                 f"expected one keypoint category, found {len(with_kp)} and none or several named person",
-                file, "$.categories",
-            )  # fmt: skip
+                file,
+                "$.categories",
+            )
         with_kp = people
     i, cat = with_kp[0]
     if "id" not in cat:
@@ -76,16 +90,20 @@ def _images(records: list[dict[str, Raw]], file: Any) -> Images:
     cache: dict[str, bytes] = {}
     extra = [members(r, IMAGE_FIELDS, cache) for r in records]
     return Images(
-        ids=ids, file_names=names, widths=np.array(widths, dtype=np.float64),
-        heights=np.array(heights, dtype=np.float64), extra=extra,
-    )  # fmt: skip
+        ids=ids,
+        file_names=names,
+        widths=np.array(widths, dtype=np.float64),
+        heights=np.array(heights, dtype=np.float64),
+        extra=extra,
+    )
 
 
 def _annotations(
     records: list[dict[str, Raw]], images: Images, cat_id: Any, names: tuple[str, ...] | None, file: Any
 ) -> Dataset:
-    cats = decode_column([r.get("category_id", NULL) for r in records], int | str | None, file, "annotations",
-                         "category_id")  # fmt: skip
+    cats = decode_column(
+        [r.get("category_id", NULL) for r in records], int | str | None, file, "annotations", "category_id"
+    )
     keep = [i for i, c in enumerate(cats) if c == cat_id or c is None]
     skipped = {"other_category": len(records) - len(keep)} if len(keep) != len(records) else {}
     anns = [records[i] for i in keep] if skipped else records
@@ -100,10 +118,12 @@ def _annotations(
         kps = decode_column([r["keypoints"] for r in anns], list[float], file, "annotations", "keypoints")
         boxes = decode_column([r["bbox"] for r in anns], list[float], file, "annotations", "bbox")
         areas = decode_column([r.get("area", NULL) for r in anns], float | None, file, "annotations", "area")
-        crowd = decode_column([r.get("iscrowd", NULL) for r in anns], int | bool | None, file, "annotations",
-                              "iscrowd")  # fmt: skip
-        nkp = decode_column([r.get("num_keypoints", NULL) for r in anns], int | None, file, "annotations",
-                            "num_keypoints")  # fmt: skip
+        crowd = decode_column(
+            [r.get("iscrowd", NULL) for r in anns], int | bool | None, file, "annotations", "iscrowd"
+        )
+        nkp = decode_column(
+            [r.get("num_keypoints", NULL) for r in anns], int | None, file, "annotations", "num_keypoints"
+        )
     except KpmergeError as err:
         raise _reindex(err, where) from None
     k = len(names) if names else (len(kps[0]) // 3 if kps else 0)
@@ -114,10 +134,15 @@ def _annotations(
     cache: dict[str, bytes] = {}
     extra = [members(r, ANNOTATION_FIELDS, cache) for r in anns]
     instances = Instances(
-        keypoints=keypoints, boxes=box, areas=np.array(areas, dtype=np.float64),
-        iscrowd=np.array([int(c or 0) for c in crowd], dtype=np.int64), image_index=index, ids=ids,
-        num_keypoints=np.array([-1 if n is None else n for n in nkp], dtype=np.int64), extra=extra,
-    )  # fmt: skip
+        keypoints=keypoints,
+        boxes=box,
+        areas=np.array(areas, dtype=np.float64),
+        iscrowd=np.array([int(c or 0) for c in crowd], dtype=np.int64),
+        image_index=index,
+        ids=ids,
+        num_keypoints=np.array([-1 if n is None else n for n in nkp], dtype=np.int64),
+        extra=extra,
+    )
     return Dataset(images=images, instances=instances, keypoint_names=names, format="coco", skipped=skipped)
 
 
@@ -134,7 +159,9 @@ def _reindex(err: KpmergeError, where: Any) -> KpmergeError:
 def _keypoint_array(kps: list[list[float]], k: int, file: Any, where: Any) -> np.ndarray:
     n = len(kps)
     if k == 0 and n:
-        raise KpmergeError("expected keypoints, got an empty list", file, f"$.annotations[{where[0]}].keypoints")
+        raise KpmergeError(
+            "expected keypoints, got an empty list", file, f"$.annotations[{where[0]}].keypoints"
+        )
     try:
         arr = np.array(kps, dtype=np.float64).reshape(n, k, 3)
     except ValueError:
@@ -142,21 +169,26 @@ def _keypoint_array(kps: list[list[float]], k: int, file: Any, where: Any) -> np
             if len(row) != 3 * k:
                 raise KpmergeError(
                     f"expected {3 * k} numbers ({k} keypoints x 3), got {len(row)}",
-                    file, f"$.annotations[{where[j]}].keypoints",
-                ) from None  # fmt: skip
+                    file,
+                    f"$.annotations[{where[j]}].keypoints",
+                ) from None
         raise
     bad = ~np.isfinite(arr)
     if bad.any():
         j, kk, c = (int(x) for x in np.argwhere(bad)[0])
         raise KpmergeError(
-            f"expected a finite number, got {arr[j, kk, c]}", file, f"$.annotations[{where[j]}].keypoints[{3 * kk + c}]"
+            f"expected a finite number, got {arr[j, kk, c]}",
+            file,
+            f"$.annotations[{where[j]}].keypoints[{3 * kk + c}]",
         )
     vis = arr[:, :, 2]
     bad_v = (vis != 0) & (vis != 1) & (vis != 2)
     if bad_v.any():
         j, kk = (int(x) for x in np.argwhere(bad_v)[0])
         raise KpmergeError(
-            f"expected visibility 0, 1 or 2, got {vis[j, kk]:g}", file, f"$.annotations[{where[j]}].keypoints[{3 * kk + 2}]"
+            f"expected visibility 0, 1 or 2, got {vis[j, kk]:g}",
+            file,
+            f"$.annotations[{where[j]}].keypoints[{3 * kk + 2}]",
         )
     return arr
 
@@ -164,19 +196,24 @@ def _keypoint_array(kps: list[list[float]], k: int, file: Any, where: Any) -> np
 def _box_array(boxes: list[list[float]], file: Any, where: Any) -> np.ndarray:
     for j, b in enumerate(boxes):
         if len(b) != 4:
-            raise KpmergeError(f"expected 4 numbers [x, y, w, h], got {len(b)}", file, f"$.annotations[{where[j]}].bbox")
+            raise KpmergeError(
+                f"expected 4 numbers [x, y, w, h], got {len(b)}", file, f"$.annotations[{where[j]}].bbox"
+            )
     arr = np.array(boxes, dtype=np.float64).reshape(len(boxes), 4)
     bad = ~np.isfinite(arr)
     if bad.any():
         j, c = (int(x) for x in np.argwhere(bad)[0])
-        raise KpmergeError(f"expected a finite number, got {arr[j, c]}", file, f"$.annotations[{where[j]}].bbox[{c}]")
+        raise KpmergeError(
+            f"expected a finite number, got {arr[j, c]}", file, f"$.annotations[{where[j]}].bbox[{c}]"
+        )
     neg = (arr[:, 2] < 0) | (arr[:, 3] < 0)
     if neg.any():
         j = int(np.argmax(neg))
         raise KpmergeError(
             f"expected a box with width and height >= 0, got {arr[j, 2]:g} x {arr[j, 3]:g}",
-            file, f"$.annotations[{where[j]}].bbox",
-        )  # fmt: skip
+            file,
+            f"$.annotations[{where[j]}].bbox",
+        )
     return arr
 
 
@@ -187,7 +224,9 @@ def _check_unique(ids: list[Any], file: Any, container: str, where: Any) -> None
     for j, v in enumerate(ids):
         if v in seen:
             raise KpmergeError(
-                f"duplicate id {v!r} (also at {container}[{where[seen[v]]}])", file, f"$.{container}[{where[j]}].id"
+                f"duplicate id {v!r} (also at {container}[{where[seen[v]]}])",
+                file,
+                f"$.{container}[{where[j]}].id",
             )
         seen[v] = j
 
@@ -256,16 +295,26 @@ def dataset_to_coco(
     out_anns = []
     for j in range(n):
         parts = [
-            b'"id":' + ann_ids[j], b'"image_id":' + img_ids[img_of[j]], b'"category_id":1',
-            b'"keypoints":[' + kp[j] + b"]", b'"num_keypoints":%d' % labelled[j], b'"bbox":[' + boxes[j] + b"]",
-        ]  # fmt: skip
+            b'"id":' + ann_ids[j],
+            b'"image_id":' + img_ids[img_of[j]],
+            b'"category_id":1',
+            b'"keypoints":[' + kp[j] + b"]",
+            b'"num_keypoints":%d' % labelled[j],
+            b'"bbox":[' + boxes[j] + b"]",
+        ]
         if areas[j] != b"null":
             parts.append(b'"area":' + areas[j])
         parts.append(b'"iscrowd":%d' % crowd[j])
         if inst.extra[j]:
             parts.append(inst.extra[j])
         out_anns.append(b"{" + b",".join(parts) + b"}")
-    category = {"id": 1, "name": "person", "supercategory": "person", "keypoints": names, "skeleton": skeleton}
+    category = {
+        "id": 1,
+        "name": "person",
+        "supercategory": "person",
+        "keypoints": names,
+        "skeleton": skeleton,
+    }
     head = b"{"
     if info is not None:
         head += b'"info":' + orjson.dumps(info) + b","

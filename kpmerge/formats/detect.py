@@ -21,7 +21,9 @@ def detect_format(data: bytes, file: str | Path | None = None) -> str:
         head = data[:65536]
         if b'"keypoint_annotations"' in head or data.strip() in (b"[]",):
             return "aic"
-        raise KpmergeError("a JSON list, but not raw AI Challenger records (no keypoint_annotations)", file, "$")
+        raise KpmergeError(
+            "a JSON list, but not raw AI Challenger records (no keypoint_annotations)", file, "$"
+        )
     raise KpmergeError("not valid JSON: expected an object (COCO) or a list (raw AIC)", file, "$")
 
 
