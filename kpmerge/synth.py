@@ -1,0 +1,175 @@
+"""Deterministic synthetic COCO keypoint and raw AI Challenger files, for samples and benchmarks.
+
+`python -m kpmerge.synth OUT --scale 1.0` writes files shaped like COCO person_keypoints_train2017
+(118,287 images, 262,465 annotations, polygons and a few RLE crowd masks) and raw AIC train
+(210,000 images, 378,374 people) into OUT; `--scale` shrinks or grows both.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from .layouts import builtin_layout
+
+COCO_IMAGES, COCO_ANNOTATIONS = 118_287, 262_465
+AIC_IMAGES, AIC_PEOPLE = 210_000, 378_374
+
+
+def _people_per_image(rng: np.random.Generator, images: int, people: int) -> np.ndarray:
+    """How many people each image holds: at least one each, the rest spread at random."""
+    counts = np.ones(images, dtype=np.int64)
+    extra = people - images
+    if extra > 0:
+        np.add.at(counts, rng.integers(0, images, size=extra), 1)
+    return counts
+
+
+def _poses(
+    rng: np.random.Generator, n: int, k: int, width: np.ndarray, height: np.ndarray
+) -> tuple[Any, Any]:
+    """Boxes (n, 4) inside the image and keypoints (n, k, 3) in COCO visibility (0, 1, 2)."""
+    w = np.round(rng.uniform(0.1, 0.5, n) * width, 2)
+    h = np.round(rng.uniform(0.2, 0.9, n) * height, 2)
+    x = np.round(rng.uniform(0, 1, n) * (width - w), 2)
+    y = np.round(rng.uniform(0, 1, n) * (height - h), 2)
+    boxes = np.stack([x, y, w, h], axis=1)
+    px = np.floor(x[:, None] + rng.uniform(0, 1, (n, k)) * w[:, None])
+    py = np.floor(y[:, None] + rng.uniform(0, 1, (n, k)) * h[:, None])
+    v = rng.choice([0, 1, 2], size=(n, k), p=[0.3, 0.15, 0.55]).astype(np.float64)
+    kp = np.stack([np.where(v > 0, px, 0), np.where(v > 0, py, 0), v], axis=2)
+    return boxes, kp
+
+
+def synth_coco(scale: float = 1.0, seed: int = 0) -> bytes:
+    """COCO person keypoint JSON bytes: images, annotations with polygons, a few RLE crowd regions."""
+    rng = np.random.default_rng([seed, 1])
+    n_img = max(1, round(COCO_IMAGES * scale))
+    n_ann = max(n_img, round(COCO_ANNOTATIONS * scale))
+    width = rng.choice([480, 500, 612, 640], n_img)
+    height = rng.choice([360, 375, 427, 480], n_img)
+    per = _people_per_image(rng, n_img, n_ann)
+    img_of = np.repeat(np.arange(n_img), per)
+    boxes, kp = _poses(rng, n_ann, 17, width[img_of], height[img_of])
+    crowd = rng.uniform(0, 1, n_ann) < 0.01
+    kp[crowd] = 0
+    area = np.round(boxes[:, 2] * boxes[:, 3] * rng.uniform(0.4, 0.7, n_ann), 4)
+    n_pts = rng.integers(10, 60, n_ann)
+    images = [
+        {
+            "license": int(lic),
+            "file_name": f"{i + 1:012d}.jpg",
+            "coco_url": f"http://images.example/{i + 1:012d}.jpg",
+            "height": int(h),
+            "width": int(w),
+            "date_captured": "2013-11-14 16:28:13",
+            "id": i + 1,
+        }
+        for i, (w, h, lic) in enumerate(zip(width, height, rng.integers(1, 8, n_img), strict=True))
+    ]
+    annotations = []
+    kp_list, box_list, area_list = (
+        kp.reshape(n_ann, -1).astype(np.int64).tolist(),
+        boxes.tolist(),
+        area.tolist(),
+    )
+    for j in range(n_ann):
+        b = box_list[j]
+        if crowd[j]:
+            seg: Any = {
+                "counts": rng.integers(0, 400, 60).tolist(),
+                "size": [int(height[img_of[j]]), int(width[img_of[j]])],
+            }
+        else:
+            m = int(n_pts[j])
+            xs = np.round(b[0] + rng.uniform(0, 1, m) * b[2], 2)
+            ys = np.round(b[1] + rng.uniform(0, 1, m) * b[3], 2)
+            seg = [np.stack([xs, ys], axis=1).reshape(-1).tolist()]
+        annotations.append(
+            {
+                "segmentation": seg,
+                "num_keypoints": int(np.count_nonzero(kp[j, :, 2] > 0)),
+                "area": area_list[j],
+                "iscrowd": int(crowd[j]),
+                "keypoints": kp_list[j],
+                "image_id": int(img_of[j]) + 1,
+                "bbox": b,
+                "category_id": 1,
+                "id": 100_000 + j,
+            }
+        )
+    coco = builtin_layout("coco")
+    category = {
+        "supercategory": "person",
+        "id": 1,
+        "name": "person",
+        "keypoints": list(coco.keypoints),
+        "skeleton": [[a + 1, b + 1] for a, b in coco.skeleton_ids],
+    }
+    doc = {
+        "info": {"description": "kpmerge synthetic COCO keypoints", "version": "1.0"},
+        "licenses": [{"url": "", "id": i, "name": f"license {i}"} for i in range(1, 8)],
+        "images": images,
+        "annotations": annotations,
+        "categories": [category],
+    }
+    return orjson.dumps(doc)
+
+
+def synth_aic(scale: float = 1.0, seed: int = 0) -> bytes:
+    """Raw AI Challenger keypoint JSON bytes: one record per image, several people each."""
+    rng = np.random.default_rng([seed, 2])
+    n_img = max(1, round(AIC_IMAGES * scale))
+    n_people = max(n_img, round(AIC_PEOPLE * scale))
+    width = rng.choice([640, 800, 900, 950], n_img)
+    height = rng.choice([480, 596, 600, 641], n_img)
+    per = _people_per_image(rng, n_img, n_people)
+    img_of = np.repeat(np.arange(n_img), per)
+    boxes, kp = _poses(rng, n_people, 14, width[img_of], height[img_of])
+    kp[:, :, 2] = np.array([3, 2, 1])[kp[:, :, 2].astype(np.int64)]  # COCO -> raw AIC visibility
+    xyxy = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1).round().astype(np.int64)
+    kp_list, box_list = kp.reshape(n_people, -1).astype(np.int64).tolist(), xyxy.tolist()
+    records, j = [], 0
+    for i in range(n_img):
+        image_id = f"{rng.integers(0, 2**63):016x}{i:024x}"
+        humans = [f"human{h + 1}" for h in range(int(per[i]))]
+        order = humans[::-1]  # files list humans in no particular order
+        records.append(
+            {
+                "url": f"http://images.example/aic/{image_id}.jpg",
+                "image_id": image_id,
+                "keypoint_annotations": {h: kp_list[j + humans.index(h)] for h in order},
+                "human_annotations": {h: box_list[j + humans.index(h)] for h in order},
+            }
+        )
+        j += len(humans)
+    return orjson.dumps(records)
+
+
+def write_synth(out: str | Path, scale: float = 1.0, seed: int = 0) -> dict[str, Path]:
+    """Write `coco_synth.json` and `aic_synth.json` into `out`; returns their paths."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"coco": folder / "coco_synth.json", "aic": folder / "aic_synth.json"}
+    paths["coco"].write_bytes(synth_coco(scale, seed))
+    paths["aic"].write_bytes(synth_aic(scale, seed))
+    return paths
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m kpmerge.synth OUT [--scale S] [--seed N]`."""
+    parser = argparse.ArgumentParser(prog="python -m kpmerge.synth", description=__doc__.splitlines()[0])
+    parser.add_argument("out", help="folder to write coco_synth.json and aic_synth.json into")
+    parser.add_argument("--scale", type=float, default=1.0, help="1.0 = full COCO train + AIC train sizes")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    for name, path in write_synth(args.out, args.scale, args.seed).items():
+        print(f"{name}: {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+if __name__ == "__main__":
+    main()
