@@ -160,14 +160,29 @@ def write_synth(out: str | Path, scale: float = 1.0, seed: int = 0) -> dict[str,
     return paths
 
 
+SAMPLE_COCO_IMAGES, SAMPLE_AIC_IMAGES = 6, 5
+
+
+def write_samples(out: str | Path, seed: int = 0) -> dict[str, Path]:
+    """Write the small `coco_sample.json` and `aic_sample.json` of `sample_data/` into `out`."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"coco": folder / "coco_sample.json", "aic": folder / "aic_sample.json"}
+    paths["coco"].write_bytes(synth_coco(SAMPLE_COCO_IMAGES / COCO_IMAGES, seed))
+    paths["aic"].write_bytes(synth_aic(SAMPLE_AIC_IMAGES / AIC_IMAGES, seed))
+    return paths
+
+
 def main(argv: list[str] | None = None) -> None:
-    """`python -m kpmerge.synth OUT [--scale S] [--seed N]`."""
+    """`python -m kpmerge.synth OUT [--scale S] [--seed N] [--sample]`."""
     parser = argparse.ArgumentParser(prog="python -m kpmerge.synth", description=__doc__.splitlines()[0])
     parser.add_argument("out", help="folder to write coco_synth.json and aic_synth.json into")
     parser.add_argument("--scale", type=float, default=1.0, help="1.0 = full COCO train + AIC train sizes")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sample", action="store_true", help="write the small files of sample_data/ instead")
     args = parser.parse_args(argv)
-    for name, path in write_synth(args.out, args.scale, args.seed).items():
+    write = write_samples(args.out, args.seed) if args.sample else write_synth(args.out, args.scale, args.seed)
+    for name, path in write.items():
         print(f"{name}: {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
