@@ -79,14 +79,9 @@ def decode_column(
         sub = m.group(2) if m and m.group(2) else ""
         im = _INDEX.match(sub)
         if im:
-            path = (
-                f"$.{container}[{im.group(1)}].{name}{im.group(2)}"
-                if container
-                else f"$[{im.group(1)}].{name}"
-            )
-            err = decode_error(exc, file)
-            return_err = KpmergeError(err.message, file=file, json_path=path)
-            raise return_err from None
+            head = f"$.{container}[{im.group(1)}]" if container else f"$[{im.group(1)}]"
+            path = f"{head}.{name}{im.group(2)}"
+            raise KpmergeError(decode_error(exc, file).message, file=file, json_path=path) from None
         raise decode_error(exc, file) from None
 
 

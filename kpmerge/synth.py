@@ -181,7 +181,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sample", action="store_true", help="write the small files of sample_data/ instead")
     args = parser.parse_args(argv)
-    write = write_samples(args.out, args.seed) if args.sample else write_synth(args.out, args.scale, args.seed)
+    write = (
+        write_samples(args.out, args.seed) if args.sample else write_synth(args.out, args.scale, args.seed)
+    )
     for name, path in write.items():
         print(f"{name}: {path} ({path.stat().st_size / 1e6:.1f} MB)")
 

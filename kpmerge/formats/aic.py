@@ -85,6 +85,20 @@ def aic_to_dataset(
     return Dataset(images=images, instances=instances, keypoint_names=None, format="aic", notes=notes)
 
 
+def _humans(records: list[dict[str, Raw]], field: str, file: Any) -> list[dict[str, list[float]]]:
+    """One `{humanN: numbers}` per record; an error names the record and the human."""
+    try:
+        return decode_column([r[field] for r in records], dict[str, list[float]], file, "", field)
+    except KpmergeError as err:
+        path = err.json_path or ""
+        if "[...]" not in path:
+            raise
+        i = int(path[2 : path.index("]")])
+        for human, raw in decode(bytes(records[i][field]), dict[str, Raw], file, f"$[{i}].{field}").items():
+            decode(bytes(raw), list[float], file, f"$[{i}].{field}.{human}")
+        raise
+
+
 def _human_order(kps: dict[str, list[float]], file: Any, i: int) -> list[str]:
     """Humans in numeric order of their suffix: human2 before human10."""
     keyed = []

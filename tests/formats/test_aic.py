@@ -1,0 +1,109 @@
+import json
+import struct
+import zlib
+
+import numpy as np
+import pytest
+
+from kpmerge.errors import KpmergeError
+from kpmerge.formats.aic import aic_to_dataset, dataset_to_aic, read_aic
+from tests.conftest import AIC_RAW, fixture, needs_fixtures
+
+
+@needs_fixtures
+def test_raw_aic_converts_to_mmpose_test_aic():
+    """The raw records hold the same nine people as MMPose's converted test_aic.json."""
+    ds = read_aic(AIC_RAW)
+    ref = json.loads(fixture("aic/test_aic.json").read_text())
+    anns = ref["annotations"]
+    assert len(ds.instances) == len(anns) == 9
+    np.testing.assert_array_equal(
+        ds.instances.keypoints, np.array([a["keypoints"] for a in anns]).reshape(9, 14, 3)
+    )
+    np.testing.assert_array_equal(ds.instances.boxes, np.array([a["bbox"] for a in anns], dtype=float))
+    assert ds.instances.labelled_counts().tolist() == [a["num_keypoints"] for a in anns]
+    # images in file order, people of each image in numeric order of their humanN key
+    ref_files = {i["id"]: i["file_name"] for i in ref["images"]}
+    assert [ds.images.file_names[i] for i in ds.instances.image_index] == [
+        ref_files[a["image_id"]] for a in anns
+    ]
+    assert list(ds.images.file_names) == [i["file_name"] for i in ref["images"]]
+    assert np.isnan(ds.instances.areas).all()
+    assert ds.notes and "width and height left out" in ds.notes[0]
+
+
+def _record(humans):
+    kps = {h: [1, 2, 1] * 13 + [0, 0, 3] for h in humans}
+    boxes = {h: [0, 0, 10 + int(h[5:]), 20] for h in humans}
+    return {"url": "u", "image_id": "abc", "keypoint_annotations": kps, "human_annotations": boxes}
+
+
+def test_humans_in_numeric_order():
+    data = json.dumps([_record(["human10", "human2", "human1"])]).encode()
+    ds = aic_to_dataset(data)
+    assert list(ds.instances.ids) == ["abc/human1", "abc/human2", "abc/human10"]
+    assert ds.instances.boxes[:, 2].tolist() == [11, 12, 20]
+    assert ds.instances.keypoints[0, 0].tolist() == [1, 2, 2]  # raw v 1 (visible) -> 2
+    assert ds.instances.keypoints[0, 13].tolist() == [0, 0, 0]  # raw v 3 (unlabelled) -> 0
+
+
+def test_round_trip_back_to_raw():
+    records = [_record(["human1", "human2"])]
+    ds = aic_to_dataset(json.dumps(records).encode())
+    again = json.loads(dataset_to_aic(ds))
+    assert again == records
+    assert aic_to_dataset(dataset_to_aic(ds)).instances == ds.instances
+
+
+@pytest.mark.parametrize(
+    ("mutate", "fragment"),
+    [
+        (lambda r: r["keypoint_annotations"]["human1"].__setitem__(2, 4), "expected visibility 1, 2 or 3"),
+        (lambda r: r["keypoint_annotations"]["human1"].pop(), "expected 42 numbers, got 41"),
+        (lambda r: r["human_annotations"].pop("human1"), "human1 has keypoints but no box"),
+        (lambda r: r.pop("image_id"), "$[0].image_id: missing"),
+        (lambda r: r["human_annotations"].__setitem__("human1", [5, 5, 1, 1]), "x2 >= x1"),
+        (
+            lambda r: r["keypoint_annotations"]["human1"].__setitem__(0, "7"),
+            "$[0].keypoint_annotations.human1[0]",
+        ),
+    ],
+)
+def test_bad_raw_aic(mutate, fragment):
+    rec = _record(["human1"])
+    mutate(rec)
+    with pytest.raises(KpmergeError) as err:
+        aic_to_dataset(json.dumps([rec]).encode(), file="x.json")
+    assert fragment in str(err.value)
+    assert str(err.value).startswith("x.json: ")
+
+
+def _png(w, h):
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + struct.pack(">I", 13)
+        + b"IHDR"
+        + ihdr
+        + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    )
+
+
+def _jpeg(w, h):
+    app0 = b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+    sof = b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, h, w, 1) + b"\x01\x11\x00"
+    return b"\xff\xd8" + app0 + sof + b"\xff\xd9"
+
+
+def test_image_sizes_from_image_folder(tmp_path):
+    rec1, rec2 = _record(["human1"]), _record(["human1"])
+    rec2["image_id"] = "def"
+    (tmp_path / "abc.jpg").write_bytes(_jpeg(640, 480))
+    (tmp_path / "def.jpg").write_bytes(_png(33, 44))  # a PNG behind a .jpg name is read by its header
+    ds = aic_to_dataset(json.dumps([rec1, rec2]).encode(), image_dir=tmp_path)
+    assert ds.images.widths.tolist() == [640, 33]
+    assert ds.images.heights.tolist() == [480, 44]
+    assert ds.notes == ()
+    (tmp_path / "def.jpg").unlink()
+    with pytest.raises(KpmergeError, match="image not found"):
+        aic_to_dataset(json.dumps([rec1, rec2]).encode(), image_dir=tmp_path)

@@ -1,0 +1,131 @@
+import json
+
+import numpy as np
+import pytest
+
+from kpmerge.errors import KpmergeError
+from kpmerge.formats.coco import coco_to_dataset, dataset_to_coco, read_coco
+from tests.conftest import fixture, needs_fixtures
+
+COCO_STYLE = [
+    "coco/test_coco.json",
+    "aic/test_aic.json",
+    "crowdpose/test_crowdpose.json",
+    "halpe/test_halpe.json",
+    "ochuman/test_ochuman.json",
+    "posetrack18/test_posetrack18_val.json",
+    "jhmdb/test_jhmdb_sub1.json",
+]
+
+
+@needs_fixtures
+@pytest.mark.parametrize("rel", COCO_STYLE)
+def test_read_matches_plain_json(rel):
+    ref = json.loads(fixture(rel).read_text())
+    ds = read_coco(fixture(rel))
+    anns = ref["annotations"]
+    k = len(anns[0]["keypoints"]) // 3
+    assert len(ds.images) == len(ref["images"]) and len(ds.instances) == len(anns)
+    np.testing.assert_array_equal(
+        ds.instances.keypoints, np.array([a["keypoints"] for a in anns]).reshape(-1, k, 3)
+    )
+    np.testing.assert_array_equal(ds.instances.boxes, np.array([a["bbox"] for a in anns]))
+    assert list(ds.instances.ids) == [a["id"] for a in anns]
+    image_row = {img["id"]: i for i, img in enumerate(ref["images"])}
+    assert ds.instances.image_index.tolist() == [image_row[a["image_id"]] for a in anns]
+    names = ref["categories"][0]["keypoints"]
+    assert ds.keypoint_names == (tuple(names) if names else None)
+
+
+@needs_fixtures
+@pytest.mark.parametrize("rel", COCO_STYLE)
+def test_write_then_read_keeps_everything(rel):
+    ref = json.loads(fixture(rel).read_text())
+    ds = read_coco(fixture(rel))
+    names = ref["categories"][0]["keypoints"]
+    out = json.loads(dataset_to_coco(ds, names, ref["categories"][0]["skeleton"]))
+    assert [{k: v for k, v in i.items()} for i in out["images"]] == ref["images"]
+    for got, want in zip(out["annotations"], ref["annotations"], strict=True):
+        want = dict(want)
+        want["num_keypoints"] = sum(1 for v in want["keypoints"][2::3] if v > 0)
+        want.setdefault("iscrowd", 0)
+        want["iscrowd"] = int(want["iscrowd"])
+        want["category_id"] = 1
+        assert got == want
+        assert list(got)[:4] == ["id", "image_id", "category_id", "keypoints"]
+    again = coco_to_dataset(dataset_to_coco(ds, names, []))
+    assert again.images == ds.images
+    # num_keypoints is written as the count of v > 0, whatever the source said
+    assert again.instances.num_keypoints.tolist() == ds.instances.labelled_counts().tolist()
+    assert again.instances[:] == type(ds.instances)(
+        **{**vars(ds.instances), "num_keypoints": again.instances.num_keypoints}
+    )
+
+
+def test_integers_stay_integers():
+    doc = {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 640, "height": 480}],
+        "annotations": [
+            {
+                "id": 7,
+                "image_id": 1,
+                "category_id": 1,
+                "keypoints": [313, 201.5, 2, 0, 0, 0],
+                "bbox": [1, 2.25, 3, 4],
+                "area": 12,
+                "iscrowd": 0,
+            }
+        ],
+        "categories": [{"id": 1, "name": "person", "keypoints": ["a", "b"]}],
+    }
+    text = dataset_to_coco(coco_to_dataset(json.dumps(doc).encode()), ["a", "b"], [])
+    assert b'"keypoints":[313,201.5,2,0,0,0]' in text
+    assert b'"bbox":[1,2.25,3,4],"area":12' in text
+    assert b'"width":640,"height":480' in text
+
+
+def test_other_categories_are_counted_not_lost():
+    doc = {
+        "images": [{"id": 1, "file_name": "a.jpg"}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "keypoints": [1, 1, 2], "bbox": [0, 0, 2, 2]},
+            {"id": 2, "image_id": 1, "category_id": 3, "bbox": [0, 0, 2, 2]},
+        ],
+        "categories": [{"id": 1, "name": "person", "keypoints": ["a"]}, {"id": 3, "name": "car"}],
+    }
+    ds = coco_to_dataset(json.dumps(doc).encode())
+    assert len(ds.instances) == 1 and ds.skipped == {"other_category": 1} and ds.annotations_read == 2
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        (
+            lambda d: d["annotations"][0].__setitem__("keypoints", [1, 1]),
+            "$.annotations[0].keypoints: expected 3",
+        ),
+        (
+            lambda d: d["annotations"][0]["keypoints"].__setitem__(2, 3),
+            "expected visibility 0, 1 or 2, got 3",
+        ),
+        (lambda d: d["annotations"][0]["keypoints"].__setitem__(0, None), "$.annotations[0].keypoints[0]"),
+        (lambda d: d["annotations"][0].__setitem__("image_id", 9), "image 9 is not in images"),
+        (lambda d: d["annotations"][0].__setitem__("bbox", [0, 0, -1, 2]), "width and height >= 0"),
+        (lambda d: d["images"].append({"id": 1, "file_name": "b.jpg"}), "duplicate id 1"),
+        (lambda d: d.pop("annotations"), "annotations"),
+        (lambda d: d["categories"][0].pop("keypoints"), "expected a category with a `keypoints` list"),
+    ],
+)
+def test_bad_coco_names_file_and_path(change, fragment):
+    doc = {
+        "images": [{"id": 1, "file_name": "a.jpg"}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "keypoints": [1, 1, 2], "bbox": [0, 0, 2, 2]}
+        ],
+        "categories": [{"id": 1, "name": "person", "keypoints": ["a"]}],
+    }
+    change(doc)
+    with pytest.raises(KpmergeError) as err:
+        coco_to_dataset(json.dumps(doc).encode(), file="f.json")
+    assert fragment in str(err.value)
+    assert str(err.value).startswith("f.json: $")
