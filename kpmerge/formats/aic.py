@@ -37,16 +37,8 @@ def aic_to_dataset(
                 if key not in rec:
                     raise KpmergeError(f"missing `{key}`", file, f"$[{i}].{key}")
         image_ids = decode_column([r["image_id"] for r in records], str, file, "", "image_id")
-        people = decode_column(
-            [r["keypoint_annotations"] for r in records],
-            dict[str, list[float]],
-            file,
-            "",
-            "keypoint_annotations",
-        )
-        boxes = decode_column(
-            [r["human_annotations"] for r in records], dict[str, list[float]], file, "", "human_annotations"
-        )
+        people = _humans(records, "keypoint_annotations", file)
+        boxes = _humans(records, "human_annotations", file)
         kp_rows, box_rows, ann_ids, image_index = [], [], [], []
         for i, (img, kps, bxs) in enumerate(zip(image_ids, people, boxes, strict=True)):
             for human in _human_order(kps, file, i):
