@@ -1,0 +1,246 @@
+"""merge, combine, run and layouts through the CLI, on the real fixtures."""
+
+import contextlib
+import io
+import json
+import tomllib
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from kpmerge.cli import cli
+from tests.conftest import AIC_RAW, fixture, needs_fixtures
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMAS = ROOT / "schemas"
+OUTPUT_FILES = ["annotations.json", "manifest.json", "metainfo.json", "metainfo.py"]
+
+
+def invoke(*args, ok=True):
+    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=not ok)
+    if ok:
+        assert result.exit_code == 0, result.stderr
+    return result
+
+
+def schema(name):
+    return json.loads((SCHEMAS / f"{name}.schema.json").read_text())
+
+
+def load(out, name):
+    return json.loads((out / name).read_text())
+
+
+@needs_fixtures
+def test_combine_writes_all_outputs_valid_and_loadable(tmp_path):
+    out = tmp_path / "out"
+    result = invoke("combine", f"coco={fixture('coco/test_coco.json')}", f"aic={AIC_RAW}", "-o", out)
+    assert sorted(p.name for p in out.iterdir()) == OUTPUT_FILES
+    assert "kpmerge combine: 23 annotations in layout coco_aic" in result.stderr
+    assert result.stdout == ""
+    jsonschema.validate(load(out, "metainfo.json"), schema("metainfo"))
+    jsonschema.validate(load(out, "manifest.json"), schema("manifest"))
+    from pycocotools.coco import COCO
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO(str(out / "annotations.json"))
+    assert len(coco.getAnnIds()) == 23 and len(coco.getImgIds()) == 7
+    doc = load(out, "annotations.json")
+    assert doc["categories"][0]["keypoints"][17:] == ["head_top", "neck"]
+    assert [a["source"] for a in doc["annotations"]] == ["coco"] * 14 + ["aic"] * 9
+    src = json.loads(fixture("coco/test_coco.json").read_text())
+    assert [a["source_id"] for a in doc["annotations"][:14]] == [a["id"] for a in src["annotations"]]
+    assert doc["annotations"][0]["segmentation"] == src["annotations"][0]["segmentation"]
+    assert [a["id"] for a in doc["annotations"]] == list(range(1, 24))
+
+
+@needs_fixtures
+def test_metainfo_py_is_an_mmpose_dataset_info(tmp_path):
+    out = tmp_path / "out"
+    invoke("combine", f"coco={fixture('coco/test_coco.json')}", f"aic={AIC_RAW}", "-o", out)
+    scope: dict = {}
+    exec((out / "metainfo.py").read_text(), scope)  # what mmengine's Config.fromfile does
+    info = scope["dataset_info"]
+    meta = load(out, "metainfo.json")
+    names = [info["keypoint_info"][i]["name"] for i in range(len(info["keypoint_info"]))]
+    assert names == meta["keypoints"]
+    # flip indices as MMPose's parse_pose_metainfo derives them from `swap`
+    flip = [
+        names.index(info["keypoint_info"][i]["swap"]) if info["keypoint_info"][i]["swap"] else i
+        for i in range(len(names))
+    ]
+    assert flip == meta["flip_indices"]
+    links = [[names.index(a), names.index(b)] for a, b in (v["link"] for v in info["skeleton_info"].values())]
+    assert links == meta["skeleton"]
+    assert len(info["joint_weights"]) == len(info["sigmas"]) == 19
+    assert scope["eval_indices"]["coco"] == list(range(17))
+    assert scope["source_keypoints"]["aic"] == list(range(5, 19))
+
+
+@needs_fixtures
+def test_merge_every_coco_style_fixture_into_coco(tmp_path):
+    rels = [
+        "crowdpose/test_crowdpose.json",
+        "halpe/test_halpe.json",
+        "ochuman/test_ochuman.json",
+        "posetrack18/test_posetrack18_val.json",
+        "jhmdb/test_jhmdb_sub1.json",
+    ]
+    sources = [f"{r.split('/')[0]}={fixture(r)}" for r in rels]
+    out = tmp_path / "out"
+    invoke("merge", *sources, "--target", "coco", "-o", out)
+    manifest = load(out, "manifest.json")
+    doc = load(out, "annotations.json")
+    total = 0
+    for entry, rel in zip(manifest["sources"], rels, strict=True):
+        src = json.loads(fixture(rel).read_text())
+        counts = entry["annotations"]
+        assert (
+            counts["read"]
+            == len(src["annotations"])
+            == counts["written"] + sum(counts["not_written"].values())
+        )
+        start, end = counts["range"]
+        assert end - start == counts["written"]
+        total += counts["written"]
+        assert all(a["source"] == entry["name"] for a in doc["annotations"][start:end])
+    assert total == len(doc["annotations"])
+    halpe = next(e for e in manifest["sources"] if e["name"] == "halpe")
+    assert halpe["layout"] == "halpe" and len(halpe["mapping"]["pairs"]) == 17
+
+
+@needs_fixtures
+def test_midpoint_mapping_into_a_user_layout(tmp_path):
+    """coco -> 18 keypoints with neck = mid(left_shoulder, right_shoulder) (MMPose raises IndexError here)."""
+    coco = json.loads(CliRunner().invoke(cli, ["layouts", "show", "coco"]).stdout)["layout"]
+    neck = {"name": "neck", "swap": "", "type": "upper"}
+    coco18 = dict(coco, name="coco18", keypoints=[*coco["keypoints"], neck])
+    coco18.update(joint_weights=[*coco["joint_weights"], 1.0], sigmas=[*coco["sigmas"], 0.079])
+    for k in coco18["keypoints"]:
+        k.pop("color", None)
+    layout = tmp_path / "coco18.json"
+    layout.write_text(json.dumps(coco18))
+    out = tmp_path / "out"
+    mapping = ",".join(f"{i}:{i}" for i in range(17)) + ",left_shoulder+right_shoulder:neck"
+    invoke(
+        "merge", f"coco={fixture('coco/test_coco.json')}", "--target", layout, "--mapping", mapping, "-o", out
+    )
+    anns = json.loads(fixture("coco/test_coco.json").read_text())["annotations"]
+    src = np.array([a["keypoints"] for a in anns], dtype=float).reshape(-1, 17, 3)
+    got = np.array([a["keypoints"] for a in load(out, "annotations.json")["annotations"]]).reshape(-1, 18, 3)
+    ls, rs = src[:, 5], src[:, 6]
+    both = (ls[:, 2] > 0) & (rs[:, 2] > 0)
+    assert both.any() and (~both).any()
+    np.testing.assert_array_equal(got[both, 17, :2], (ls[both, :2] + rs[both, :2]) / 2)
+    np.testing.assert_array_equal(got[both, 17, 2], np.minimum(ls[both, 2], rs[both, 2]))
+    np.testing.assert_array_equal(got[~both, 17], 0)
+    np.testing.assert_array_equal(got[:, :17], src)
+
+
+@needs_fixtures
+def test_two_runs_are_byte_identical(tmp_path):
+    args = [
+        f"coco={fixture('coco/test_coco.json')}",
+        f"aic={AIC_RAW}",
+        f"pt={fixture('posetrack18/test_posetrack18_val.json')}",
+    ]
+    invoke("combine", *args, "-o", tmp_path / "a")
+    invoke("combine", *args, "-o", tmp_path / "b")
+    for name in OUTPUT_FILES:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def test_run_sample_recipe(tmp_path):
+    recipe = ROOT / "sample_data" / "recipe.toml"
+    jsonschema.validate(tomllib.loads(recipe.read_text()), schema("recipe"))
+    out = tmp_path / "sample_out"
+    invoke("run", recipe, "-o", out)
+    manifest = load(out, "manifest.json")
+    assert manifest["layout"] == "coco_aic" and [s["name"] for s in manifest["sources"]] == ["coco", "aic"]
+    assert manifest["sources"][0]["path"] == "coco_sample.json"
+    doc = load(out, "annotations.json")
+    assert doc["images"][0]["file_name"].startswith("coco/train2017/")
+    assert doc["images"][-1]["file_name"].startswith("aic/train/")
+
+
+def test_sample_data_is_what_the_generator_makes(tmp_path):
+    from kpmerge.synth import write_samples
+
+    for name, path in write_samples(tmp_path).items():
+        assert path.read_bytes() == (ROOT / "sample_data" / path.name).read_bytes(), name
+
+
+def test_layouts_commands():
+    listing = invoke("layouts").stdout
+    assert listing.splitlines()[0].startswith("coco ") and "coco_aic" in listing
+    shown = json.loads(invoke("layouts", "show", "coco_aic").stdout)
+    assert shown["num_keypoints"] == 19 and len(shown["joint_weights"]) == 19
+
+
+def _error_line(result):
+    lines = result.stderr.strip().splitlines()
+    assert "Traceback" not in result.stderr
+    return lines[-1]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "fragment"),
+    [
+        (["merge", "{bad}", "-o", "{out}"], 1, "not valid JSON"),
+        (["combine", "{bad}", "-o", "{out}"], 1, "not valid JSON"),
+        (["merge", "{good}", "--mapping", "0:99", "-o", "{out}"], 2, "index 99 is out of range 0..16"),
+        (["merge", "{good}", "--target", "nope", "-o", "{out}"], 2, "unknown layout 'nope'"),
+        (["combine", "a={good}", "a={good}", "-o", "{out}"], 2, "source name 'a' is used twice"),
+        (["run", "{recipe}"], 2, "sources[0].colour: unknown key"),
+        (["layouts", "show", "nope"], 2, "unknown layout 'nope'"),
+        (["merge", "{missing}", "-o", "{out}"], 2, "file not found"),
+    ],
+)
+def test_bad_input_gives_one_error_line_and_no_output(tmp_path, args, code, fragment):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"images": [')
+    good = tmp_path / "good.json"
+    names = json.loads(invoke("layouts", "show", "coco").stdout)["keypoints"]
+    good.write_text(
+        json.dumps(
+            {
+                "images": [{"id": 1, "file_name": "a.jpg"}],
+                "annotations": [{"id": 1, "image_id": 1, "keypoints": [1, 1, 2] * 17, "bbox": [0, 0, 5, 5]}],
+                "categories": [{"id": 1, "name": "person", "keypoints": names}],
+            }
+        )
+    )
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('mode = "merge"\noutput = "out"\n[[sources]]\npath = "good.json"\ncolour = "red"\n')
+    out = tmp_path / "out"
+    values = {"bad": bad, "good": good, "recipe": recipe, "out": out, "missing": tmp_path / "missing.json"}
+    result = invoke(*[a.format(**values) for a in args], ok=False)
+    assert result.exit_code == code, result.stderr
+    line = _error_line(result)
+    assert line.startswith("Error: ") and fragment in line
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+@needs_fixtures
+def test_existing_output_needs_force(tmp_path):
+    out = tmp_path / "out"
+    invoke("merge", fixture("coco/test_coco.json"), "-o", out)
+    result = invoke("merge", fixture("coco/test_coco.json"), "-o", out, ok=False)
+    assert result.exit_code == 2 and "output exists (use --force to replace it)" in _error_line(result)
+    invoke("merge", fixture("coco/test_coco.json"), "-o", out, "--force")
+
+
+def test_every_command_has_help_and_is_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    commands = []
+    for name, cmd in cli.commands.items():
+        commands.append(name)
+        assert cmd.help, name
+        for sub in getattr(cmd, "commands", {}):
+            commands.append(f"{name} {sub}")
+    for name in commands:
+        assert f"kpmerge {name}" in readme, name
