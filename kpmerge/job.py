@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .build import Merged, Source, combine, merge
-from .errors import UsageError
+from .errors import KpmergeError, UsageError
 from .formats.detect import read_dataset
 from .layouts import Layout, detect_layout, load_layout
 from .mapping import MappingSpec
@@ -79,14 +79,11 @@ def load_source(spec: SourceSpec) -> Source:
     elif dataset.format == "aic":
         layout = load_layout("aic")
     else:
+        names = list(dataset.keypoint_names) if dataset.keypoint_names else None
         try:
-            layout = detect_layout(list(dataset.keypoint_names) if dataset.keypoint_names else None, k)
-        except Exception as exc:
-            from .errors import KpmergeError
-
-            if isinstance(exc, KpmergeError):
-                raise KpmergeError(exc.message, file=spec.path, json_path="$.categories") from None
-            raise
+            layout = detect_layout(names, k)
+        except KpmergeError as exc:
+            raise KpmergeError(exc.message, file=spec.path, json_path="$.categories") from None
     meta = {
         "path": spec.label if spec.label is not None else spec.path.as_posix(),
         "sha256": _sha256(spec.path),

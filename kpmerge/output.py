@@ -195,24 +195,21 @@ def write_folder(files: dict[str, Callable[[], bytes]], out: str | Path, force: 
     backup: Path | None = None
     try:
         for name, make in files.items():
-            (tmp / name).write_bytes(make())
+            target = tmp / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(make())
         if path.exists():
             backup = Path(tempfile.mkdtemp(prefix=f".{path.name}.kpmerge-old-", dir=parent))
             os.rename(path, backup / "old")
         os.rename(tmp, path)
-    except OSError as exc:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if backup is not None and (backup / "old").exists() and not path.exists():
             os.rename(backup / "old", path)
         if backup is not None:
             shutil.rmtree(backup, ignore_errors=True)
-        raise KpmergeError(f"cannot write output: {exc.strerror or exc}", file=path) from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if backup is not None and (backup / "old").exists() and not path.exists():
-            os.rename(backup / "old", path)
-        if backup is not None:
-            shutil.rmtree(backup, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise KpmergeError(f"cannot write output: {exc.strerror or exc}", file=path) from None
         raise
     if backup is not None:
         shutil.rmtree(backup, ignore_errors=True)
