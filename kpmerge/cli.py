@@ -148,6 +148,19 @@ def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+def export_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--export NAME (repeatable): extra files for other trainers, in subfolders of OUT."""
+    from .exports import EXPORTS
+
+    return click.option(
+        "--export",
+        "exports",
+        multiple=True,
+        type=click.Choice(list(EXPORTS)),
+        help="Also write files for another trainer into OUT/<name>/ (repeatable).",
+    )(f)
+
+
 def _specs(sources: tuple[str, ...], opts: dict[str, Any]) -> tuple[SourceSpec, ...]:
     parsed = [_parse_source(s) for s in sources]
     names = [n or SourceSpec(path=p).source_name for n, p in parsed]
@@ -239,6 +252,7 @@ def cli(debug: bool) -> None:
 )
 @source_options
 @output_options
+@export_option
 def merge(
     sources: tuple[str, ...], target: str | None, out: Path, force: bool, quiet: bool, **opts: Any
 ) -> None:
@@ -255,6 +269,7 @@ def merge(
             force=force,
             drop_empty=opts["drop_empty"],
             drop_crowd=opts["drop_crowd"],
+            exports=opts["exports"],
         ),
         quiet,
     )
@@ -264,6 +279,7 @@ def merge(
 @click.argument("sources", nargs=-1, required=True)
 @source_options
 @output_options
+@export_option
 def combine(sources: tuple[str, ...], out: Path, force: bool, quiet: bool, **opts: Any) -> None:
     """Build the union layout of all sources and map every source into it.
 
@@ -277,6 +293,7 @@ def combine(sources: tuple[str, ...], out: Path, force: bool, quiet: bool, **opt
             force=force,
             drop_empty=opts["drop_empty"],
             drop_crowd=opts["drop_crowd"],
+            exports=opts["exports"],
         ),
         quiet,
     )
@@ -294,6 +311,40 @@ def run(recipe: Path, out: Path | None, force: bool | None, quiet: bool) -> None
     """
     job = read_recipe(recipe, force=force, output=out)
     _run(job, quiet)
+
+
+@cli.command()
+@click.argument("out_dir", metavar="OUT", type=click.Path(path_type=Path))
+@click.option("--to", "layout", required=True, help="Layout to write: a built-in name or a layout JSON file.")
+@click.option(
+    "-o", "--out", "file", required=True, type=click.Path(path_type=Path), help="COCO file to write."
+)
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    help="Keep this source's images and annotations (repeatable; default: every source that defines "
+    "all keypoints of the layout).",
+)
+@click.option("--force", is_flag=True, help="Replace FILE if it exists.")
+@click.option("--quiet", "-q", is_flag=True, help="No summary on stderr.")
+def project(
+    out_dir: Path, layout: str, file: Path, sources: tuple[str, ...], force: bool, quiet: bool
+) -> None:
+    """Write an output folder's annotations back in one source layout, for COCOeval.
+
+    Example: kpmerge project combined/ --to coco -o coco_val_gt.json
+    """
+    from .project import project as project_file
+
+    result = project_file(out_dir, layout, file, sources or None, force)
+    if not quiet:
+        click.echo(
+            f"kpmerge project: {result.annotations} annotations, {result.images} images of "
+            f"{', '.join(result.sources)} in layout {result.layout.name} ({len(result.layout)} keypoints, "
+            f"columns by {result.how}) -> {file}",
+            err=True,
+        )
 
 
 @cli.group(invoke_without_command=True)

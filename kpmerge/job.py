@@ -11,7 +11,7 @@ from .errors import KpmergeError, UsageError
 from .formats.detect import read_dataset
 from .layouts import Layout, detect_layout, load_layout
 from .mapping import MappingSpec
-from .output import check_output_path, write_output
+from .output import check_output_path, output_files, write_folder
 
 MODES = ("merge", "combine")
 
@@ -57,6 +57,7 @@ class Job:
     drop_empty: bool = False
     drop_crowd: bool = False
     options: dict[str, object] = field(default_factory=dict)
+    exports: tuple[str, ...] = ()
 
 
 def _stem(path: Path) -> str:
@@ -126,7 +127,12 @@ def build_job(job: Job) -> Merged:
 
 def run_job(job: Job) -> Merged:
     """Build the job and write its output folder atomically; returns what was written."""
+    from .exports import check_exports, export_files
+
     check_output_path(job.output, job.force)
+    check_exports(job.exports)
     merged = build_job(job)
-    write_output(merged, job.output, job.force)
+    files = output_files(merged)
+    files.update(export_files(merged, job.exports))
+    write_folder(files, job.output, job.force)
     return merged

@@ -9,7 +9,7 @@ from typing import Any
 from .errors import UsageError
 from .job import MODES, Job, SourceSpec
 
-TOP_KEYS = {"mode", "output", "target", "force", "drop_empty", "drop_crowd", "sources"}
+TOP_KEYS = {"mode", "output", "target", "force", "drop_empty", "drop_crowd", "sources", "export"}
 SOURCE_KEYS = {"name", "path", "format", "layout", "mapping", "image_prefix", "image_dir"}
 
 
@@ -94,6 +94,16 @@ def recipe_to_job(
     for key in ("force", "drop_empty", "drop_crowd"):
         if key in data and not isinstance(data[key], bool):
             raise fail(key, "expected true or false")
+    exports = data.get("export", [])
+    if isinstance(exports, str):
+        exports = [exports]
+    if not isinstance(exports, list) or not all(isinstance(e, str) for e in exports):
+        raise fail("export", 'expected a list of export names, e.g. ["yolo", "detectron2"]')
+    from .exports import EXPORTS
+
+    for i, name in enumerate(exports):
+        if name not in EXPORTS:
+            raise fail(f"export[{i}]", f"unknown export {name!r} (known: {', '.join(EXPORTS)})")
     return Job(
         mode=mode,
         sources=tuple(specs),
@@ -102,4 +112,5 @@ def recipe_to_job(
         force=bool(data.get("force", False)) if force is None else force,
         drop_empty=data.get("drop_empty", False),
         drop_crowd=data.get("drop_crowd", False),
+        exports=tuple(dict.fromkeys(exports)),
     )

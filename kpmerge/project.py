@@ -1,0 +1,194 @@
+"""Evaluation files: an output's annotations written back in one source layout (e.g. COCO-17 from 19)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import KpmergeError, UsageError
+from .formats.coco import dataset_to_coco, read_coco
+from .instances import Dataset, Images, Instances
+from .layouts import Layout, layout_from_dict, load_layout
+from .mapping import build_mapping
+
+ANNOTATIONS = "annotations.json"
+METAINFO_JSON = "metainfo.json"
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class Projection:
+    """What `project_output` made.
+
+    Attributes:
+        data: The COCO keypoint JSON bytes in the chosen layout.
+        layout: The chosen layout.
+        columns: For each keypoint of `layout`, its column in the output's layout.
+        how: `eval_indices of source NAME` or `names`.
+        sources: The sources whose images and annotations were kept.
+        images: Images written.
+        annotations: Annotations written.
+    """
+
+    data: bytes
+    layout: Layout
+    columns: list[int]
+    how: str
+    sources: tuple[str, ...]
+    images: int
+    annotations: int
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        raise UsageError("not found; give a kpmerge output folder", file=path) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise KpmergeError(f"cannot read: {exc}", file=path) from None
+
+
+def project_output(
+    out: str | Path, to: str | Path | Layout, sources: Sequence[str] | None = None
+) -> Projection:
+    """The annotations of the output folder `out` in layout `to`, for pycocotools' COCOeval.
+
+    The columns come from the metainfo's evaluation indices of a source in layout `to` when there is
+    one, else by keypoint name (with synonyms); every keypoint of `to` must have a column.
+
+    Args:
+        out: A kpmerge output folder (annotations.json, metainfo.json, manifest.json).
+        to: The layout to write: a built-in name, a layout JSON file or a Layout.
+        sources: The sources to keep; None keeps every source that defines all keypoints of `to`.
+
+    Raises:
+        UsageError: for a folder that is not an output, a layout with keypoints the output lacks,
+            an unknown source, or no source to keep.
+    """
+    folder = Path(out)
+    meta = _read_json(folder / METAINFO_JSON)
+    manifest = _read_json(folder / MANIFEST)
+    try:
+        own = layout_from_dict(meta["layout"], source=str(folder / METAINFO_JSON))
+        entries = {s["name"]: s for s in meta["sources"]}
+        ranges = {
+            s["name"]: (tuple(s["images"]["range"]), tuple(s["annotations"]["range"]))
+            for s in manifest["sources"]
+        }
+    except (KeyError, TypeError) as exc:
+        raise KpmergeError(f"not a kpmerge metainfo/manifest pair (missing {exc})", file=folder) from None
+    layout = load_layout(to)
+    columns, how = _columns(own, layout, entries)
+    if sources is None:
+        chosen = [n for n, e in entries.items() if set(columns) <= set(e.get("defined_keypoints", []))]
+        if not chosen:
+            raise UsageError(
+                f"no source of {folder} defines every keypoint of layout {layout.name}; choose with --source"
+            )
+    else:
+        chosen = list(dict.fromkeys(sources))
+        for n in chosen:
+            if n not in entries:
+                raise UsageError(f"no source named {n!r} in {folder} (sources: {', '.join(entries)})")
+    dataset = read_coco(folder / ANNOTATIONS)
+    projected = _select(dataset, [ranges[n] for n in chosen], columns)
+    info = {"description": f"kpmerge project to {layout.name} of {', '.join(chosen)}", "layout": layout.name}
+    skeleton = [[a + 1, b + 1] for a, b in layout.skeleton_ids]
+    data = dataset_to_coco(projected, list(layout.keypoints), skeleton, info=info)
+    return Projection(
+        data=data,
+        layout=layout,
+        columns=columns,
+        how=how,
+        sources=tuple(chosen),
+        images=len(projected.images),
+        annotations=len(projected.instances),
+    )
+
+
+def _columns(own: Layout, layout: Layout, entries: dict[str, Any]) -> tuple[list[int], str]:
+    for name, e in entries.items():
+        idx = e.get("eval_indices")
+        if e.get("layout") == layout.name and idx and len(idx) == len(layout):
+            return [int(i) for i in idx], f"eval_indices of source {name}"
+    mapping = build_mapping(own, layout, "auto")
+    if mapping.unmapped:
+        missing = ", ".join(layout.keypoints[t] for t in mapping.unmapped)
+        raise UsageError(
+            f"layout {own.name} of the output has no keypoint for {missing} of layout {layout.name}"
+        )
+    return [term[0] for term, _ in mapping.pairs], "names"
+
+
+def _select(dataset: Dataset, ranges: list[tuple[Any, Any]], columns: list[int]) -> Dataset:
+    images, inst = dataset.images, dataset.instances
+    img_keep = np.zeros(len(images), dtype=bool)
+    ann_keep = np.zeros(len(inst), dtype=bool)
+    for (ia, ib), (aa, ab) in ranges:
+        img_keep[ia:ib] = True
+        ann_keep[aa:ab] = True
+    ann_keep &= img_keep[inst.image_index]
+    new_row = np.cumsum(img_keep) - 1
+    picked = inst[ann_keep]
+    kept = Instances(
+        keypoints=picked.keypoints[:, columns, :],
+        boxes=picked.boxes,
+        areas=picked.areas,
+        iscrowd=picked.iscrowd,
+        image_index=new_row[picked.image_index],
+        ids=picked.ids,
+        num_keypoints=picked.num_keypoints,
+        extra=picked.extra,
+    )
+    kept_images = Images(
+        ids=images.ids[img_keep],
+        file_names=images.file_names[img_keep],
+        widths=images.widths[img_keep],
+        heights=images.heights[img_keep],
+        extra=images.extra[img_keep],
+    )
+    return Dataset(images=kept_images, instances=kept, keypoint_names=None, format="coco")
+
+
+def write_file(data: bytes, path: str | Path, force: bool = False) -> Path:
+    """Write one file atomically: a temporary file beside it, then one rename."""
+    target = Path(path)
+    if target.exists() and not force:
+        raise UsageError("output exists (use --force to replace it)", file=target)
+    if target.is_dir():
+        raise UsageError("output is a folder; give a file name", file=target)
+    parent = target.absolute().parent
+    if not parent.is_dir():
+        raise UsageError("the folder to hold the output does not exist", file=parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.kpmerge-", dir=parent)
+    except OSError as exc:
+        raise UsageError(f"cannot write into this folder: {exc.strerror or exc}", file=parent) from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def project(
+    out: str | Path,
+    to: str | Path | Layout,
+    file: str | Path,
+    sources: Sequence[str] | None = None,
+    force: bool = False,
+) -> Projection:
+    """Project the output folder `out` to layout `to` and write the COCO file `file` atomically."""
+    result = project_output(out, to, sources)
+    write_file(result.data, file, force)
+    return result
