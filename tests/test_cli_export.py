@@ -1,0 +1,100 @@
+"""--export on merge and combine, and `export` in recipes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from kpmerge.cli import cli
+from kpmerge.errors import UsageError
+from kpmerge.recipe import recipe_to_job
+from tests.conftest import AIC_RAW, fixture, needs_fixtures
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
+@needs_fixtures
+def test_combine_with_both_exports_is_deterministic(tmp_path):
+    runner = CliRunner()
+    trees = []
+    for name in ("a", "b"):
+        args = [
+            "combine",
+            f"coco={fixture('coco/test_coco.json')}",
+            f"aic={fixture('aic/test_aic.json')}",
+            "-o",
+            str(tmp_path / name),
+            "--export",
+            "yolo",
+            "--export",
+            "detectron2",
+        ]
+        result = runner.invoke(cli, args, catch_exceptions=False)
+        assert result.exit_code == 0
+        trees.append(_tree(tmp_path / name))
+    assert trees[0] == trees[1]
+    names = set(trees[0])
+    assert {"yolo/data.yaml", "yolo/train.txt", "detectron2/metadata.json", "detectron2/register.py"} <= names
+    assert len([n for n in names if n.startswith("yolo/labels/")]) == 7
+
+
+@needs_fixtures
+def test_merge_yolo_without_image_sizes_writes_nothing(tmp_path):
+    out = tmp_path / "out"
+    args = [
+        "merge",
+        f"coco={fixture('coco/test_coco.json')}",
+        f"aic={AIC_RAW}",
+        "-o",
+        str(out),
+        "--export",
+        "yolo",
+    ]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: yolo export needs image sizes: source aic has 3 of 3 images without width/height "
+        "(for raw AIC give --image-dir NAME=FOLDER)\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_export_option(tmp_path):
+    result = CliRunner().invoke(cli, ["merge", "x.json", "-o", str(tmp_path / "o"), "--export", "tflite"])
+    assert result.exit_code == 2
+    assert "Invalid value for '--export'" in result.stderr
+
+
+def _recipe(**extra):
+    return {"mode": "merge", "output": "out", "sources": [{"path": "a.json"}], **extra}
+
+
+def test_recipe_export_key(tmp_path):
+    assert recipe_to_job(_recipe(export=["yolo", "detectron2", "yolo"]), tmp_path).exports == (
+        "yolo",
+        "detectron2",
+    )
+    assert recipe_to_job(_recipe(export="yolo"), tmp_path).exports == ("yolo",)
+    assert recipe_to_job(_recipe(), tmp_path).exports == ()
+    with pytest.raises(UsageError, match=r"export\[1\]: unknown export 'coreml' \(known: yolo, detectron2\)"):
+        recipe_to_job(_recipe(export=["yolo", "coreml"]), tmp_path)
+    with pytest.raises(UsageError, match="export: expected a list of export names"):
+        recipe_to_job(_recipe(export=3), tmp_path)
+
+
+@needs_fixtures
+def test_run_recipe_with_export(tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(
+        f'mode = "combine"\noutput = "out"\nexport = ["detectron2"]\n'
+        f'[[sources]]\nname = "coco"\npath = "{fixture("coco/test_coco.json")}"\n'
+    )
+    result = CliRunner().invoke(cli, ["run", str(recipe), "-q"], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert sorted(_tree(tmp_path / "out"))[:2] == ["annotations.json", "detectron2/metadata.json"]
