@@ -157,19 +157,9 @@ def test_rules_crowd_box_and_outside_keypoints(tmp_path):
     assert result.keypoints_dropped == 1
     assert result.rows == 2
     rows = [r.split() for r in result.files["labels/a.txt"].decode().splitlines()]
-    assert rows[0][:5] == ["0", "0.250000", "0.437500", "0.500000", "0.625000"]  # clipped to x 0..50
-    assert rows[0][5:14] == [
-        "0.100000",
-        "0.250000",
-        "2",
-        "0.000000",
-        "0.000000",
-        "0",
-        "0.300000",
-        "0.500000",
-        "1",
-    ]
-    assert rows[1][5:] == ["0.000000", "0.000000", "0"] * 17
+    assert rows[0][:5] == ["0", "0.25", "0.4375", "0.5", "0.625"]  # clipped to x 0..50
+    assert rows[0][5:14] == ["0.1", "0.25", "2", "0", "0", "0", "0.3", "0.5", "1"]  # 1 is outside
+    assert rows[1][5:] == ["0", "0", "0"] * 17
     assert "1 crowd, 1 empty_box" in result.files["data.yaml"].decode()
     _, labels = load_yolo(_write(yolo_files(merge([src])), tmp_path))
     assert labels["a.jpg"].shape == (2, 5 + 17 * 3)

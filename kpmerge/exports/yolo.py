@@ -5,7 +5,8 @@ Rules (the README's "Exports and evaluation files" section says the same for use
 - A label row is `0 cx cy w h` then K times `x y v`: the box centre and size and the keypoints divided
   by the image width and height. `v` is written as COCO has it (0 unlabelled, 1 occluded, 2 visible),
   as Ultralytics' own COCO converter does; Ultralytics treats any `v != 0` as labelled.
-- Unlabelled keypoints, and labelled ones outside the image, are written `0 0 0` (counted).
+- Unlabelled keypoints, and labelled ones outside the image, are written `0 0 0` (the latter counted).
+- Numbers are written with 6 significant digits (`%.6g`, as Ultralytics' own COCO converter writes `%g`).
 - The box is clipped to the image; an instance whose clipped box is empty is left out (counted).
 - Crowd instances are left out (counted): the format has no ignore regions.
 - Images are listed in `train.txt` as `./images/<file_name>`; Ultralytics finds each label by replacing
@@ -145,7 +146,7 @@ def _check_sizes(merged: Merged) -> None:
 def _format_rows(table: np.ndarray, k: int) -> list[str]:
     if not len(table):
         return []
-    fmt = " ".join(["%d", "%.6f", "%.6f", "%.6f", "%.6f"] + ["%.6f %.6f %d"] * k)
+    fmt = " ".join(["%d", "%.6g", "%.6g", "%.6g", "%.6g"] + ["%.6g %.6g %d"] * k)
     text = ("\n".join([fmt] * len(table))) % tuple(table.ravel().tolist())
     return text.split("\n")
 
