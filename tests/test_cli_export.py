@@ -98,3 +98,16 @@ def test_run_recipe_with_export(tmp_path):
     result = CliRunner().invoke(cli, ["run", str(recipe), "-q"], catch_exceptions=False)
     assert result.exit_code == 0
     assert sorted(_tree(tmp_path / "out"))[:2] == ["annotations.json", "detectron2/metadata.json"]
+
+
+@pytest.mark.parametrize(
+    ("export", "valid"), [(["yolo", "detectron2"], True), ("yolo", True), (["x"], False)]
+)
+def test_recipe_schema_knows_export(export, valid):
+    import json
+
+    import jsonschema
+
+    schema = json.loads((Path(__file__).parents[1] / "schemas" / "recipe.schema.json").read_text())
+    errors = list(jsonschema.Draft202012Validator(schema).iter_errors(_recipe(export=export)))
+    assert (not errors) == valid
