@@ -326,10 +326,19 @@ def run(recipe: Path, out: Path | None, force: bool | None, quiet: bool) -> None
     help="Keep this source's images and annotations (repeatable; default: every source that defines "
     "all keypoints of the layout).",
 )
+@click.option(
+    "--original-ids", is_flag=True, help="Write the ids the images and annotations have in their source."
+)
 @click.option("--force", is_flag=True, help="Replace FILE if it exists.")
 @click.option("--quiet", "-q", is_flag=True, help="No summary on stderr.")
 def project(
-    out_dir: Path, layout: str, file: Path, sources: tuple[str, ...], force: bool, quiet: bool
+    out_dir: Path,
+    layout: str,
+    file: Path,
+    sources: tuple[str, ...],
+    original_ids: bool,
+    force: bool,
+    quiet: bool,
 ) -> None:
     """Write an output folder's annotations back in one source layout, for COCOeval.
 
@@ -337,7 +346,7 @@ def project(
     """
     from .project import project as project_file
 
-    result = project_file(out_dir, layout, file, sources or None, force)
+    result = project_file(out_dir, layout, file, sources or None, force, original_ids)
     if not quiet:
         click.echo(
             f"kpmerge project: {result.annotations} annotations, {result.images} images of "

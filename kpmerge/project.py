@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from .errors import KpmergeError, UsageError
@@ -46,6 +47,20 @@ class Projection:
     annotations: int
 
 
+class _Origin(msgspec.Struct):
+    source_id: Any = None
+
+
+def _original_ids(extra: np.ndarray, what: str, file: Path) -> list[Any]:
+    decoder = msgspec.json.Decoder(_Origin)
+    ids = [decoder.decode(b"{" + e + b"}").source_id for e in extra]
+    if any(i is None for i in ids):
+        raise KpmergeError(f"{what} without source_id: cannot write original ids", file=file)
+    if len(set(map(repr, ids))) != len(ids):
+        raise UsageError(f"original {what} ids repeat across the chosen sources; choose one with --source")
+    return ids
+
+
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text("utf-8"))
@@ -56,7 +71,10 @@ def _read_json(path: Path) -> Any:
 
 
 def project_output(
-    out: str | Path, to: str | Path | Layout, sources: Sequence[str] | None = None
+    out: str | Path,
+    to: str | Path | Layout,
+    sources: Sequence[str] | None = None,
+    original_ids: bool = False,
 ) -> Projection:
     """The annotations of the output folder `out` in layout `to`, for pycocotools' COCOeval.
 
@@ -67,6 +85,8 @@ def project_output(
         out: A kpmerge output folder (annotations.json, metainfo.json, manifest.json).
         to: The layout to write: a built-in name, a layout JSON file or a Layout.
         sources: The sources to keep; None keeps every source that defines all keypoints of `to`.
+        original_ids: Write each image's and annotation's id in its source (`source_id`) instead of
+            the output's id, to score predictions made on the source file.
 
     Raises:
         UsageError: for a folder that is not an output, a layout with keypoints the output lacks,
@@ -101,7 +121,12 @@ def project_output(
     projected = _select(dataset, [ranges[n] for n in chosen], columns)
     info = {"description": f"kpmerge project to {layout.name} of {', '.join(chosen)}", "layout": layout.name}
     skeleton = [[a + 1, b + 1] for a, b in layout.skeleton_ids]
-    data = dataset_to_coco(projected, list(layout.keypoints), skeleton, info=info)
+    ids: dict[str, Any] = {}
+    if original_ids:
+        ann_file = folder / ANNOTATIONS
+        ids["image_ids"] = _original_ids(projected.images.extra, "image", ann_file)
+        ids["annotation_ids"] = _original_ids(projected.instances.extra, "annotation", ann_file)
+    data = dataset_to_coco(projected, list(layout.keypoints), skeleton, info=info, **ids)
     return Projection(
         data=data,
         layout=layout,
@@ -187,8 +212,9 @@ def project(
     file: str | Path,
     sources: Sequence[str] | None = None,
     force: bool = False,
+    original_ids: bool = False,
 ) -> Projection:
     """Project the output folder `out` to layout `to` and write the COCO file `file` atomically."""
-    result = project_output(out, to, sources)
+    result = project_output(out, to, sources, original_ids)
     write_file(result.data, file, force)
     return result

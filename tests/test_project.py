@@ -125,3 +125,25 @@ def test_existing_file_needs_force(combined, tmp_path):
     assert target.read_text() == "old"
     project(combined, "coco", target, force=True)
     assert json.loads(target.read_text())["info"]["layout"] == "coco"
+
+
+@needs_fixtures
+def test_original_ids(combined, tmp_path):
+    result = project(combined, "coco", tmp_path / "gt.json", original_ids=True)
+    mine = json.loads(result.data)
+    theirs = json.loads(fixture("coco/test_coco.json").read_text())
+    assert [i["id"] for i in mine["images"]] == [i["id"] for i in theirs["images"]]
+    assert [a["id"] for a in mine["annotations"]] == [a["id"] for a in theirs["annotations"]]
+    assert [a["image_id"] for a in mine["annotations"]] == [a["image_id"] for a in theirs["annotations"]]
+    assert self_score(tmp_path / "gt.json", builtin_layout("coco").sigmas)[0] == 1.0
+
+
+@needs_fixtures
+def test_original_ids_must_not_repeat(tmp_path):
+    aic = _sources()[1]
+    twice = combine([aic, load_source(SourceSpec(fixture("aic/test_aic.json"), name="aic2"))])
+    out = write_output(twice, tmp_path / "out")
+    assert project_output(out, "aic").annotations == 18
+    with pytest.raises(UsageError, match="original image ids repeat across the chosen sources"):
+        project_output(out, "aic", original_ids=True)
+    assert project_output(out, "aic", ["aic2"], original_ids=True).annotations == 9
