@@ -14,6 +14,7 @@ import click
 from . import __version__
 from .build import Merged
 from .errors import KpmergeError
+from .exports import EXPORTS
 from .job import Job, SourceSpec, run_job
 from .layouts import builtin_layout_names, load_layout
 from .recipe import read_recipe
@@ -150,8 +151,6 @@ def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def export_option(f: Callable[..., Any]) -> Callable[..., Any]:
     """--export NAME (repeatable): extra files for other trainers, in subfolders of OUT."""
-    from .exports import EXPORTS
-
     return click.option(
         "--export",
         "exports",

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .build import Merged, Source, combine, merge
 from .errors import KpmergeError, UsageError
+from .exports import check_exports, export_files
 from .formats.detect import read_dataset
 from .layouts import Layout, detect_layout, load_layout
 from .mapping import MappingSpec
@@ -127,8 +128,6 @@ def build_job(job: Job) -> Merged:
 
 def run_job(job: Job) -> Merged:
     """Build the job and write its output folder atomically; returns what was written."""
-    from .exports import check_exports, export_files
-
     check_output_path(job.output, job.force)
     check_exports(job.exports)
     merged = build_job(job)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
+from .exports import EXPORTS
 from .job import MODES, Job, SourceSpec
 
 TOP_KEYS = {"mode", "output", "target", "force", "drop_empty", "drop_crowd", "sources", "export"}
@@ -99,8 +100,6 @@ def recipe_to_job(
         exports = [exports]
     if not isinstance(exports, list) or not all(isinstance(e, str) for e in exports):
         raise fail("export", 'expected a list of export names, e.g. ["yolo", "detectron2"]')
-    from .exports import EXPORTS
-
     for i, name in enumerate(exports):
         if name not in EXPORTS:
             raise fail(f"export[{i}]", f"unknown export {name!r} (known: {', '.join(EXPORTS)})")
