@@ -412,3 +412,9 @@ def test_layout_option_must_fit(tmp_path):
     assert inspect([path], layout="ochuman").files[0].layout == "ochuman"
     with pytest.raises(UsageError, match="has 14 keypoints but the file has 17"):
         inspect([path], layout="aic")
+
+
+def test_empty_raw_aic_file():
+    ds = aic_to_dataset(b"[]", strict=False)
+    report = inspect_dataset(ds)
+    assert (report.format, report.layout, report.annotations, report.problems) == ("aic", "aic", 0, ())

@@ -120,7 +120,7 @@ def _check_values(
         img, human = ann_ids[j].rsplit("/", 1)
         return f"$[image_id={img}].{field}.{human}"
 
-    for arr, field in ((kp.reshape(len(kp), -1), "keypoint_annotations"), (xyxy, "human_annotations")):
+    for arr, field in ((kp.reshape(len(kp), 3 * K), "keypoint_annotations"), (xyxy, "human_annotations")):
         bad = ~np.isfinite(arr)
         if bad.any():
             j, c = (int(x) for x in np.argwhere(bad)[0])
