@@ -324,6 +324,43 @@ def layouts_show(name: str) -> None:
     click.echo(json.dumps(layout_metainfo(load_layout(name)), indent=2))
 
 
+@cli.command("inspect")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--layout", help="Layout of the file inputs: a built-in name or a layout JSON file (default: detected)."
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON document (schemas/inspect.schema.json)."
+)
+@click.option(
+    "--plot", type=click.Path(path_type=Path), help="Write a PNG of labelled rates and name overlap."
+)
+@click.option("--strict", is_flag=True, help="Exit with 1 on warnings too, not only on errors.")
+@click.pass_context
+def inspect_cmd(
+    ctx: click.Context,
+    paths: tuple[Path, ...],
+    layout: str | None,
+    as_json: bool,
+    plot: Path | None,
+    strict: bool,
+) -> None:
+    """Keypoint statistics and problems of annotation files or kpmerge output folders (exit 1 on errors).
+
+    Example: kpmerge inspect person_keypoints_val2017.json aic_val.json --plot overlap.png
+    """
+    from .inspect import format_report, inspect, plot_report
+    from .jsonio import dumps_pretty
+
+    report = inspect(paths, layout=layout)
+    if plot is not None:
+        plot_report(report, plot)
+    click.echo(
+        dumps_pretty(report.to_dict()).decode("utf-8").rstrip("\n") if as_json else format_report(report)
+    )
+    ctx.exit(report.exit_code(strict))
+
+
 def main() -> None:
     """Entry point of the `kpmerge` command."""
     cli(prog_name="kpmerge")

@@ -27,14 +27,19 @@ def detect_format(data: bytes, file: str | Path | None = None) -> str:
     raise KpmergeError("not valid JSON: expected an object (COCO) or a list (raw AIC)", file, "$")
 
 
-def read_dataset(path: str | Path, format: str | None = None, image_dir: str | Path | None = None) -> Dataset:
-    """Read a keypoint file in the given format, or the one its content shows."""
+def read_dataset(
+    path: str | Path, format: str | None = None, image_dir: str | Path | None = None, strict: bool = True
+) -> Dataset:
+    """Read a keypoint file in the given format, or the one its content shows.
+
+    With `strict=False` the readers record rule violations in `Dataset.problems` instead of raising.
+    """
     data = read_bytes(path)
     fmt = format or detect_format(data, path)
     if fmt == "coco":
         if image_dir is not None:
             raise UsageError("an image folder is only used for raw AIC files (COCO files hold image sizes)")
-        return coco.coco_to_dataset(data, file=path)
+        return coco.coco_to_dataset(data, file=path, strict=strict)
     if fmt == "aic":
-        return aic.aic_to_dataset(data, file=path, image_dir=image_dir)
+        return aic.aic_to_dataset(data, file=path, image_dir=image_dir, strict=strict)
     raise UsageError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
