@@ -140,7 +140,10 @@ def test_auto_reaches_halpe26_feet(tmp_path):
     [
         (lambda a: a.pop("face_kpts"), r"\$\.annotations\[id=1\]\.face_kpts: missing `face_kpts`"),
         (lambda a: a["foot_kpts"].pop(), r"\$\.annotations\[id=1\]\.foot_kpts: expected 18 numbers"),
-        (lambda a: a.__setitem__("righthand_kpts", "x"), r"righthand_kpts"),
+        (
+            lambda a: a.__setitem__("righthand_kpts", "x"),
+            r"\$\.annotations\[id=1\]\.righthand_kpts: expected array",
+        ),
     ],
 )
 def test_errors_name_the_place(tmp_path, change, message):

@@ -15,6 +15,7 @@ plain COCO, the four part fields are taken out of (and put back into) each annot
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -31,6 +32,7 @@ PARTS = (("foot_kpts", 6), ("face_kpts", 68), ("lefthand_kpts", 21), ("righthand
 """The part fields in layout order, with their keypoint counts."""
 K = BODY + sum(n for _, n in PARTS)
 PART_FIELDS = frozenset(name for name, _ in PARTS)
+_POSITION = re.compile(r"^\$\[(\d+)\](.*)$")
 
 
 def read_wholebody(path: str | Path) -> Dataset:
@@ -60,7 +62,10 @@ def wholebody_to_dataset(data: bytes, file: str | Path | None = None) -> Dataset
         blocks = [inst.keypoints.reshape(len(inst), BODY, 3)]
         changed = 0
         for name, k in PARTS:
-            rows = decode_column([r[name] for r in records], list[float], file, "annotations", name)
+            try:
+                rows = decode_column([r[name] for r in records], list[float], file, "", name)
+            except KpmergeError as err:
+                raise KpmergeError(err.message, file, _by_id(err.json_path or "", ids)) from None
             for j, row in enumerate(rows):
                 if len(row) != 3 * k:
                     raise KpmergeError(
@@ -91,6 +96,12 @@ def wholebody_to_dataset(data: bytes, file: str | Path | None = None) -> Dataset
         notes += (f"{changed} whole-body visibilities other than 0, 1, 2 read as 2 (v > 0) or 0",)
     instances = replace(inst.with_keypoints(keypoints), extra=extra)
     return replace(body, instances=instances, keypoint_names=None, format="coco_wholebody", notes=notes)
+
+
+def _by_id(path: str, ids: list[object]) -> str:
+    """`$[3].foot_kpts` (position among person annotations) -> `$.annotations[id=..].foot_kpts`."""
+    m = _POSITION.match(path)
+    return f"$.annotations[id={ids[int(m.group(1))]}]{m.group(2)}" if m else path
 
 
 def write_wholebody(dataset: Dataset, path: str | Path) -> None:
