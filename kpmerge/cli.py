@@ -310,7 +310,7 @@ def layouts(ctx: click.Context) -> None:
         for name in builtin_layout_names():
             lay = load_layout(name)
             click.echo(
-                f"{name:12s} {len(lay):4d} keypoints  {', '.join(lay.keypoints[:6])}"
+                f"{name:14s} {len(lay):4d} keypoints  {', '.join(lay.keypoints[:6])}"
                 f"{', ...' if len(lay) > 6 else ''}"
             )
 
