@@ -102,7 +102,7 @@ def source_options(f: Callable[..., Any]) -> Callable[..., Any]:
             "formats",
             multiple=True,
             type=PairValue(),
-            help="Input format per source: coco or aic (default: detected).",
+            help="Input format per source: coco, aic, mpii or coco_wholebody (default: detected).",
         ),
         click.option(
             "--layout",
@@ -130,7 +130,7 @@ def source_options(f: Callable[..., Any]) -> Callable[..., Any]:
             "image_dirs",
             multiple=True,
             type=PairValue(),
-            help="Image folder per raw AIC source, to read image sizes.",
+            help="Image folder per raw AIC or MPII source, to read image sizes.",
         ),
         click.option("--drop-empty", is_flag=True, help="Leave out instances with no labelled keypoint."),
         click.option("--drop-crowd", is_flag=True, help="Leave out crowd instances."),
@@ -141,7 +141,8 @@ def source_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """-o/--out, --force and --quiet."""
+    """-o/--out, --force, --quiet and --gzip."""
+    f = click.option("--gzip", is_flag=True, help="Write annotations.json.gz instead of annotations.json.")(f)
     f = click.option("--quiet", "-q", is_flag=True, help="No summary or progress on stderr.")(f)
     f = click.option("--force", is_flag=True, help="Replace OUT if it exists.")(f)
     f = click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Output folder.")(f)
@@ -255,6 +256,7 @@ def merge(
             force=force,
             drop_empty=opts["drop_empty"],
             drop_crowd=opts["drop_crowd"],
+            gzip=opts["gzip"],
         ),
         quiet,
     )
@@ -277,6 +279,7 @@ def combine(sources: tuple[str, ...], out: Path, force: bool, quiet: bool, **opt
             force=force,
             drop_empty=opts["drop_empty"],
             drop_crowd=opts["drop_crowd"],
+            gzip=opts["gzip"],
         ),
         quiet,
     )
@@ -307,7 +310,7 @@ def layouts(ctx: click.Context) -> None:
         for name in builtin_layout_names():
             lay = load_layout(name)
             click.echo(
-                f"{name:12s} {len(lay):4d} keypoints  {', '.join(lay.keypoints[:6])}"
+                f"{name:14s} {len(lay):4d} keypoints  {', '.join(lay.keypoints[:6])}"
                 f"{', ...' if len(lay) > 6 else ''}"
             )
 
