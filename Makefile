@@ -16,7 +16,7 @@ install: $(STAMP)
 demo: install
 	rm -rf sample_out
 	$(BIN)/kpmerge run sample_data/recipe.toml --force
-	@echo "wrote sample_out/: annotations.json metainfo.json metainfo.py manifest.json"
+	$(BIN)/kpmerge inspect sample_out
 
 test: install
 	$(BIN)/python -m pytest

@@ -103,7 +103,7 @@ def source_options(f: Callable[..., Any]) -> Callable[..., Any]:
             "formats",
             multiple=True,
             type=PairValue(),
-            help="Input format per source: coco or aic (default: detected).",
+            help="Input format per source: coco, aic, mpii or coco_wholebody (default: detected).",
         ),
         click.option(
             "--layout",
@@ -131,7 +131,7 @@ def source_options(f: Callable[..., Any]) -> Callable[..., Any]:
             "image_dirs",
             multiple=True,
             type=PairValue(),
-            help="Image folder per raw AIC source, to read image sizes.",
+            help="Image folder per raw AIC or MPII source, to read image sizes.",
         ),
         click.option("--drop-empty", is_flag=True, help="Leave out instances with no labelled keypoint."),
         click.option("--drop-crowd", is_flag=True, help="Leave out crowd instances."),
@@ -142,7 +142,8 @@ def source_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """-o/--out, --force and --quiet."""
+    """-o/--out, --force, --quiet and --gzip."""
+    f = click.option("--gzip", is_flag=True, help="Write annotations.json.gz instead of annotations.json.")(f)
     f = click.option("--quiet", "-q", is_flag=True, help="No summary or progress on stderr.")(f)
     f = click.option("--force", is_flag=True, help="Replace OUT if it exists.")(f)
     f = click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Output folder.")(f)
@@ -268,6 +269,7 @@ def merge(
             force=force,
             drop_empty=opts["drop_empty"],
             drop_crowd=opts["drop_crowd"],
+            gzip=opts["gzip"],
             exports=opts["exports"],
         ),
         quiet,
@@ -292,6 +294,7 @@ def combine(sources: tuple[str, ...], out: Path, force: bool, quiet: bool, **opt
             force=force,
             drop_empty=opts["drop_empty"],
             drop_crowd=opts["drop_crowd"],
+            gzip=opts["gzip"],
             exports=opts["exports"],
         ),
         quiet,
@@ -366,7 +369,7 @@ def layouts(ctx: click.Context) -> None:
         for name in builtin_layout_names():
             lay = load_layout(name)
             click.echo(
-                f"{name:12s} {len(lay):4d} keypoints  {', '.join(lay.keypoints[:6])}"
+                f"{name:14s} {len(lay):4d} keypoints  {', '.join(lay.keypoints[:6])}"
                 f"{', ...' if len(lay) > 6 else ''}"
             )
 
@@ -381,6 +384,43 @@ def layouts_show(name: str) -> None:
     from .output import layout_metainfo
 
     click.echo(json.dumps(layout_metainfo(load_layout(name)), indent=2))
+
+
+@cli.command("inspect")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--layout", help="Layout of the file inputs: a built-in name or a layout JSON file (default: detected)."
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON document (schemas/inspect.schema.json)."
+)
+@click.option(
+    "--plot", type=click.Path(path_type=Path), help="Write a PNG of labelled rates and name overlap."
+)
+@click.option("--strict", is_flag=True, help="Exit with 1 on warnings too, not only on errors.")
+@click.pass_context
+def inspect_cmd(
+    ctx: click.Context,
+    paths: tuple[Path, ...],
+    layout: str | None,
+    as_json: bool,
+    plot: Path | None,
+    strict: bool,
+) -> None:
+    """Keypoint statistics and problems of annotation files or kpmerge output folders (exit 1 on errors).
+
+    Example: kpmerge inspect person_keypoints_val2017.json aic_val.json --plot overlap.png
+    """
+    from .inspect import format_report, inspect, plot_report
+    from .jsonio import dumps_pretty
+
+    report = inspect(paths, layout=layout)
+    if plot is not None:
+        plot_report(report, plot)
+    click.echo(
+        dumps_pretty(report.to_dict()).decode("utf-8").rstrip("\n") if as_json else format_report(report)
+    )
+    ctx.exit(report.exit_code(strict))
 
 
 def main() -> None:

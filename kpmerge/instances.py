@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -186,6 +187,25 @@ class Instances:
         )
 
 
+@dataclass(frozen=True)
+class Problem:
+    """A problem a lenient reader (or `kpmerge.inspect`) found instead of raising.
+
+    Attributes:
+        kind: Short name, e.g. `duplicate_annotation_id`.
+        severity: `error`, `warning` or `info`.
+        count: How many records (annotations or images) have it.
+        examples: The ids of the first few such records.
+        message: One sentence for people.
+    """
+
+    kind: str
+    severity: str
+    count: int
+    examples: tuple[Any, ...] = ()
+    message: str = ""
+
+
 @dataclass(frozen=True, eq=False)
 class Dataset:
     """What a reader returns: images, instances and what the file says about its keypoints.
@@ -197,6 +217,7 @@ class Dataset:
         format: The format read (`coco`, `aic`).
         skipped: Annotations read but not kept, by reason (e.g. `other_category`).
         notes: Remarks for the user, e.g. that image sizes are unknown.
+        problems: What a lenient reader (`strict=False`) found instead of raising.
     """
 
     images: Images
@@ -205,6 +226,7 @@ class Dataset:
     format: str = "coco"
     skipped: dict[str, int] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    problems: tuple[Problem, ...] = ()
 
     @property
     def annotations_read(self) -> int:

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+import numpy as np
 
 from .build import Merged, Source, combine, merge
 from .errors import KpmergeError, UsageError
 from .exports import check_exports, export_files
 from .formats.detect import read_dataset
+from .instances import Dataset
 from .layouts import Layout, detect_layout, load_layout
 from .mapping import MappingSpec
 from .output import check_output_path, output_files, write_folder
 
 MODES = ("merge", "combine")
+FORMAT_LAYOUTS = {"aic": "aic", "mpii": "mpii", "coco_wholebody": "coco_wholebody"}
+"""Formats that always hold one layout."""
 
 
 @dataclass(frozen=True)
@@ -24,7 +29,7 @@ class SourceSpec:
     Attributes:
         path: The annotation file.
         name: Source name (default: the file stem).
-        format: `coco` or `aic` (default: detected from the content).
+        format: `coco`, `aic`, `mpii` or `coco_wholebody` (default: detected from the content).
         layout: Built-in layout name or layout JSON file (default: detected from names or K).
         mapping: `"auto"` or explicit `[source, target]` entries.
         image_prefix: Prepended to image file names.
@@ -58,6 +63,7 @@ class Job:
     drop_empty: bool = False
     drop_crowd: bool = False
     options: dict[str, object] = field(default_factory=dict)
+    gzip: bool = False
     exports: tuple[str, ...] = ()
 
 
@@ -69,7 +75,10 @@ def _stem(path: Path) -> str:
 
 
 def load_source(spec: SourceSpec) -> Source:
-    """Read one source: its file, format, layout; facts for the manifest (path, sha256, format)."""
+    """Read one source: its file, format, layout; facts for the manifest (path, sha256, format, origin).
+
+    Coordinates of a layout with origin 1 (MPII, JHMDB) are shifted to 0-based here.
+    """
     dataset = read_dataset(spec.path, spec.format, spec.image_dir)
     k = dataset.instances.k
     if spec.layout is not None:
@@ -78,18 +87,22 @@ def load_source(spec: SourceSpec) -> Source:
             raise UsageError(
                 f"layout {layout.name} has {len(layout)} keypoints but the file has {k}", file=spec.path
             )
-    elif dataset.format == "aic":
-        layout = load_layout("aic")
+    elif dataset.format in FORMAT_LAYOUTS:
+        layout = load_layout(FORMAT_LAYOUTS[dataset.format])
     else:
         names = list(dataset.keypoint_names) if dataset.keypoint_names else None
         try:
             layout = detect_layout(names, k)
         except KpmergeError as exc:
             raise KpmergeError(exc.message, file=spec.path, json_path="$.categories") from None
+    origin = layout.origin
+    if origin:
+        dataset, layout = to_zero_based(dataset, origin), replace(layout, origin=0)
     meta = {
         "path": spec.label if spec.label is not None else spec.path.as_posix(),
         "sha256": _sha256(spec.path),
         "format": dataset.format,
+        "coordinate_origin": origin,
     }
     return Source(
         name=spec.source_name,
@@ -99,6 +112,16 @@ def load_source(spec: SourceSpec) -> Source:
         image_prefix=spec.image_prefix,
         meta=meta,
     )
+
+
+def to_zero_based(dataset: Dataset, origin: int) -> Dataset:
+    """The dataset with `origin` subtracted from x, y of labelled keypoints and from box x, y."""
+    inst = dataset.instances
+    keypoints = inst.keypoints.copy()
+    keypoints[:, :, :2] -= np.where(keypoints[:, :, 2:] > 0, float(origin), 0.0)
+    boxes = inst.boxes.copy()
+    boxes[:, :2] -= origin
+    return replace(dataset, instances=replace(inst, keypoints=keypoints, boxes=boxes))
 
 
 def _sha256(path: Path) -> str:
@@ -120,6 +143,8 @@ def build_job(job: Job) -> Merged:
     sources = [load_source(s) for s in job.sources]
     if job.mode == "merge":
         target: Layout | None = load_layout(job.target) if job.target is not None else None
+        if target is not None and target.origin:
+            target = replace(target, origin=0)  # outputs are 0-based
         return merge(sources, target, drop_empty=job.drop_empty, drop_crowd=job.drop_crowd)
     if job.target is not None:
         raise UsageError("combine builds its own layout: --target goes with merge")
@@ -131,7 +156,7 @@ def run_job(job: Job) -> Merged:
     check_output_path(job.output, job.force)
     check_exports(job.exports)
     merged = build_job(job)
-    files = output_files(merged)
+    files = output_files(merged, gzip=job.gzip)
     files.update(export_files(merged, job.exports))
     write_folder(files, job.output, job.force)
     return merged

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gc
+import gzip
 import re
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,8 +25,16 @@ _AT = re.compile(r"^(.*?)(?: - at `\$(.*)`)?$", re.DOTALL)
 _INDEX = re.compile(r"^\[(\d+)\](.*)$")
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+
+
 def read_bytes(path: str | Path) -> bytes:
-    """The file's bytes, or KpmergeError for a missing, unreadable or empty file."""
+    """The file's bytes (decompressed when it is gzip, by its magic bytes), or KpmergeError.
+
+    Raises:
+        UsageError: the file does not exist.
+        KpmergeError: a folder, an unreadable, empty or broken gzip file.
+    """
     p = Path(path)
     try:
         data = p.read_bytes()
@@ -34,6 +44,11 @@ def read_bytes(path: str | Path) -> bytes:
         raise KpmergeError("is a folder, expected a JSON file", file=p) from None
     except OSError as exc:
         raise KpmergeError(f"cannot read: {exc.strerror or exc}", file=p) from None
+    if data[:2] == GZIP_MAGIC:
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise KpmergeError(f"not a valid gzip file: {exc}", file=p) from None
     if not data.strip():
         raise KpmergeError("file is empty, expected JSON", file=p)
     return data

@@ -19,6 +19,7 @@ BUILTIN_ORDER = (
     "mpii",
     "halpe26",
     "halpe",
+    "coco_wholebody",
     "posetrack18",
     "jhmdb",
     "ochuman",
@@ -63,6 +64,8 @@ class Layout:
         skeleton_colors: One RGB triple per link.
         dataset_name: MMPose `dataset_name`.
         paper_info: Citation records, as MMPose keeps them.
+        origin: Coordinate origin of files in this layout: 1 for 1-based (MATLAB) datasets such as
+            MPII and JHMDB, whose keypoints and boxes are shifted to 0-based on read; else 0.
     """
 
     name: str
@@ -76,6 +79,7 @@ class Layout:
     skeleton_colors: tuple[tuple[int, int, int], ...] = ()
     dataset_name: str = ""
     paper_info: tuple[dict[str, Any], ...] = ()
+    origin: int = 0
     _index: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -150,7 +154,7 @@ class Layout:
             "skeleton": links,
             "joint_weights": list(self.joint_weights),
             "sigmas": list(self.sigmas),
-        }
+        } | ({"origin": self.origin} if self.origin else {})
 
 
 def validate_layout(layout: Layout) -> None:
@@ -192,6 +196,8 @@ def validate_layout(layout: Layout) -> None:
         for end in (a, b):
             if end not in names:
                 raise UsageError(f"{where}: link {a!r}-{b!r} names {end!r}, which is not a keypoint")
+    if layout.origin not in (0, 1) or isinstance(layout.origin, bool):
+        raise UsageError(f"{where}: origin must be 0 or 1, got {layout.origin!r}")
     for label, values in (("joint_weights", layout.joint_weights), ("sigmas", layout.sigmas)):
         for i, v in enumerate(values):
             if isinstance(v, bool) or not isinstance(v, int | float) or not v >= 0 or v == float("inf"):
@@ -247,6 +253,7 @@ def layout_from_dict(data: Any, source: str = "layout") -> Layout:
         skeleton_colors=tuple(link_colors) if len(link_colors) == len(links) else (),
         dataset_name=str(data.get("dataset_name", data["name"])),
         paper_info=tuple(paper if isinstance(paper, list) else [paper]),
+        origin=data.get("origin", 0),
     )
 
 

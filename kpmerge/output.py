@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip as gzip_module
 import os
 import shutil
 import tempfile
@@ -114,7 +115,7 @@ def _paper(layout: Layout) -> Any:
     return papers[0] if len(papers) == 1 else papers
 
 
-def manifest(merged: Merged) -> dict[str, Any]:
+def manifest(merged: Merged, annotations_file: str = ANNOTATIONS) -> dict[str, Any]:
     """manifest.json: per source the input, counts by reason and where its records are."""
     return {
         "kpmerge_manifest": MANIFEST_VERSION,
@@ -122,7 +123,7 @@ def manifest(merged: Merged) -> dict[str, Any]:
         "mode": merged.mode,
         "layout": merged.layout.name,
         "num_keypoints": len(merged.layout),
-        "annotations_file": ANNOTATIONS,
+        "annotations_file": annotations_file,
         "images": len(merged.dataset.images),
         "annotations": len(merged.dataset.instances),
         "sources": [_source_entry(s) for s in merged.sources],
@@ -156,13 +157,23 @@ def _source_entry(s: Any) -> dict[str, Any]:
     return entry
 
 
-def output_files(merged: Merged) -> dict[str, Callable[[], bytes]]:
-    """Each output file's name and a function making its bytes."""
+def output_files(merged: Merged, gzip: bool = False) -> dict[str, Callable[[], bytes]]:
+    """Each output file's name and a function making its bytes.
+
+    With `gzip`, the annotations are written as `annotations.json.gz` (no time stamp in the header,
+    so the bytes stay reproducible) and the manifest names that file.
+    """
+    name = ANNOTATIONS + ".gz" if gzip else ANNOTATIONS
+
+    def annotations() -> bytes:
+        data = annotations_bytes(merged)
+        return gzip_module.compress(data, compresslevel=6, mtime=0) if gzip else data
+
     return {
-        ANNOTATIONS: lambda: annotations_bytes(merged),
+        name: annotations,
         METAINFO_JSON: lambda: dumps_pretty(metainfo(merged)),
         METAINFO_PY: lambda: metainfo_py(merged).encode("utf-8"),
-        MANIFEST: lambda: dumps_pretty(manifest(merged)),
+        MANIFEST: lambda: dumps_pretty(manifest(merged, annotations_file=name)),
     }
 
 
@@ -216,6 +227,6 @@ def write_folder(files: dict[str, Callable[[], bytes]], out: str | Path, force: 
     return path
 
 
-def write_output(merged: Merged, out: str | Path, force: bool = False) -> Path:
+def write_output(merged: Merged, out: str | Path, force: bool = False, gzip: bool = False) -> Path:
     """Write the four output files of a merge or combine into the folder `out`, atomically."""
-    return write_folder(output_files(merged), out, force)
+    return write_folder(output_files(merged, gzip=gzip), out, force)

@@ -117,13 +117,13 @@ def project_output(
         for n in chosen:
             if n not in entries:
                 raise UsageError(f"no source named {n!r} in {folder} (sources: {', '.join(entries)})")
-    dataset = read_coco(folder / ANNOTATIONS)
+    ann_file = folder / str(manifest.get("annotations_file", ANNOTATIONS))
+    dataset = read_coco(ann_file)
     projected = _select(dataset, [ranges[n] for n in chosen], columns)
     info = {"description": f"kpmerge project to {layout.name} of {', '.join(chosen)}", "layout": layout.name}
     skeleton = [[a + 1, b + 1] for a, b in layout.skeleton_ids]
     ids: dict[str, Any] = {}
     if original_ids:
-        ann_file = folder / ANNOTATIONS
         ids["image_ids"] = _original_ids(projected.images.extra, "image", ann_file)
         ids["annotation_ids"] = _original_ids(projected.instances.extra, "annotation", ann_file)
     data = dataset_to_coco(projected, list(layout.keypoints), skeleton, info=info, **ids)

@@ -10,7 +10,7 @@ from .errors import UsageError
 from .exports import EXPORTS
 from .job import MODES, Job, SourceSpec
 
-TOP_KEYS = {"mode", "output", "target", "force", "drop_empty", "drop_crowd", "sources", "export"}
+TOP_KEYS = {"mode", "output", "target", "force", "drop_empty", "drop_crowd", "gzip", "sources", "export"}
 SOURCE_KEYS = {"name", "path", "format", "layout", "mapping", "image_prefix", "image_dir"}
 
 
@@ -92,7 +92,7 @@ def recipe_to_job(
         raise fail("target", "expected a layout name or a layout JSON file")
     if target is not None and (target.endswith(".json") or "/" in target):
         target = str(base / target)
-    for key in ("force", "drop_empty", "drop_crowd"):
+    for key in ("force", "drop_empty", "drop_crowd", "gzip"):
         if key in data and not isinstance(data[key], bool):
             raise fail(key, "expected true or false")
     exports = data.get("export", [])
@@ -111,5 +111,6 @@ def recipe_to_job(
         force=bool(data.get("force", False)) if force is None else force,
         drop_empty=data.get("drop_empty", False),
         drop_crowd=data.get("drop_crowd", False),
+        gzip=data.get("gzip", False),
         exports=tuple(dict.fromkeys(exports)),
     )

@@ -15,7 +15,7 @@ from kpmerge.build import combine
 from kpmerge.exports.detectron2 import dataset_name, detectron2_files, detectron2_metadata
 from kpmerge.job import SourceSpec, load_source
 from kpmerge.layouts import builtin_layout, builtin_layout_names
-from kpmerge.output import output_files
+from kpmerge.output import output_files, write_folder
 from tests.conftest import fixture, needs_fixtures
 
 # --- Detectron2's rules, re-implemented from detectron2/data/catalog.py and detection_utils.py ----------
@@ -174,3 +174,15 @@ def test_register_py(tmp_path, monkeypatch):
     assert saved["keypoint_oks_sigmas"] == cfg.TEST.KEYPOINT_OKS_SIGMAS == list(merged.layout.sigmas)
     with pytest.raises(AssertionError, match="already registered"):
         module.register("/data/images")
+
+
+@needs_fixtures
+def test_register_py_asks_to_decompress(tmp_path, monkeypatch):
+    merged = combine([load_source(SourceSpec(fixture("coco/test_coco.json"), name="coco"))])
+    files = output_files(merged, gzip=True)
+    files.update({name: (lambda b=blob: b) for name, blob in detectron2_files(merged).items()})
+    out = write_folder(files, tmp_path / "out")
+    fake_detectron2(monkeypatch)
+    module = load_register(out / "detectron2" / "register.py")
+    with pytest.raises(FileNotFoundError, match=r"decompress it first \(gunzip -k .*annotations\.json\.gz\)"):
+        module.register("/data")

@@ -22,8 +22,22 @@ def _reference():
     return {REF_NAMES.get(d["config_file"], d["name"]): d for d in data["datasets"]}
 
 
+MMPOSE_REFERENCED = [
+    "coco",
+    "aic",
+    "coco_aic",
+    "crowdpose",
+    "mpii",
+    "halpe26",
+    "halpe",
+    "posetrack18",
+    "jhmdb",
+    "ochuman",
+]
+
+
 @needs_fixtures
-@pytest.mark.parametrize("name", builtin_layout_names())
+@pytest.mark.parametrize("name", MMPOSE_REFERENCED)
 def test_builtin_layouts_match_mmpose_reference(name):
     ref = _reference()[name]
     lay = builtin_layout(name)

@@ -147,3 +147,10 @@ def test_original_ids_must_not_repeat(tmp_path):
     with pytest.raises(UsageError, match="original image ids repeat across the chosen sources"):
         project_output(out, "aic", original_ids=True)
     assert project_output(out, "aic", ["aic2"], original_ids=True).annotations == 9
+
+
+@needs_fixtures
+def test_gzip_output(combined, tmp_path):
+    gz = write_output(combine(_sources()), tmp_path / "gz", gzip=True)
+    assert (gz / "annotations.json.gz").exists()
+    assert project_output(gz, "coco").data == project_output(combined, "coco").data

@@ -76,6 +76,8 @@ def register_py(merged: Merged, annotations: str = "annotations.json") -> str:
         "",
         "def register(image_root, name=NAME, json_file=ANNOTATIONS):",
         '    """Register the annotations under `name` and set the keypoint metadata."""',
+        "    if not os.path.exists(json_file) and os.path.exists(json_file + '.gz'):",
+        "        raise FileNotFoundError(f'{json_file}: decompress it first (gunzip -k {json_file}.gz)')",
         "    register_coco_instances(name, {}, json_file, image_root)",
         "    MetadataCatalog.get(name).set(",
         "        thing_classes=['person'],",

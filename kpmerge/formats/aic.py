@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import numpy as np
 
 from ..errors import KpmergeError
 from ..imagesize import image_size
-from ..instances import Dataset, Images, Instances
+from ..instances import Dataset, Images, Instances, Problem
 from ..jsonio import Raw, decode, decode_column, key_bytes, members, no_gc, read_bytes
 
 K = 14
@@ -27,9 +28,14 @@ def read_aic(path: str | Path, image_dir: str | Path | None = None) -> Dataset:
 
 
 def aic_to_dataset(
-    data: bytes, file: str | Path | None = None, image_dir: str | Path | None = None
+    data: bytes, file: str | Path | None = None, image_dir: str | Path | None = None, strict: bool = True
 ) -> Dataset:
-    """Parse raw AIC JSON bytes into a Dataset in the 14-keypoint aic layout, COCO conventions."""
+    """Parse raw AIC JSON bytes into a Dataset in the 14-keypoint aic layout, COCO conventions.
+
+    With `strict=False`, bad visibility values (kept as read) and boxes with x2 < x1 or y2 < y1 are
+    recorded in `Dataset.problems` instead of raised.
+    """
+    problems: list[Problem] | None = None if strict else []
     with no_gc():
         records = decode(data, list[dict[str, Raw]], file)
         for i, rec in enumerate(records):
@@ -51,8 +57,10 @@ def aic_to_dataset(
         n = len(kp_rows)
         kp = np.array(kp_rows, dtype=np.float64).reshape(n, K, 3)
         xyxy = np.array(box_rows, dtype=np.float64).reshape(n, 4)
-        _check_values(kp, xyxy, ann_ids, file)
-        kp[:, :, 2] = _TO_COCO[kp[:, :, 2].astype(np.int64)]
+        _check_values(kp, xyxy, ann_ids, file, problems)
+        vis = kp[:, :, 2]
+        valid = (vis == 1) | (vis == 2) | (vis == 3)
+        kp[:, :, 2] = np.where(valid, _TO_COCO[np.where(valid, vis, 0).astype(np.int64)], vis)
         box = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
         cache: dict[str, bytes] = {}
         extra = [members(r, RECORD_FIELDS, cache) for r in records]
@@ -74,7 +82,8 @@ def aic_to_dataset(
             num_keypoints=np.full(n, -1),
             extra=[b""] * n,
         )
-    return Dataset(images=images, instances=instances, keypoint_names=None, format="aic", notes=notes)
+    ds = Dataset(images=images, instances=instances, keypoint_names=None, format="aic", notes=notes)
+    return ds if problems is None else replace(ds, problems=tuple(problems))
 
 
 def _humans(records: list[dict[str, Raw]], field: str, file: Any) -> list[dict[str, list[float]]]:
@@ -110,18 +119,31 @@ def _check_len(values: list[float], n: int, file: Any, path: str) -> list[float]
     return values
 
 
-def _check_values(kp: np.ndarray, xyxy: np.ndarray, ann_ids: list[str], file: Any) -> None:
+def _check_values(
+    kp: np.ndarray, xyxy: np.ndarray, ann_ids: list[str], file: Any, problems: list[Problem] | None = None
+) -> None:
     def where(j: int, field: str) -> str:
         img, human = ann_ids[j].rsplit("/", 1)
         return f"$[image_id={img}].{field}.{human}"
 
-    for arr, field in ((kp.reshape(len(kp), -1), "keypoint_annotations"), (xyxy, "human_annotations")):
+    for arr, field in ((kp.reshape(len(kp), 3 * K), "keypoint_annotations"), (xyxy, "human_annotations")):
         bad = ~np.isfinite(arr)
         if bad.any():
             j, c = (int(x) for x in np.argwhere(bad)[0])
             raise KpmergeError(f"expected a finite number, got {arr[j, c]}", file, f"{where(j, field)}[{c}]")
     vis = kp[:, :, 2]
     bad_v = (vis != 1) & (vis != 2) & (vis != 3)
+    neg = (xyxy[:, 2] < xyxy[:, 0]) | (xyxy[:, 3] < xyxy[:, 1])
+    if problems is not None:
+        for kind, mask, message in (
+            ("bad_visibility", bad_v.any(axis=1), "visibility values other than 1, 2, 3 (raw AIC)"),
+            ("negative_box", neg, "boxes with x2 < x1 or y2 < y1"),
+        ):
+            if mask.any():
+                rows = np.flatnonzero(mask)[:5].tolist()
+                examples = tuple(ann_ids[j] for j in rows)
+                problems.append(Problem(kind, "error", int(np.count_nonzero(mask)), examples, message))
+        return
     if bad_v.any():
         j, k = (int(x) for x in np.argwhere(bad_v)[0])
         raise KpmergeError(
@@ -129,7 +151,6 @@ def _check_values(kp: np.ndarray, xyxy: np.ndarray, ann_ids: list[str], file: An
             file,
             f"{where(j, 'keypoint_annotations')}[{3 * k + 2}]",
         )
-    neg = (xyxy[:, 2] < xyxy[:, 0]) | (xyxy[:, 3] < xyxy[:, 1])
     if neg.any():
         j = int(np.argmax(neg))
         raise KpmergeError(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +11,7 @@ import msgspec
 import numpy as np
 
 from ..errors import KpmergeError
-from ..instances import Dataset, Images, Instances
+from ..instances import Dataset, Images, Instances, Problem
 from ..jsonio import (
     NULL,
     Raw,
@@ -44,13 +46,23 @@ def read_coco(path: str | Path) -> Dataset:
     return coco_to_dataset(read_bytes(path), file=path)
 
 
-def coco_to_dataset(data: bytes, file: str | Path | None = None) -> Dataset:
-    """Parse COCO keypoint JSON bytes into a Dataset; other fields are kept as raw JSON."""
+def coco_to_dataset(data: bytes, file: str | Path | None = None, strict: bool = True) -> Dataset:
+    """Parse COCO keypoint JSON bytes into a Dataset; other fields are kept as raw JSON.
+
+    Args:
+        data: The file's bytes.
+        file: The file name, for messages.
+        strict: When False, duplicate ids, annotations of missing images (image_index -1), bad visibility
+            values, negative box sizes and K differing from the category's names are recorded in
+            `Dataset.problems` instead of raised. Unreadable files (not JSON, wrong types) still raise.
+    """
+    problems: list[Problem] | None = None if strict else []
     with no_gc():
         doc = decode(data, _CocoFile, file)
         cat_id, names = _keypoint_category(doc.categories, file)
         images = _images(doc.images, file)
-        return _annotations(doc.annotations, images, cat_id, names, file)
+        ds = _annotations(doc.annotations, images, cat_id, names, file, problems)
+    return ds if problems is None else replace(ds, problems=tuple(problems))
 
 
 def _keypoint_category(categories: list[dict[str, Any]], file: Any) -> tuple[Any, tuple[str, ...] | None]:
@@ -99,7 +111,12 @@ def _images(records: list[dict[str, Raw]], file: Any) -> Images:
 
 
 def _annotations(
-    records: list[dict[str, Raw]], images: Images, cat_id: Any, names: tuple[str, ...] | None, file: Any
+    records: list[dict[str, Raw]],
+    images: Images,
+    cat_id: Any,
+    names: tuple[str, ...] | None,
+    file: Any,
+    problems: list[Problem] | None = None,
 ) -> Dataset:
     cats = decode_column(
         [r.get("category_id", NULL) for r in records], int | str | None, file, "annotations", "category_id"
@@ -127,10 +144,14 @@ def _annotations(
     except KpmergeError as err:
         raise _reindex(err, where) from None
     k = len(names) if names else (len(kps[0]) // 3 if kps else 0)
-    keypoints = _keypoint_array(kps, k, file, where)
-    box = _box_array(boxes, file, where)
-    index = _image_index(image_ids, images, file, where)
-    _check_unique(ids, file, "annotations", where)
+    keypoints = _keypoint_array(kps, k, file, where, problems, ids)
+    box = _box_array(boxes, file, where, problems, ids)
+    index = _image_index(image_ids, images, file, where, problems)
+    _check_unique(ids, file, "annotations", where, problems)
+    if problems is not None and (index < 0).any():
+        problems.append(
+            _problem("missing_image", index < 0, ids, "annotations whose image_id is not in images")
+        )
     cache: dict[str, bytes] = {}
     extra = [members(r, ANNOTATION_FIELDS, cache) for r in anns]
     instances = Instances(
@@ -156,7 +177,20 @@ def _reindex(err: KpmergeError, where: Any) -> KpmergeError:
     return KpmergeError(err.message, err.file, f"{prefix}{where[int(j)]}]{rest}")
 
 
-def _keypoint_array(kps: list[list[float]], k: int, file: Any, where: Any) -> np.ndarray:
+def _problem(kind: str, mask: np.ndarray, ids: list[Any], message: str, severity: str = "error") -> Problem:
+    """A Problem for the records where `mask` is true: count and first few ids."""
+    rows = np.flatnonzero(mask)[:5].tolist()
+    return Problem(kind, severity, int(np.count_nonzero(mask)), tuple(ids[j] for j in rows), message)
+
+
+def _keypoint_array(
+    kps: list[list[float]],
+    k: int,
+    file: Any,
+    where: Any,
+    problems: list[Problem] | None = None,
+    ids: list[Any] | None = None,
+) -> np.ndarray:
     n = len(kps)
     if k == 0 and n:
         raise KpmergeError(
@@ -165,14 +199,16 @@ def _keypoint_array(kps: list[list[float]], k: int, file: Any, where: Any) -> np
     try:
         arr = np.array(kps, dtype=np.float64).reshape(n, k, 3)
     except ValueError:
-        for j, row in enumerate(kps):
-            if len(row) != 3 * k:
-                raise KpmergeError(
-                    f"expected {3 * k} numbers ({k} keypoints x 3), got {len(row)}",
-                    file,
-                    f"$.annotations[{where[j]}].keypoints",
-                ) from None
-        raise
+        if problems is None or ids is None:
+            for j, row in enumerate(kps):
+                if len(row) != 3 * k:
+                    raise KpmergeError(
+                        f"expected {3 * k} numbers ({k} keypoints x 3), got {len(row)}",
+                        file,
+                        f"$.annotations[{where[j]}].keypoints",
+                    ) from None
+            raise
+        arr = _lenient_keypoints(kps, k, problems, ids)
     bad = ~np.isfinite(arr)
     if bad.any():
         j, kk, c = (int(x) for x in np.argwhere(bad)[0])
@@ -183,7 +219,11 @@ def _keypoint_array(kps: list[list[float]], k: int, file: Any, where: Any) -> np
         )
     vis = arr[:, :, 2]
     bad_v = (vis != 0) & (vis != 1) & (vis != 2)
-    if bad_v.any():
+    if bad_v.any() and problems is not None and ids is not None:
+        problems.append(
+            _problem("bad_visibility", bad_v.any(axis=1), ids, "visibility values other than 0, 1, 2")
+        )
+    elif bad_v.any():
         j, kk = (int(x) for x in np.argwhere(bad_v)[0])
         raise KpmergeError(
             f"expected visibility 0, 1 or 2, got {vis[j, kk]:g}",
@@ -193,7 +233,32 @@ def _keypoint_array(kps: list[list[float]], k: int, file: Any, where: Any) -> np
     return arr
 
 
-def _box_array(boxes: list[list[float]], file: Any, where: Any) -> np.ndarray:
+def _lenient_keypoints(kps: list[list[float]], k: int, problems: list[Problem], ids: list[Any]) -> np.ndarray:
+    """K from the rows when they all agree (else rows of another length become unlabelled), as a problem."""
+    lengths = np.array([len(r) for r in kps])
+    n = len(kps)
+    if (lengths == lengths[0]).all() and lengths[0] % 3 == 0 and lengths[0]:
+        k = int(lengths[0]) // 3
+        bad = np.ones(n, dtype=bool)
+        message = f"annotations have {k} keypoints, the category names a different number"
+        arr = np.array(kps, dtype=np.float64).reshape(n, k, 3)
+    else:
+        bad = lengths != 3 * k
+        arr = np.zeros((n, k, 3))
+        good = np.flatnonzero(~bad)
+        arr[good] = np.array([kps[j] for j in good], dtype=np.float64).reshape(len(good), k, 3)
+        message = f"annotations without {3 * k} keypoint numbers ({k} keypoints x 3); read as unlabelled"
+    problems.append(_problem("k_mismatch", bad, ids, message))
+    return arr
+
+
+def _box_array(
+    boxes: list[list[float]],
+    file: Any,
+    where: Any,
+    problems: list[Problem] | None = None,
+    ids: list[Any] | None = None,
+) -> np.ndarray:
     for j, b in enumerate(boxes):
         if len(b) != 4:
             raise KpmergeError(
@@ -207,7 +272,9 @@ def _box_array(boxes: list[list[float]], file: Any, where: Any) -> np.ndarray:
             f"expected a finite number, got {arr[j, c]}", file, f"$.annotations[{where[j]}].bbox[{c}]"
         )
     neg = (arr[:, 2] < 0) | (arr[:, 3] < 0)
-    if neg.any():
+    if neg.any() and problems is not None and ids is not None:
+        problems.append(_problem("negative_box", neg, ids, "boxes with a negative width or height"))
+    elif neg.any():
         j = int(np.argmax(neg))
         raise KpmergeError(
             f"expected a box with width and height >= 0, got {arr[j, 2]:g} x {arr[j, 3]:g}",
@@ -217,8 +284,18 @@ def _box_array(boxes: list[list[float]], file: Any, where: Any) -> np.ndarray:
     return arr
 
 
-def _check_unique(ids: list[Any], file: Any, container: str, where: Any) -> None:
+def _check_unique(
+    ids: list[Any], file: Any, container: str, where: Any, problems: list[Problem] | None = None
+) -> None:
     if len(set(ids)) == len(ids):
+        return
+    if problems is not None:
+        counts = Counter(ids)
+        dupes = tuple(v for v, c in counts.items() if c > 1)[:5]
+        kind = "duplicate_image_id" if container == "images" else "duplicate_annotation_id"
+        problems.append(
+            Problem(kind, "error", len(ids) - len(counts), dupes, f"{container} whose id appeared before")
+        )
         return
     seen: dict[Any, int] = {}
     for j, v in enumerate(ids):
@@ -231,14 +308,19 @@ def _check_unique(ids: list[Any], file: Any, container: str, where: Any) -> None
         seen[v] = j
 
 
-def _image_index(image_ids: list[Any], images: Images, file: Any, where: Any) -> np.ndarray:
+def _image_index(
+    image_ids: list[Any], images: Images, file: Any, where: Any, problems: list[Problem] | None = None
+) -> np.ndarray:
+    """Row of each annotation's image; with `problems` (lenient), -1 for a missing image."""
     ids = list(images.ids)
-    _check_unique(ids, file, "images", range(len(ids)))
+    _check_unique(ids, file, "images", range(len(ids)), problems)
     row = {v: i for i, v in enumerate(ids)}
     out = np.empty(len(image_ids), dtype=np.int64)
     for j, v in enumerate(image_ids):
         r = row.get(v)
-        if r is None:
+        if r is None and problems is not None:
+            r = -1
+        elif r is None:
             raise KpmergeError(f"image {v!r} is not in images", file, f"$.annotations[{where[j]}].image_id")
         out[j] = r
     return out

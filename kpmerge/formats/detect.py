@@ -7,34 +7,61 @@ from pathlib import Path
 from ..errors import KpmergeError, UsageError
 from ..instances import Dataset
 from ..jsonio import first_char, read_bytes
-from . import aic, coco
+from . import aic, coco, mpii, wholebody
 
-FORMATS = ("coco", "aic")
+FORMATS = ("coco", "aic", "mpii", "coco_wholebody")
+_WINDOW = 1 << 20
+"""Bytes after `"annotations"` searched for a COCO-WholeBody part field."""
 
 
 def detect_format(data: bytes, file: str | Path | None = None) -> str:
-    """`aic` for a JSON list of records with `keypoint_annotations`, `coco` for an object with images."""
+    """The format of a keypoint file from its content.
+
+    `aic` for a JSON list of records with `keypoint_annotations`, `mpii` for a list of records with
+    `joints` and `joints_vis` (MMPose's MPII JSON), `coco_wholebody` for an object whose first
+    annotation has `foot_kpts`, `coco` for any other object.
+    """
     c = first_char(data)
     if c == "{":
+        at = data.find(b'"annotations"')
+        if at >= 0 and data.find(b'"foot_kpts"', at, at + _WINDOW) >= 0:
+            return "coco_wholebody"
         return "coco"
     if c == "[":
         head = data[:65536]
         if b'"keypoint_annotations"' in head or data.strip() in (b"[]",):
             return "aic"
+        if b'"joints_vis"' in head and b'"joints"' in head:
+            return "mpii"
         raise KpmergeError(
-            "a JSON list, but not raw AI Challenger records (no keypoint_annotations)", file, "$"
+            "a JSON list, but neither raw AI Challenger records (keypoint_annotations) "
+            "nor MPII records (joints, joints_vis)",
+            file,
+            "$",
         )
-    raise KpmergeError("not valid JSON: expected an object (COCO) or a list (raw AIC)", file, "$")
+    raise KpmergeError("not valid JSON: expected an object (COCO) or a list (raw AIC, MPII)", file, "$")
 
 
-def read_dataset(path: str | Path, format: str | None = None, image_dir: str | Path | None = None) -> Dataset:
-    """Read a keypoint file in the given format, or the one its content shows."""
+def read_dataset(
+    path: str | Path, format: str | None = None, image_dir: str | Path | None = None, strict: bool = True
+) -> Dataset:
+    """Read a keypoint file (plain or gzip) in the given format, or the one its content shows.
+
+    With `strict=False` the COCO and raw AIC readers record rule violations in `Dataset.problems`
+    instead of raising.
+    """
     data = read_bytes(path)
     fmt = format or detect_format(data, path)
+    if fmt in ("coco", "coco_wholebody") and image_dir is not None:
+        raise UsageError(
+            "an image folder is only used for raw AIC and MPII files (COCO files hold image sizes)"
+        )
     if fmt == "coco":
-        if image_dir is not None:
-            raise UsageError("an image folder is only used for raw AIC files (COCO files hold image sizes)")
-        return coco.coco_to_dataset(data, file=path)
+        return coco.coco_to_dataset(data, file=path, strict=strict)
+    if fmt == "coco_wholebody":
+        return wholebody.wholebody_to_dataset(data, file=path)
     if fmt == "aic":
-        return aic.aic_to_dataset(data, file=path, image_dir=image_dir)
+        return aic.aic_to_dataset(data, file=path, image_dir=image_dir, strict=strict)
+    if fmt == "mpii":
+        return mpii.mpii_to_dataset(data, file=path, image_dir=image_dir)
     raise UsageError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")

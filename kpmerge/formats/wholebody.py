@@ -1,0 +1,134 @@
+"""COCO-WholeBody keypoint JSON (COCO plus foot, face and hand keypoints): read and write.
+
+A COCO-WholeBody file is a COCO keypoint file whose annotations also carry `foot_kpts` (6 x 3),
+`face_kpts` (68 x 3), `lefthand_kpts` (21 x 3) and `righthand_kpts` (21 x 3). They are read into the
+133-keypoint `coco_wholebody` layout in MMPose's order: 17 body, 6 foot, 68 face, 21 left hand,
+21 right hand. The foot order (left big toe, left small toe, left heel, then the right ones) is the
+one of MMPose's `configs/_base_/datasets/coco_wholebody.py` (ids 17-22), which the official format
+description (github.com/jin-s13/COCO-WholeBody, data_format.md) leaves to that keypoint list.
+
+The official description allows non-integer visibilities in the whole-body parts, where `v > 0`
+means reliable: such a value is read as 2 (labelled), and `v <= 0` as `(0, 0, 0)`; the count of
+changed values is reported as a note. This module builds on the COCO reader and writer: the body is
+plain COCO, the four part fields are taken out of (and put back into) each annotation's members.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import KpmergeError
+from ..instances import Dataset
+from ..jsonio import Raw, decode, decode_column, key_bytes, members, no_gc, number_rows, read_bytes
+from ..layouts import builtin_layout
+from .coco import coco_to_dataset, dataset_to_coco
+
+BODY = 17
+PARTS = (("foot_kpts", 6), ("face_kpts", 68), ("lefthand_kpts", 21), ("righthand_kpts", 21))
+"""The part fields in layout order, with their keypoint counts."""
+K = BODY + sum(n for _, n in PARTS)
+PART_FIELDS = frozenset(name for name, _ in PARTS)
+_POSITION = re.compile(r"^\$\[(\d+)\](.*)$")
+
+
+def read_wholebody(path: str | Path) -> Dataset:
+    """Read a COCO-WholeBody file into a Dataset in the 133-keypoint coco_wholebody layout.
+
+    Raises:
+        KpmergeError: naming the file and JSON path of the first problem.
+    """
+    return wholebody_to_dataset(read_bytes(path), file=path)
+
+
+def wholebody_to_dataset(data: bytes, file: str | Path | None = None) -> Dataset:
+    """Parse COCO-WholeBody JSON bytes into a Dataset (keypoints (N, 133, 3))."""
+    body = coco_to_dataset(data, file=file)
+    inst = body.instances
+    if len(inst) and inst.k != BODY:
+        raise KpmergeError(f"expected {BODY} body keypoints per annotation, got {inst.k}", file)
+    with no_gc():
+        records = decode(
+            b"[" + b",".join(b"{" + bytes(e) + b"}" for e in inst.extra) + b"]", list[dict[str, Raw]], file
+        )
+        ids = list(inst.ids)
+        for j, rec in enumerate(records):
+            for name, _ in PARTS:
+                if name not in rec:
+                    raise KpmergeError(f"missing `{name}`", file, f"$.annotations[id={ids[j]}].{name}")
+        blocks = [inst.keypoints.reshape(len(inst), BODY, 3)]
+        changed = 0
+        for name, k in PARTS:
+            try:
+                rows = decode_column([r[name] for r in records], list[float], file, "", name)
+            except KpmergeError as err:
+                raise KpmergeError(err.message, file, _by_id(err.json_path or "", ids)) from None
+            for j, row in enumerate(rows):
+                if len(row) != 3 * k:
+                    raise KpmergeError(
+                        f"expected {3 * k} numbers ({k} keypoints x 3), got {len(row)}",
+                        file,
+                        f"$.annotations[id={ids[j]}].{name}",
+                    )
+            part = np.array(rows, dtype=np.float64).reshape(len(rows), k, 3)
+            bad = ~np.isfinite(part)
+            if bad.any():
+                j, kk, c = (int(x) for x in np.argwhere(bad)[0])
+                raise KpmergeError(
+                    f"expected a finite number, got {part[j, kk, c]}",
+                    file,
+                    f"$.annotations[id={ids[j]}].{name}[{3 * kk + c}]",
+                )
+            v = part[:, :, 2]
+            labelled = v > 0
+            changed += int(np.count_nonzero((v != 0) & (v != 1) & (v != 2)))
+            part = np.where(labelled[:, :, None], part, 0.0)
+            part[:, :, 2] = np.where((v == 1) | (v == 2), v, np.where(labelled, 2.0, 0.0))
+            blocks.append(part)
+        cache: dict[str, bytes] = {}
+        extra = [members(r, PART_FIELDS, cache) for r in records]
+    keypoints = np.concatenate(blocks, axis=1) if len(inst) else np.zeros((0, K, 3))
+    notes = body.notes
+    if changed:
+        notes += (f"{changed} whole-body visibilities other than 0, 1, 2 read as 2 (v > 0) or 0",)
+    instances = replace(inst.with_keypoints(keypoints), extra=extra)
+    return replace(body, instances=instances, keypoint_names=None, format="coco_wholebody", notes=notes)
+
+
+def _by_id(path: str, ids: list[object]) -> str:
+    """`$[3].foot_kpts` (position among person annotations) -> `$.annotations[id=..].foot_kpts`."""
+    m = _POSITION.match(path)
+    return f"$.annotations[id={ids[int(m.group(1))]}]{m.group(2)}" if m else path
+
+
+def write_wholebody(dataset: Dataset, path: str | Path) -> None:
+    """Write a Dataset in the coco_wholebody layout as COCO-WholeBody JSON."""
+    Path(path).write_bytes(dataset_to_wholebody(dataset))
+
+
+def dataset_to_wholebody(dataset: Dataset) -> bytes:
+    """COCO-WholeBody JSON bytes for a Dataset in the coco_wholebody layout (inverse of the reader).
+
+    The body keypoints go to `keypoints` (and `num_keypoints` counts them), the rest to the part fields.
+    """
+    inst = dataset.instances
+    if inst.k != K:
+        raise KpmergeError(f"COCO-WholeBody holds {K} keypoints per person, got {inst.k}")
+    n = len(inst)
+    cache: dict[str, bytes] = {}
+    parts: list[list[bytes]] = []
+    start = BODY
+    for name, k in PARTS:
+        rows = number_rows(inst.keypoints[:, start : start + k].reshape(n, -1))
+        parts.append([key_bytes(name, cache) + b"[" + r + b"]" for r in rows])
+        start += k
+    extra = [
+        b",".join(([bytes(inst.extra[j])] if inst.extra[j] else []) + [p[j] for p in parts]) for j in range(n)
+    ]
+    body = replace(inst.with_keypoints(inst.keypoints[:, :BODY]), extra=extra)
+    coco = builtin_layout("coco")
+    skeleton = [[a + 1, b + 1] for a, b in coco.skeleton_ids]
+    return dataset_to_coco(replace(dataset, instances=body), list(coco.keypoints), skeleton)

@@ -1,0 +1,84 @@
+"""`.json.gz`: gzip inputs (by magic bytes) and `--gzip` outputs."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from kpmerge.cli import cli
+from kpmerge.errors import KpmergeError, UsageError
+from kpmerge.formats.detect import read_dataset
+from kpmerge.jsonio import read_bytes
+from kpmerge.recipe import recipe_to_job
+from tests.conftest import AIC_RAW, fixture, needs_fixtures
+
+COCO = "coco/test_coco.json"
+
+
+@needs_fixtures
+@pytest.mark.parametrize("rel", [COCO, "mpii/test_mpii.json", "halpe/test_halpe.json"])
+def test_gzip_input_reads_like_plain(tmp_path, rel):
+    plain = fixture(rel)
+    packed = tmp_path / (plain.name + ".gz")
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    assert read_bytes(packed) == plain.read_bytes()
+    a, b = read_dataset(packed), read_dataset(plain)
+    assert a.instances == b.instances and a.images == b.images and a.format == b.format
+
+
+def test_gzip_by_content_not_name(tmp_path):
+    path = tmp_path / "annotations.json"  # no .gz suffix
+    path.write_bytes(gzip.compress(b'{"a": 1}'))
+    assert read_bytes(path) == b'{"a": 1}'
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (gzip.compress(b'{"a": 1}')[:-6], "not a valid gzip file"),
+        (b"\x1f\x8b\x08garbage", "not a valid gzip file"),
+        (gzip.compress(b"  \n"), "file is empty"),
+    ],
+)
+def test_broken_gzip(tmp_path, data, message):
+    path = tmp_path / "x.json.gz"
+    path.write_bytes(data)
+    with pytest.raises(KpmergeError, match=message):
+        read_bytes(path)
+
+
+def _merge(out, *extra: str):
+    return CliRunner().invoke(
+        cli,
+        ["merge", f"coco={fixture(COCO)}", f"aic={AIC_RAW}", "-o", str(out), "-q", *extra],
+        catch_exceptions=False,
+    )
+
+
+@needs_fixtures
+def test_gzip_output(tmp_path):
+    assert _merge(tmp_path / "plain").exit_code == 0
+    assert _merge(tmp_path / "gz", "--gzip").exit_code == 0
+    assert _merge(tmp_path / "gz2", "--gzip").exit_code == 0
+    files = sorted(p.name for p in (tmp_path / "gz").iterdir())
+    assert files == ["annotations.json.gz", "manifest.json", "metainfo.json", "metainfo.py"]
+    packed = (tmp_path / "gz" / "annotations.json.gz").read_bytes()
+    assert gzip.decompress(packed) == (tmp_path / "plain" / "annotations.json").read_bytes()
+    assert packed == (tmp_path / "gz2" / "annotations.json.gz").read_bytes()  # no time stamp
+    manifest = json.loads((tmp_path / "gz" / "manifest.json").read_text())
+    assert manifest["annotations_file"] == "annotations.json.gz"
+    plain = json.loads((tmp_path / "plain" / "manifest.json").read_text())
+    assert plain["annotations_file"] == "annotations.json"
+    # and the output reads back as an input
+    assert len(read_dataset(tmp_path / "gz" / "annotations.json.gz").instances) == 14 + 9
+
+
+def test_recipe_gzip_key(tmp_path):
+    base = {"mode": "merge", "output": "out", "sources": [{"path": "a.json"}]}
+    assert recipe_to_job(base | {"gzip": True}, tmp_path).gzip is True
+    assert recipe_to_job(base, tmp_path).gzip is False
+    with pytest.raises(UsageError, match="expected true or false"):
+        recipe_to_job(base | {"gzip": "yes"}, tmp_path)
