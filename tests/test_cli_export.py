@@ -60,7 +60,7 @@ def test_merge_yolo_without_image_sizes_writes_nothing(tmp_path):
     assert result.exit_code == 2
     assert result.stderr == (
         "Error: yolo export needs image sizes: source aic has 3 of 3 images without width/height "
-        "(for raw AIC give --image-dir NAME=FOLDER)\n"
+        "(give --image-dir NAME=FOLDER to read them from the image headers)\n"
     )
     assert list(tmp_path.iterdir()) == []
 

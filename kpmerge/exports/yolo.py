@@ -139,7 +139,7 @@ def _check_sizes(merged: Merged) -> None:
         if n:
             raise UsageError(
                 f"yolo export needs image sizes: source {s.name} has {n} of {b - a} images without "
-                "width/height (for raw AIC give --image-dir NAME=FOLDER)"
+                "width/height (give --image-dir NAME=FOLDER to read them from the image headers)"
             )
 
 
