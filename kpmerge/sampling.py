@@ -387,8 +387,8 @@ def _plan_from_manifest(data: Any, file: str | os.PathLike[str] | None) -> Sampl
 
 def load_plan(manifest: str | os.PathLike[str] | Mapping[str, Any]) -> SamplingPlan:
     """The SamplingPlan of a manifest.json path or of the loaded dict."""
-    if isinstance(manifest, Mapping):
-        return SamplingPlan.from_manifest(dict(manifest))
+    if not isinstance(manifest, str | os.PathLike):
+        return SamplingPlan.from_manifest(dict(manifest) if isinstance(manifest, Mapping) else manifest)
     path = Path(manifest)
     try:
         data = orjson.loads(read_bytes(path))
