@@ -507,3 +507,58 @@ def test_run_job_refuses_a_source_without_slots_and_writes_nothing(tmp_path):
     with pytest.raises(UsageError, match="source aic has batch ratio 1 but no trainable instance"):
         run_job(Job("merge", specs, tmp_path / "out", batch_size=4))
     assert list(tmp_path.iterdir()) == []
+
+
+def readme_sampler_code() -> str:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("### Training MMPose from the manifest", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+class FakeDataset:
+    """MMPose's CocoDataset as the README's sampler sees it: instances ordered by image, not by position."""
+
+    def __init__(self, ids):
+        self.ids = ids
+
+    def __len__(self):
+        return len(self.ids)
+
+    def get_data_info(self, i):
+        return {"id": self.ids[i]}
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_readme_mmpose_sampler_maps_positions_to_dataset_indices(monkeypatch, batched):
+    import sys
+    import types
+
+    dist = types.ModuleType("mmengine.dist")
+    dist.get_dist_info = lambda: (1, 2)
+    registry = types.ModuleType("mmengine.registry")
+    registry.DATA_SAMPLERS = types.SimpleNamespace(register_module=lambda: lambda cls: cls)
+    monkeypatch.setitem(sys.modules, "mmengine", types.ModuleType("mmengine"))
+    monkeypatch.setitem(sys.modules, "mmengine.dist", dist)
+    monkeypatch.setitem(sys.modules, "mmengine.registry", registry)
+    namespace: dict = {}
+    exec(readme_sampler_code(), namespace)
+    ids = [p + 1 for p in POOL_A[::-1] + POOL_B]  # the dataset's own order
+    dataset = FakeDataset(ids)
+    kw = {"batch_ratios": [1, 1], "batch_size": 4} if batched else {}
+    manifest = make_manifest(**kw)
+    if batched:
+        sampler = namespace["KpmergeSampler"](
+            manifest, sampler=types.SimpleNamespace(dataset=dataset), batch_size=4
+        )
+    else:
+        sampler = namespace["KpmergeSampler"](manifest, dataset=dataset, seed=0)
+    sampler.sampler.set_epoch(2)
+    items = list(sampler)
+    expected = ManifestSampler(manifest, rank=1, world_size=2)
+    expected.set_epoch(2)
+    assert len(sampler) == len(items) == len(expected)
+    flat = [i for b in items for i in b] if batched else items
+    positions = [p for b in expected for p in b] if batched else list(expected)
+    assert [ids[i] - 1 for i in flat] == positions
+    with pytest.raises(ValueError, match="pool positions are not in the dataset"):
+        namespace["KpmergeSampler"](manifest, dataset=FakeDataset(ids[1:]), batch_size=4 if batched else None)
