@@ -18,6 +18,7 @@ from .exports import EXPORTS
 from .job import Job, SourceSpec, run_job
 from .layouts import builtin_layout_names, load_layout
 from .recipe import read_recipe
+from .sampling import FORMATS, parse_epochs, write_epochs
 
 
 class _Failure(click.ClickException):
@@ -50,6 +51,38 @@ class PairValue(click.ParamType):
             return value
         key, sep, val = str(value).partition("=")
         return (key, val) if sep else ("*", key)
+
+
+class RatioValue(PairValue):
+    """`NAME=NUMBER` (or a bare `NUMBER` for every source), the number finite and >= 0."""
+
+    name = "NAME=NUMBER"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[str, str]:
+        key, text = super().convert(value, param, ctx)
+        try:
+            number = float(text)
+        except ValueError:
+            self.fail(f"expected NAME=NUMBER, got {value!r}", param, ctx)
+        if not (number >= 0 and number != float("inf")):
+            self.fail(f"expected a number >= 0, got {text!r}", param, ctx)
+        return key, text
+
+
+class EpochRange(click.ParamType):
+    """`E` or `START:STOP` (STOP excluded)."""
+
+    name = "START:STOP"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> range:
+        if isinstance(value, range):
+            return value
+        try:
+            return parse_epochs(str(value))
+        except KpmergeError as exc:
+            self.fail(exc.message, param, ctx)
 
 
 class MappingValue(click.ParamType):
@@ -135,6 +168,36 @@ def source_options(f: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--drop-empty", is_flag=True, help="Leave out instances with no labelled keypoint."),
         click.option("--drop-crowd", is_flag=True, help="Leave out crowd instances."),
+        click.option("--gzip", is_flag=True, help="Write annotations.json.gz instead of annotations.json."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def sampling_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--ratio, --batch-ratio, --batch-size and --seed: how the manifest says to sample (SPEC 6)."""
+    options = [
+        click.option(
+            "--ratio",
+            "ratios",
+            multiple=True,
+            type=RatioValue(),
+            help="Dataset-level factor per source: round(pool * F) draws per epoch (default 1).",
+        ),
+        click.option(
+            "--batch-ratio",
+            "batch_ratios",
+            multiple=True,
+            type=RatioValue(),
+            help="Share of every batch per source (give one for every source, with --batch-size).",
+        ),
+        click.option(
+            "--batch-size", type=click.IntRange(min=1), help="Per-rank batch size of the batch composition."
+        ),
+        click.option(
+            "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Sampling seed."
+        ),
     ]
     for option in reversed(options):
         f = option(f)
@@ -142,8 +205,7 @@ def source_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """-o/--out, --force, --quiet and --gzip."""
-    f = click.option("--gzip", is_flag=True, help="Write annotations.json.gz instead of annotations.json.")(f)
+    """-o/--out, --force and --quiet."""
     f = click.option("--quiet", "-q", is_flag=True, help="No summary or progress on stderr.")(f)
     f = click.option("--force", is_flag=True, help="Replace OUT if it exists.")(f)
     f = click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Output folder.")(f)
@@ -185,6 +247,7 @@ def _specs(sources: tuple[str, ...], opts: dict[str, Any]) -> tuple[SourceSpec, 
         per_source("mappings", lambda v: mapping_type.convert(v, None, None)),
     )
     prefixes, dirs = per_source("prefixes"), per_source("image_dirs", Path)
+    factors, batch_ratios = per_source("ratios", float), per_source("batch_ratios", float)
     return tuple(
         SourceSpec(
             path=p,
@@ -195,6 +258,8 @@ def _specs(sources: tuple[str, ...], opts: dict[str, Any]) -> tuple[SourceSpec, 
             image_prefix=prefixes[i] or "",
             image_dir=dirs[i],
             label=sources[i].partition("=")[2] if n else str(p),
+            factor=1.0 if factors[i] is None else factors[i],
+            batch_ratio=batch_ratios[i],
         )
         for i, (n, p) in enumerate(parsed)
     )
@@ -251,6 +316,7 @@ def cli(debug: bool) -> None:
     "--target", help="Target layout: a built-in name or a layout JSON file (default: the first source's)."
 )
 @source_options
+@sampling_options
 @output_options
 @export_option
 def merge(
@@ -270,6 +336,8 @@ def merge(
             drop_empty=opts["drop_empty"],
             drop_crowd=opts["drop_crowd"],
             gzip=opts["gzip"],
+            seed=opts["seed"],
+            batch_size=opts["batch_size"],
             exports=opts["exports"],
         ),
         quiet,
@@ -279,6 +347,7 @@ def merge(
 @cli.command()
 @click.argument("sources", nargs=-1, required=True)
 @source_options
+@sampling_options
 @output_options
 @export_option
 def combine(sources: tuple[str, ...], out: Path, force: bool, quiet: bool, **opts: Any) -> None:
@@ -295,6 +364,8 @@ def combine(sources: tuple[str, ...], out: Path, force: bool, quiet: bool, **opt
             drop_empty=opts["drop_empty"],
             drop_crowd=opts["drop_crowd"],
             gzip=opts["gzip"],
+            seed=opts["seed"],
+            batch_size=opts["batch_size"],
             exports=opts["exports"],
         ),
         quiet,
@@ -313,6 +384,39 @@ def run(recipe: Path, out: Path | None, force: bool | None, quiet: bool) -> None
     """
     job = read_recipe(recipe, force=force, output=out)
     _run(job, quiet)
+
+
+@cli.command()
+@click.argument("manifest", type=click.Path(path_type=Path))
+@click.option(
+    "--epochs", type=EpochRange(), default="0", show_default=True, help="E or START:STOP (STOP excluded)."
+)
+@click.option("--rank", type=click.IntRange(min=0), help="Write only this rank (default: every rank).")
+@click.option(
+    "--world-size", type=click.IntRange(min=1), default=1, show_default=True, help="Number of ranks."
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(FORMATS), default="json", show_default=True, help="File format."
+)
+@output_options
+def sample(
+    manifest: Path,
+    epochs: range,
+    rank: int | None,
+    world_size: int,
+    fmt: str,
+    out: Path,
+    force: bool,
+    quiet: bool,
+) -> None:
+    """Write epochs of a manifest as index files, one per epoch and rank, for any trainer.
+
+    Example: kpmerge sample combined/manifest.json --epochs 0:3 --world-size 2 --format npy -o plan/
+    """
+    ranks = None if rank is None else [rank]
+    names = write_epochs(manifest, out, epochs, ranks, world_size, fmt, force)
+    if not quiet:
+        click.echo(f"kpmerge sample: {len(names)} files ({names[0]} ...) -> {out}", err=True)
 
 
 @cli.command()

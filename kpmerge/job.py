@@ -15,7 +15,8 @@ from .formats.detect import read_dataset
 from .instances import Dataset
 from .layouts import Layout, detect_layout, load_layout
 from .mapping import MappingSpec
-from .output import check_output_path, output_files, write_folder
+from .output import check_output_path, output_files, trainable_pools, write_folder
+from .sampling import SamplingOptions
 
 MODES = ("merge", "combine")
 FORMAT_LAYOUTS = {"aic": "aic", "mpii": "mpii", "coco_wholebody": "coco_wholebody"}
@@ -35,6 +36,8 @@ class SourceSpec:
         image_prefix: Prepended to image file names.
         image_dir: Folder of the images, to read sizes for raw AIC.
         label: How the path is shown in the manifest (default: as given).
+        factor: Dataset-level sampling factor (slots per epoch = round(pool * factor)).
+        batch_ratio: Share of every batch (None: no batch composition; give it for all sources or none).
     """
 
     path: Path
@@ -45,6 +48,8 @@ class SourceSpec:
     image_prefix: str = ""
     image_dir: Path | None = None
     label: str | None = None
+    factor: float = 1.0
+    batch_ratio: float | None = None
 
     @property
     def source_name(self) -> str:
@@ -64,6 +69,8 @@ class Job:
     drop_crowd: bool = False
     options: dict[str, object] = field(default_factory=dict)
     gzip: bool = False
+    seed: int = 0
+    batch_size: int | None = None
     exports: tuple[str, ...] = ()
 
 
@@ -132,6 +139,18 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def sampling_options(job: Job) -> SamplingOptions:
+    """The job's seed, batch size, factors and batch ratios, checked (UsageError when they cannot work)."""
+    opts = SamplingOptions(
+        seed=job.seed,
+        batch_size=job.batch_size,
+        factors={s.source_name: s.factor for s in job.sources},
+        batch_ratios={s.source_name: s.batch_ratio for s in job.sources if s.batch_ratio is not None},
+    )
+    opts.check([s.source_name for s in job.sources])
+    return opts
+
+
 def build_job(job: Job) -> Merged:
     """Read every source and merge or combine them (no output written)."""
     if job.mode not in MODES:
@@ -140,6 +159,7 @@ def build_job(job: Job) -> Merged:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise UsageError(f"source name {dupes[0]!r} is used twice; name sources NAME=PATH")
+    sampling_options(job)
     sources = [load_source(s) for s in job.sources]
     if job.mode == "merge":
         target: Layout | None = load_layout(job.target) if job.target is not None else None
@@ -156,7 +176,9 @@ def run_job(job: Job) -> Merged:
     check_output_path(job.output, job.force)
     check_exports(job.exports)
     merged = build_job(job)
-    files = output_files(merged, gzip=job.gzip)
+    sampling = sampling_options(job)
+    sampling.check([s.name for s in merged.sources], [len(p) for p in trainable_pools(merged)])
+    files = output_files(merged, sampling, gzip=job.gzip)
     files.update(export_files(merged, job.exports))
     write_folder(files, job.output, job.force)
     return merged

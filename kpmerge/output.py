@@ -8,7 +8,9 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from . import __version__
 from .build import AREA_FACTOR, Merged
@@ -16,6 +18,9 @@ from .errors import KpmergeError, UsageError
 from .formats.coco import dataset_to_coco
 from .jsonio import dumps_pretty
 from .layouts import Layout
+
+if TYPE_CHECKING:
+    from .sampling import SamplingOptions
 
 ANNOTATIONS = "annotations.json"
 METAINFO_JSON = "metainfo.json"
@@ -115,8 +120,35 @@ def _paper(layout: Layout) -> Any:
     return papers[0] if len(papers) == 1 else papers
 
 
-def manifest(merged: Merged, annotations_file: str = ANNOTATIONS) -> dict[str, Any]:
-    """manifest.json: per source the input, counts by reason and where its records are."""
+def trainable_pools(merged: Merged) -> list[np.ndarray]:
+    """Per source, (n,) positions in the annotations array that training may draw: not crowd, at least
+    one labelled keypoint (v > 0) after mapping, box width and height > 0."""
+    inst = merged.dataset.instances
+    ok = (
+        (inst.iscrowd == 0)
+        & (inst.keypoints[:, :, 2] > 0).any(axis=1)
+        & (inst.boxes[:, 2] > 0)
+        & (inst.boxes[:, 3] > 0)
+    )
+    positions = np.flatnonzero(ok)
+    owner = np.asarray(merged.source_index)[positions]
+    return [positions[owner == i] for i in range(len(merged.sources))]
+
+
+def manifest(
+    merged: Merged, sampling: SamplingOptions | None = None, annotations_file: str = ANNOTATIONS
+) -> dict[str, Any]:
+    """manifest.json: per source the input, counts by reason, where its records are and how to sample
+    them (trainable pool, factor, batch ratio); `sampling` gives the factors, ratios, seed and batch
+    size (default: factor 1, no batch composition, seed 0)."""
+    pools = trainable_pools(merged)
+    entries = []
+    for s, pool in zip(merged.sources, pools, strict=True):
+        entry = _source_entry(s)
+        entry["factor"] = sampling.factor(s.name) if sampling else 1.0
+        entry["batch_ratio"] = sampling.batch_ratio(s.name) if sampling else None
+        entry["pool"] = pool.tolist()
+        entries.append(entry)
     return {
         "kpmerge_manifest": MANIFEST_VERSION,
         "kpmerge_version": __version__,
@@ -126,7 +158,11 @@ def manifest(merged: Merged, annotations_file: str = ANNOTATIONS) -> dict[str, A
         "annotations_file": annotations_file,
         "images": len(merged.dataset.images),
         "annotations": len(merged.dataset.instances),
-        "sources": [_source_entry(s) for s in merged.sources],
+        "sampling": {
+            "seed": sampling.seed if sampling else 0,
+            "batch_size": sampling.batch_size if sampling else None,
+        },
+        "sources": entries,
     }
 
 
@@ -157,8 +193,10 @@ def _source_entry(s: Any) -> dict[str, Any]:
     return entry
 
 
-def output_files(merged: Merged, gzip: bool = False) -> dict[str, Callable[[], bytes]]:
-    """Each output file's name and a function making its bytes.
+def output_files(
+    merged: Merged, sampling: SamplingOptions | None = None, gzip: bool = False
+) -> dict[str, Callable[[], bytes]]:
+    """Each output file's name and a function making its bytes (`sampling`: see `manifest`).
 
     With `gzip`, the annotations are written as `annotations.json.gz` (no time stamp in the header,
     so the bytes stay reproducible) and the manifest names that file.
@@ -173,7 +211,7 @@ def output_files(merged: Merged, gzip: bool = False) -> dict[str, Callable[[], b
         name: annotations,
         METAINFO_JSON: lambda: dumps_pretty(metainfo(merged)),
         METAINFO_PY: lambda: metainfo_py(merged).encode("utf-8"),
-        MANIFEST: lambda: dumps_pretty(manifest(merged, annotations_file=name)),
+        MANIFEST: lambda: dumps_pretty(manifest(merged, sampling, annotations_file=name)),
     }
 
 
@@ -227,6 +265,12 @@ def write_folder(files: dict[str, Callable[[], bytes]], out: str | Path, force: 
     return path
 
 
-def write_output(merged: Merged, out: str | Path, force: bool = False, gzip: bool = False) -> Path:
-    """Write the four output files of a merge or combine into the folder `out`, atomically."""
-    return write_folder(output_files(merged, gzip=gzip), out, force)
+def write_output(
+    merged: Merged,
+    out: str | Path,
+    force: bool = False,
+    sampling: SamplingOptions | None = None,
+    gzip: bool = False,
+) -> Path:
+    """Write the output files of a merge or combine into the folder `out`, atomically."""
+    return write_folder(output_files(merged, sampling, gzip=gzip), out, force)

@@ -10,8 +10,30 @@ from .errors import UsageError
 from .exports import EXPORTS
 from .job import MODES, Job, SourceSpec
 
-TOP_KEYS = {"mode", "output", "target", "force", "drop_empty", "drop_crowd", "gzip", "sources", "export"}
-SOURCE_KEYS = {"name", "path", "format", "layout", "mapping", "image_prefix", "image_dir"}
+TOP_KEYS = {
+    "mode",
+    "output",
+    "target",
+    "force",
+    "drop_empty",
+    "drop_crowd",
+    "gzip",
+    "seed",
+    "batch_size",
+    "sources",
+    "export",
+}
+SOURCE_KEYS = {
+    "name",
+    "path",
+    "format",
+    "layout",
+    "mapping",
+    "image_prefix",
+    "image_dir",
+    "ratio",
+    "batch_ratio",
+}
 
 
 def read_recipe(path: str | Path, force: bool | None = None, output: str | Path | None = None) -> Job:
@@ -72,6 +94,9 @@ def recipe_to_job(
         mapping = src.get("mapping", "auto")
         if not (mapping == "auto" or isinstance(mapping, list)):
             raise fail(f"{where}.mapping", 'expected "auto" or a list of [source, target] entries')
+        for key in ("ratio", "batch_ratio"):
+            if key in src and not _is_number(src[key], 0):
+                raise fail(f"{where}.{key}", f"expected a number >= 0, got {src[key]!r}")
         layout = src.get("layout")
         if layout is not None and (layout.endswith(".json") or "/" in layout):
             layout = base / layout
@@ -85,6 +110,8 @@ def recipe_to_job(
                 image_prefix=src.get("image_prefix", ""),
                 image_dir=base / src["image_dir"] if "image_dir" in src else None,
                 label=src["path"],
+                factor=float(src.get("ratio", 1.0)),
+                batch_ratio=float(src["batch_ratio"]) if "batch_ratio" in src else None,
             )
         )
     target = data.get("target")
@@ -95,6 +122,9 @@ def recipe_to_job(
     for key in ("force", "drop_empty", "drop_crowd", "gzip"):
         if key in data and not isinstance(data[key], bool):
             raise fail(key, "expected true or false")
+    for key, least in (("seed", 0), ("batch_size", 1)):
+        if key in data and (not _is_number(data[key], least) or not isinstance(data[key], int)):
+            raise fail(key, f"expected an integer >= {least}, got {data[key]!r}")
     exports = data.get("export", [])
     if isinstance(exports, str):
         exports = [exports]
@@ -112,5 +142,11 @@ def recipe_to_job(
         drop_empty=data.get("drop_empty", False),
         drop_crowd=data.get("drop_crowd", False),
         gzip=data.get("gzip", False),
+        seed=data.get("seed", 0),
+        batch_size=data.get("batch_size"),
         exports=tuple(dict.fromkeys(exports)),
     )
+
+
+def _is_number(value: Any, least: float) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value >= least
