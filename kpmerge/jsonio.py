@@ -24,19 +24,24 @@ _INDEX = re.compile(r"^\[(\d+)\](.*)$")
 
 
 def read_bytes(path: str | Path) -> bytes:
-    """The file's bytes, or KpmergeError for a missing, unreadable or empty file."""
+    """The file's bytes without a UTF-8 byte order mark.
+
+    Raises:
+        UsageError: the path cannot be opened (missing, a folder, no permission): exit code 2.
+        KpmergeError: the file is empty: exit code 1.
+    """
     p = Path(path)
     try:
         data = p.read_bytes()
     except FileNotFoundError:
         raise UsageError("file not found", file=p) from None
     except IsADirectoryError:
-        raise KpmergeError("is a folder, expected a JSON file", file=p) from None
+        raise UsageError("is a folder, expected a JSON file", file=p) from None
     except OSError as exc:
-        raise KpmergeError(f"cannot read: {exc.strerror or exc}", file=p) from None
+        raise UsageError(f"cannot read: {exc.strerror or exc}", file=p) from None
     if not data.strip():
         raise KpmergeError("file is empty, expected JSON", file=p)
-    return data
+    return data[3:] if data.startswith(b"\xef\xbb\xbf") else data
 
 
 def first_char(data: bytes) -> str:
@@ -61,6 +66,8 @@ def decode_error(exc: Exception, file: str | Path | None, base: str = "$") -> Kp
     message = message.replace("JSON is malformed: ", "not valid JSON: ")
     if message.startswith("Input data was truncated"):
         message = "not valid JSON: the file ends too early (truncated)"
+    if message.startswith("Number out of range"):
+        message = "expected a finite number, got one out of range (e.g. 1e999)"
     message = message.replace("`", "")
     message = message[0].lower() + message[1:] if message else message
     return KpmergeError(message, file=file, json_path=base + sub)

@@ -47,8 +47,16 @@ def aic_to_dataset(
         boxes = decode_column(
             [r["human_annotations"] for r in records], dict[str, list[float]], file, "", "human_annotations"
         )
+        _check_unique_images(image_ids, file)
         kp_rows, box_rows, ann_ids, image_index = [], [], [], []
         for i, (img, kps, bxs) in enumerate(zip(image_ids, people, boxes, strict=True)):
+            orphan = sorted(set(bxs) - set(kps))
+            if orphan:
+                raise KpmergeError(
+                    f"expected keypoints for every box, got a box for {orphan[0]} without keypoints",
+                    file,
+                    f"$[{i}].keypoint_annotations",
+                )
             for human in _human_order(kps, file, i):
                 if human not in bxs:
                     raise KpmergeError(f"{human} has keypoints but no box", file, f"$[{i}].human_annotations")
@@ -85,6 +93,16 @@ def aic_to_dataset(
     return Dataset(images=images, instances=instances, keypoint_names=None, format="aic", notes=notes)
 
 
+def _check_unique_images(image_ids: list[str], file: Any) -> None:
+    if len(set(image_ids)) == len(image_ids):
+        return
+    seen: dict[str, int] = {}
+    for i, v in enumerate(image_ids):
+        if v in seen:
+            raise KpmergeError(f"duplicate image_id {v!r} (also at $[{seen[v]}])", file, f"$[{i}].image_id")
+        seen[v] = i
+
+
 def _human_order(kps: dict[str, list[float]], file: Any, i: int) -> list[str]:
     """Humans in numeric order of their suffix: human2 before human10."""
     keyed = []
@@ -109,7 +127,7 @@ def _check_values(kp: np.ndarray, xyxy: np.ndarray, ann_ids: list[str], file: An
         img, human = ann_ids[j].rsplit("/", 1)
         return f"$[image_id={img}].{field}.{human}"
 
-    for arr, field in ((kp.reshape(len(kp), -1), "keypoint_annotations"), (xyxy, "human_annotations")):
+    for arr, field in ((kp.reshape(len(kp), 3 * K), "keypoint_annotations"), (xyxy, "human_annotations")):
         bad = ~np.isfinite(arr)
         if bad.any():
             j, c = (int(x) for x in np.argwhere(bad)[0])

@@ -71,6 +71,9 @@ def _keypoint_category(categories: list[dict[str, Any]], file: Any) -> tuple[Any
     i, cat = with_kp[0]
     if "id" not in cat:
         raise KpmergeError("missing `id`", file, f"$.categories[{i}].id")
+    if isinstance(cat["id"], bool) or not isinstance(cat["id"], int | str):
+        got = type(cat["id"]).__name__
+        raise KpmergeError(f"expected an integer or a string, got {got}", file, f"$.categories[{i}].id")
     names = cat["keypoints"]
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise KpmergeError("expected a list of keypoint names", file, f"$.categories[{i}].keypoints")
@@ -87,6 +90,8 @@ def _images(records: list[dict[str, Raw]], file: Any) -> Images:
     size = float | None
     widths = decode_column([r.get("width", NULL) for r in records], size, file, "images", "width")
     heights = decode_column([r.get("height", NULL) for r in records], size, file, "images", "height")
+    for key, values in (("width", widths), ("height", heights)):
+        _check_range(np.array(values, dtype=np.float64), 0, False, file, "images", key, range(len(records)))
     cache: dict[str, bytes] = {}
     extra = [members(r, IMAGE_FIELDS, cache) for r in records]
     return Images(
@@ -96,6 +101,19 @@ def _images(records: list[dict[str, Raw]], file: Any) -> Images:
         heights=np.array(heights, dtype=np.float64),
         extra=extra,
     )
+
+
+def _check_range(
+    values: np.ndarray, low: float, inclusive: bool, file: Any, container: str, name: str, where: Any
+) -> None:
+    """Raise for the first value below `low` (or equal, unless `inclusive`); NaN (missing) passes."""
+    bad = values < low if inclusive else values <= low
+    if bad.any():
+        j = int(np.argmax(bad))
+        op = ">=" if inclusive else ">"
+        raise KpmergeError(
+            f"expected a number {op} {low:g}, got {values[j]:g}", file, f"$.{container}[{where[j]}].{name}"
+        )
 
 
 def _annotations(
@@ -126,6 +144,11 @@ def _annotations(
         )
     except KpmergeError as err:
         raise _reindex(err, where) from None
+    _check_range(np.array(areas, dtype=np.float64), 0, True, file, "annotations", "area", where)
+    flags = np.array([int(c or 0) for c in crowd], dtype=np.int64)
+    if ((flags != 0) & (flags != 1)).any():
+        j = int(np.argmax((flags != 0) & (flags != 1)))
+        raise KpmergeError(f"expected 0 or 1, got {flags[j]}", file, f"$.annotations[{where[j]}].iscrowd")
     k = len(names) if names else (len(kps[0]) // 3 if kps else 0)
     keypoints = _keypoint_array(kps, k, file, where)
     box = _box_array(boxes, file, where)
@@ -137,7 +160,7 @@ def _annotations(
         keypoints=keypoints,
         boxes=box,
         areas=np.array(areas, dtype=np.float64),
-        iscrowd=np.array([int(c or 0) for c in crowd], dtype=np.int64),
+        iscrowd=flags,
         image_index=index,
         ids=ids,
         num_keypoints=np.array([-1 if n is None else n for n in nkp], dtype=np.int64),
@@ -286,7 +309,7 @@ def dataset_to_coco(
             parts.append(images.extra[i])
         out_images.append(b"{" + b",".join(parts) + b"}")
     n = len(inst)
-    kp = number_rows(inst.keypoints.reshape(n, -1))
+    kp = number_rows(inst.keypoints.reshape(n, inst.k * 3))
     boxes = number_rows(inst.boxes)
     areas = number_list(inst.areas)
     labelled = inst.labelled_counts().tolist()
