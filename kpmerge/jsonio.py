@@ -66,6 +66,9 @@ def decode_error(exc: Exception, file: str | Path | None, base: str = "$") -> Kp
     message = message.replace("JSON is malformed: ", "not valid JSON: ")
     if message.startswith("Input data was truncated"):
         message = "not valid JSON: the file ends too early (truncated)"
+    missing = re.match(r"^Object missing required field `(.*)`$", message)
+    if missing:
+        message = f"expected a member {missing.group(1)}, got none (missing)"
     if message.startswith("Number out of range"):
         message = "expected a finite number, got one out of range (e.g. 1e999)"
     message = message.replace("`", "")
