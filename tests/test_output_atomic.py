@@ -103,9 +103,8 @@ def test_final_rename_fails_previous_output_restored(monkeypatch, tmp_path):
     real = os.rename
 
     def rename(src, dst):
-        if Path(dst) == out:  # the move of the new folder into place (not the restore)
-            if Path(src).name != "old":
-                raise OSError(5, "Input/output error")
+        if Path(dst) == out and Path(src).name != "old":  # the new folder into place, not the restore
+            raise OSError(5, "Input/output error")
         return real(src, dst)
 
     monkeypatch.setattr(output.os, "rename", rename)
@@ -133,7 +132,8 @@ def test_write_folder_cleans_up_on_any_exception(tmp_path, exc):
 def test_success_replaces_with_force_and_leaves_nothing_beside(tmp_path):
     out = tmp_path / "OUT"
     _previous(out)
-    result = CliRunner().invoke(cli, ["merge", INPUT, "-o", str(out), "--force", "-q"], catch_exceptions=False)
+    args = ["merge", INPUT, "-o", str(out), "--force", "-q"]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert result.exit_code == 0
     assert sorted(p.name for p in out.iterdir()) == [
         "annotations.json",
