@@ -223,6 +223,8 @@ def layout_from_dict(data: Any, source: str = "layout") -> Layout:
         if "color" in kp:
             colors.append(_color(kp["color"], f"{source}: $.keypoints[{i}].color"))
     links, link_colors = [], []
+    if not isinstance(data.get("skeleton", []), list):
+        raise UsageError(f"{source}: $.skeleton: expected a list of links, got {data['skeleton']!r}")
     for i, link in enumerate(data.get("skeleton", [])):
         ends = link.get("link") if isinstance(link, dict) else link
         if not isinstance(ends, list | tuple) or len(ends) != 2:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import numpy as np
@@ -22,6 +22,9 @@ from ..jsonio import (
     number_rows,
     read_bytes,
 )
+
+Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+"""An integer that fits the 64-bit integers numpy and orjson take (ids, flags and counts)."""
 
 IMAGE_FIELDS = frozenset({"id", "file_name", "width", "height"})
 ANNOTATION_FIELDS = frozenset(
@@ -85,7 +88,7 @@ def _images(records: list[dict[str, Raw]], file: Any) -> Images:
         for key in ("id", "file_name"):
             if key not in rec:
                 raise KpmergeError(f"missing `{key}`", file, f"$.images[{i}].{key}")
-    ids = decode_column([r["id"] for r in records], int | str, file, "images", "id")
+    ids = decode_column([r["id"] for r in records], Int64 | str, file, "images", "id")
     names = decode_column([r["file_name"] for r in records], str, file, "images", "file_name")
     size = float | None
     widths = decode_column([r.get("width", NULL) for r in records], size, file, "images", "width")
@@ -131,16 +134,16 @@ def _annotations(
             if key not in rec:
                 raise KpmergeError(f"missing `{key}`", file, f"$.annotations[{where[j]}].{key}")
     try:
-        ids = decode_column([r["id"] for r in anns], int | str, file, "annotations", "id")
-        image_ids = decode_column([r["image_id"] for r in anns], int | str, file, "annotations", "image_id")
+        ids = decode_column([r["id"] for r in anns], Int64 | str, file, "annotations", "id")
+        image_ids = decode_column([r["image_id"] for r in anns], Int64 | str, file, "annotations", "image_id")
         kps = decode_column([r["keypoints"] for r in anns], list[float], file, "annotations", "keypoints")
         boxes = decode_column([r["bbox"] for r in anns], list[float], file, "annotations", "bbox")
         areas = decode_column([r.get("area", NULL) for r in anns], float | None, file, "annotations", "area")
         crowd = decode_column(
-            [r.get("iscrowd", NULL) for r in anns], int | bool | None, file, "annotations", "iscrowd"
+            [r.get("iscrowd", NULL) for r in anns], Int64 | bool | None, file, "annotations", "iscrowd"
         )
         nkp = decode_column(
-            [r.get("num_keypoints", NULL) for r in anns], int | None, file, "annotations", "num_keypoints"
+            [r.get("num_keypoints", NULL) for r in anns], Int64 | None, file, "annotations", "num_keypoints"
         )
     except KpmergeError as err:
         raise _reindex(err, where) from None
