@@ -68,7 +68,7 @@ def decode_error(exc: Exception, file: str | Path | None, base: str = "$") -> Kp
         message = "not valid JSON: the file ends too early (truncated)"
     missing = re.match(r"^Object missing required field `(.*)`$", message)
     if missing:
-        message = f"expected a member {missing.group(1)}, got none (missing)"
+        message, sub = "expected a value, got none (missing)", f"{sub}.{missing.group(1)}"
     if message.startswith("Number out of range"):
         message = "expected a finite number, got one out of range (e.g. 1e999)"
     message = message.replace("`", "")

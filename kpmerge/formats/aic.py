@@ -35,7 +35,7 @@ def aic_to_dataset(
         for i, rec in enumerate(records):
             for key in RECORD_FIELDS:
                 if key not in rec:
-                    raise KpmergeError(f"missing `{key}`", file, f"$[{i}].{key}")
+                    raise KpmergeError("expected a value, got none (missing)", file, f"$[{i}].{key}")
         image_ids = decode_column([r["image_id"] for r in records], str, file, "", "image_id")
         people = decode_column(
             [r["keypoint_annotations"] for r in records],
@@ -59,7 +59,9 @@ def aic_to_dataset(
                 )
             for human in _human_order(kps, file, i):
                 if human not in bxs:
-                    raise KpmergeError(f"{human} has keypoints but no box", file, f"$[{i}].human_annotations")
+                    raise KpmergeError(
+                        f"expected a box for {human}, got none", file, f"$[{i}].human_annotations"
+                    )
                 kp_rows.append(_check_len(kps[human], 3 * K, file, f"$[{i}].keypoint_annotations.{human}"))
                 box_rows.append(_check_len(bxs[human], 4, file, f"$[{i}].human_annotations.{human}"))
                 ann_ids.append(f"{img}/{human}")
@@ -99,7 +101,9 @@ def _check_unique_images(image_ids: list[str], file: Any) -> None:
     seen: dict[str, int] = {}
     for i, v in enumerate(image_ids):
         if v in seen:
-            raise KpmergeError(f"duplicate image_id {v!r} (also at $[{seen[v]}])", file, f"$[{i}].image_id")
+            raise KpmergeError(
+                f"expected unique ids, got {v!r} again (also at $[{seen[v]}])", file, f"$[{i}].image_id"
+            )
         seen[v] = i
 
 

@@ -73,7 +73,7 @@ def _keypoint_category(categories: list[dict[str, Any]], file: Any) -> tuple[Any
         with_kp = people
     i, cat = with_kp[0]
     if "id" not in cat:
-        raise KpmergeError("missing `id`", file, f"$.categories[{i}].id")
+        raise KpmergeError("expected a value, got none (missing)", file, f"$.categories[{i}].id")
     if isinstance(cat["id"], bool) or not isinstance(cat["id"], int | str):
         got = type(cat["id"]).__name__
         raise KpmergeError(f"expected an integer or a string, got {got}", file, f"$.categories[{i}].id")
@@ -87,7 +87,7 @@ def _images(records: list[dict[str, Raw]], file: Any) -> Images:
     for i, rec in enumerate(records):
         for key in ("id", "file_name"):
             if key not in rec:
-                raise KpmergeError(f"missing `{key}`", file, f"$.images[{i}].{key}")
+                raise KpmergeError("expected a value, got none (missing)", file, f"$.images[{i}].{key}")
     ids = decode_column([r["id"] for r in records], Int64 | str, file, "images", "id")
     names = decode_column([r["file_name"] for r in records], str, file, "images", "file_name")
     size = float | None
@@ -132,7 +132,9 @@ def _annotations(
     for j, rec in enumerate(anns):
         for key in ("id", "image_id", "keypoints", "bbox"):
             if key not in rec:
-                raise KpmergeError(f"missing `{key}`", file, f"$.annotations[{where[j]}].{key}")
+                raise KpmergeError(
+                    "expected a value, got none (missing)", file, f"$.annotations[{where[j]}].{key}"
+                )
     try:
         ids = decode_column([r["id"] for r in anns], Int64 | str, file, "annotations", "id")
         image_ids = decode_column([r["image_id"] for r in anns], Int64 | str, file, "annotations", "image_id")
@@ -250,7 +252,7 @@ def _check_unique(ids: list[Any], file: Any, container: str, where: Any) -> None
     for j, v in enumerate(ids):
         if v in seen:
             raise KpmergeError(
-                f"duplicate id {v!r} (also at {container}[{where[seen[v]]}])",
+                f"expected unique ids, got {v!r} again (also at {container}[{where[seen[v]]}])",
                 file,
                 f"$.{container}[{where[j]}].id",
             )
@@ -265,7 +267,11 @@ def _image_index(image_ids: list[Any], images: Images, file: Any, where: Any) ->
     for j, v in enumerate(image_ids):
         r = row.get(v)
         if r is None:
-            raise KpmergeError(f"image {v!r} is not in images", file, f"$.annotations[{where[j]}].image_id")
+            raise KpmergeError(
+                f"expected the id of an image in images, got {v!r}",
+                file,
+                f"$.annotations[{where[j]}].image_id",
+            )
         out[j] = r
     return out
 
