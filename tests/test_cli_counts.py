@@ -165,3 +165,14 @@ def test_raw_aic_numbers_match_the_converted_file(tmp_path):
         assert all(_same(w, g) for w, g in zip(ref["keypoints"], ann["keypoints"], strict=True))
         assert all(_same(w, g) for w, g in zip(ref["bbox"], ann["bbox"], strict=True))
         assert ann["num_keypoints"] == ref["num_keypoints"]
+
+
+@needs_fixtures
+def test_two_runs_write_identical_bytes(tmp_path):
+    args = ["combine", f"coco={fixture('coco/test_coco.json')}", f"aic={AIC_RAW}", "--drop-empty", "-q"]
+    _run(args, tmp_path / "one")
+    _run(args, tmp_path / "two")
+    names = sorted(p.name for p in (tmp_path / "one").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "two").iterdir())
+    for name in names:
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name

@@ -36,5 +36,7 @@ def read_dataset(path: str | Path, format: str | None = None, image_dir: str | P
             raise UsageError("an image folder is only used for raw AIC files (COCO files hold image sizes)")
         return coco.coco_to_dataset(data, file=path)
     if fmt == "aic":
+        if image_dir is not None and not Path(image_dir).is_dir():
+            raise UsageError("image folder not found", file=image_dir)
         return aic.aic_to_dataset(data, file=path, image_dir=image_dir)
     raise UsageError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
