@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import gc
 import re
 from collections.abc import Iterator, Sequence
@@ -41,7 +42,22 @@ def read_bytes(path: str | Path) -> bytes:
         raise UsageError(f"cannot read: {exc.strerror or exc}", file=p) from None
     if not data.strip():
         raise KpmergeError("file is empty, expected JSON", file=p)
+    check_utf8(data, p)
     return data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+
+
+def check_utf8(data: bytes, file: str | Path | None = None) -> None:
+    """Raise KpmergeError unless `data` is UTF-8 (pass-through fields are copied, never decoded)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    step = 1 << 24
+    for start in range(0, len(data), step):
+        try:
+            decoder.decode(data[start : start + step], final=start + step >= len(data))
+        except UnicodeDecodeError as exc:
+            at = start + exc.start
+            raise KpmergeError(
+                f"not valid JSON: expected UTF-8 text, got byte 0x{data[at]:02x} at byte {at}", file, "$"
+            ) from None
 
 
 def first_char(data: bytes) -> str:
@@ -56,6 +72,8 @@ def decode(data: bytes, type_: Any, file: str | Path | None, base: str = "$") ->
         return msgspec.json.decode(data, type=type_)
     except msgspec.DecodeError as exc:
         raise decode_error(exc, file, base) from None
+    except UnicodeDecodeError:
+        raise KpmergeError("not valid JSON: expected UTF-8 text, got other bytes", file, base) from None
 
 
 def decode_error(exc: Exception, file: str | Path | None, base: str = "$") -> KpmergeError:
@@ -98,6 +116,8 @@ def decode_column(
             return_err = KpmergeError(err.message, file=file, json_path=path)
             raise return_err from None
         raise decode_error(exc, file) from None
+    except UnicodeDecodeError:
+        raise KpmergeError("not valid JSON: expected UTF-8 text, got other bytes", file, "$") from None
 
 
 @contextmanager
