@@ -171,10 +171,20 @@ def build_job(job: Job) -> Merged:
     return combine(sources, drop_empty=job.drop_empty, drop_crowd=job.drop_crowd)
 
 
+def _check_inputs_outside(job: Job) -> None:
+    """UsageError when the output folder is an input or holds one (replacing it would delete inputs)."""
+    out = job.output.resolve()
+    for spec in job.sources:
+        for p in (spec.path, spec.image_dir):
+            if p is not None and (out == p.resolve() or out in p.resolve().parents):
+                raise UsageError(f"the output folder holds the input {p}; choose another", file=job.output)
+
+
 def run_job(job: Job) -> Merged:
     """Build the job and write its output folder atomically; returns what was written."""
     check_output_path(job.output, job.force)
     check_exports(job.exports)
+    _check_inputs_outside(job)
     merged = build_job(job)
     sampling = sampling_options(job)
     sampling.check([s.name for s in merged.sources], [len(p) for p in trainable_pools(merged)])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import gc
 import gzip
 import re
@@ -29,11 +30,11 @@ GZIP_MAGIC = b"\x1f\x8b"
 
 
 def read_bytes(path: str | Path) -> bytes:
-    """The file's bytes (decompressed when it is gzip, by its magic bytes), or KpmergeError.
+    """The file's bytes (decompressed when it is gzip, by its magic bytes) without a UTF-8 byte order mark.
 
     Raises:
-        UsageError: the file does not exist.
-        KpmergeError: a folder, an unreadable, empty or broken gzip file.
+        UsageError: the path cannot be opened (missing, a folder, no permission): exit code 2.
+        KpmergeError: the file is empty or a broken gzip file: exit code 1.
     """
     p = Path(path)
     try:
@@ -41,9 +42,9 @@ def read_bytes(path: str | Path) -> bytes:
     except FileNotFoundError:
         raise UsageError("file not found", file=p) from None
     except IsADirectoryError:
-        raise KpmergeError("is a folder, expected a JSON file", file=p) from None
+        raise UsageError("is a folder, expected a JSON file", file=p) from None
     except OSError as exc:
-        raise KpmergeError(f"cannot read: {exc.strerror or exc}", file=p) from None
+        raise UsageError(f"cannot read: {exc.strerror or exc}", file=p) from None
     if data[:2] == GZIP_MAGIC:
         try:
             data = gzip.decompress(data)
@@ -51,7 +52,22 @@ def read_bytes(path: str | Path) -> bytes:
             raise KpmergeError(f"not a valid gzip file: {exc}", file=p) from None
     if not data.strip():
         raise KpmergeError("file is empty, expected JSON", file=p)
-    return data
+    check_utf8(data, p)
+    return data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+
+
+def check_utf8(data: bytes, file: str | Path | None = None) -> None:
+    """Raise KpmergeError unless `data` is UTF-8 (pass-through fields are copied, never decoded)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    step = 1 << 24
+    for start in range(0, len(data), step):
+        try:
+            decoder.decode(data[start : start + step], final=start + step >= len(data))
+        except UnicodeDecodeError as exc:
+            at = start + exc.start
+            raise KpmergeError(
+                f"not valid JSON: expected UTF-8 text, got byte 0x{data[at]:02x} at byte {at}", file, "$"
+            ) from None
 
 
 def first_char(data: bytes) -> str:
@@ -66,6 +82,8 @@ def decode(data: bytes, type_: Any, file: str | Path | None, base: str = "$") ->
         return msgspec.json.decode(data, type=type_)
     except msgspec.DecodeError as exc:
         raise decode_error(exc, file, base) from None
+    except UnicodeDecodeError:
+        raise KpmergeError("not valid JSON: expected UTF-8 text, got other bytes", file, base) from None
 
 
 def decode_error(exc: Exception, file: str | Path | None, base: str = "$") -> KpmergeError:
@@ -76,6 +94,11 @@ def decode_error(exc: Exception, file: str | Path | None, base: str = "$") -> Kp
     message = message.replace("JSON is malformed: ", "not valid JSON: ")
     if message.startswith("Input data was truncated"):
         message = "not valid JSON: the file ends too early (truncated)"
+    missing = re.match(r"^Object missing required field `(.*)`$", message)
+    if missing:
+        message, sub = "expected a value, got none (missing)", f"{sub}.{missing.group(1)}"
+    if message.startswith("Number out of range"):
+        message = "expected a finite number, got one out of range (e.g. 1e999)"
     message = message.replace("`", "")
     message = message[0].lower() + message[1:] if message else message
     return KpmergeError(message, file=file, json_path=base + sub)
@@ -98,6 +121,8 @@ def decode_column(
             path = f"{head}.{name}{im.group(2)}"
             raise KpmergeError(decode_error(exc, file).message, file=file, json_path=path) from None
         raise decode_error(exc, file) from None
+    except UnicodeDecodeError:
+        raise KpmergeError("not valid JSON: expected UTF-8 text, got other bytes", file, "$") from None
 
 
 @contextmanager

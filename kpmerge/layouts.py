@@ -220,12 +220,17 @@ def layout_from_dict(data: Any, source: str = "layout") -> Layout:
             kp = {"name": kp}
         if not isinstance(kp, dict) or not isinstance(kp.get("name"), str):
             raise UsageError(f"{source}: $.keypoints[{i}]: expected a name or an object with a name")
+        for key in ("swap", "type"):
+            if not isinstance(kp.get(key) or "", str):
+                raise UsageError(f"{source}: $.keypoints[{i}].{key}: expected a string, got {kp[key]!r}")
         names.append(kp["name"])
         swaps.append(str(kp.get("swap", "") or ""))
         types.append(str(kp.get("type", "") or ""))
         if "color" in kp:
-            colors.append(tuple(kp["color"]))
+            colors.append(_color(kp["color"], f"{source}: $.keypoints[{i}].color"))
     links, link_colors = [], []
+    if not isinstance(data.get("skeleton", []), list):
+        raise UsageError(f"{source}: $.skeleton: expected a list of links, got {data['skeleton']!r}")
     for i, link in enumerate(data.get("skeleton", [])):
         ends = link.get("link") if isinstance(link, dict) else link
         if not isinstance(ends, list | tuple) or len(ends) != 2:
@@ -234,12 +239,16 @@ def layout_from_dict(data: Any, source: str = "layout") -> Layout:
             if not all(0 <= e < len(names) for e in ends):
                 raise UsageError(f"{source}: $.skeleton[{i}]: index out of range 0..{len(names) - 1}")
             ends = [names[e] for e in ends]
+        if not all(isinstance(e, str) for e in ends):
+            raise UsageError(f"{source}: $.skeleton[{i}]: expected two names or indices, got {ends!r}")
         links.append((str(ends[0]), str(ends[1])))
         if isinstance(link, dict) and "color" in link:
-            link_colors.append(tuple(link["color"]))
+            link_colors.append(_color(link["color"], f"{source}: $.skeleton[{i}].color"))
     for key in ("joint_weights", "sigmas"):
         if not isinstance(data[key], list):
             raise UsageError(f"{source}: $.{key}: expected a list of numbers")
+    if not isinstance(data["name"], str) or not data["name"]:
+        raise UsageError(f"{source}: $.name: expected a non-empty string, got {data['name']!r}")
     paper = data.get("paper_info", [])
     return Layout(
         name=str(data["name"]),
@@ -255,6 +264,14 @@ def layout_from_dict(data: Any, source: str = "layout") -> Layout:
         paper_info=tuple(paper if isinstance(paper, list) else [paper]),
         origin=data.get("origin", 0),
     )
+
+
+def _color(value: Any, where: str) -> tuple[int, int, int]:
+    """An RGB triple of integers 0..255, or UsageError naming the place."""
+    ok = isinstance(value, list | tuple) and len(value) == 3
+    if not ok or not all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= 255 for c in value):
+        raise UsageError(f"{where}: expected [r, g, b] with integers 0..255, got {value!r}")
+    return (value[0], value[1], value[2])
 
 
 def builtin_layout_names() -> list[str]:
@@ -287,7 +304,12 @@ def load_layout(spec: str | Path | Layout) -> Layout:
             raise UsageError("layout file not found", file=path) from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise UsageError(f"cannot read layout JSON: {exc}", file=path) from None
-        return layout_from_dict(data, source=str(path))
+        try:
+            return layout_from_dict(data, source=str(path))
+        except UsageError as exc:
+            if exc.file is None and not exc.message.startswith(f"{path}: "):
+                raise UsageError(exc.message, file=path) from None
+            raise
     return builtin_layout(text)
 
 

@@ -41,15 +41,25 @@ def aic_to_dataset(
         for i, rec in enumerate(records):
             for key in RECORD_FIELDS:
                 if key not in rec:
-                    raise KpmergeError(f"missing `{key}`", file, f"$[{i}].{key}")
+                    raise KpmergeError("expected a value, got none (missing)", file, f"$[{i}].{key}")
         image_ids = decode_column([r["image_id"] for r in records], str, file, "", "image_id")
         people = _humans(records, "keypoint_annotations", file)
         boxes = _humans(records, "human_annotations", file)
+        _check_unique_images(image_ids, file)
         kp_rows, box_rows, ann_ids, image_index = [], [], [], []
         for i, (img, kps, bxs) in enumerate(zip(image_ids, people, boxes, strict=True)):
+            orphan = sorted(set(bxs) - set(kps))
+            if orphan:
+                raise KpmergeError(
+                    f"expected keypoints for every box, got a box for {orphan[0]} without keypoints",
+                    file,
+                    f"$[{i}].keypoint_annotations",
+                )
             for human in _human_order(kps, file, i):
                 if human not in bxs:
-                    raise KpmergeError(f"{human} has keypoints but no box", file, f"$[{i}].human_annotations")
+                    raise KpmergeError(
+                        f"expected a box for {human}, got none", file, f"$[{i}].human_annotations"
+                    )
                 kp_rows.append(_check_len(kps[human], 3 * K, file, f"$[{i}].keypoint_annotations.{human}"))
                 box_rows.append(_check_len(bxs[human], 4, file, f"$[{i}].human_annotations.{human}"))
                 ann_ids.append(f"{img}/{human}")
@@ -98,6 +108,18 @@ def _humans(records: list[dict[str, Raw]], field: str, file: Any) -> list[dict[s
         for human, raw in decode(bytes(records[i][field]), dict[str, Raw], file, f"$[{i}].{field}").items():
             decode(bytes(raw), list[float], file, f"$[{i}].{field}.{human}")
         raise
+
+
+def _check_unique_images(image_ids: list[str], file: Any) -> None:
+    if len(set(image_ids)) == len(image_ids):
+        return
+    seen: dict[str, int] = {}
+    for i, v in enumerate(image_ids):
+        if v in seen:
+            raise KpmergeError(
+                f"expected unique ids, got {v!r} again (also at $[{seen[v]}])", file, f"$[{i}].image_id"
+            )
+        seen[v] = i
 
 
 def _human_order(kps: dict[str, list[float]], file: Any, i: int) -> list[str]:

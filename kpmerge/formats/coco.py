@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import numpy as np
@@ -24,6 +24,9 @@ from ..jsonio import (
     number_rows,
     read_bytes,
 )
+
+Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+"""An integer that fits the 64-bit integers numpy and orjson take (ids, flags and counts)."""
 
 IMAGE_FIELDS = frozenset({"id", "file_name", "width", "height"})
 ANNOTATION_FIELDS = frozenset(
@@ -82,7 +85,10 @@ def _keypoint_category(categories: list[dict[str, Any]], file: Any) -> tuple[Any
         with_kp = people
     i, cat = with_kp[0]
     if "id" not in cat:
-        raise KpmergeError("missing `id`", file, f"$.categories[{i}].id")
+        raise KpmergeError("expected a value, got none (missing)", file, f"$.categories[{i}].id")
+    if isinstance(cat["id"], bool) or not isinstance(cat["id"], int | str):
+        got = type(cat["id"]).__name__
+        raise KpmergeError(f"expected an integer or a string, got {got}", file, f"$.categories[{i}].id")
     names = cat["keypoints"]
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise KpmergeError("expected a list of keypoint names", file, f"$.categories[{i}].keypoints")
@@ -93,12 +99,14 @@ def _images(records: list[dict[str, Raw]], file: Any) -> Images:
     for i, rec in enumerate(records):
         for key in ("id", "file_name"):
             if key not in rec:
-                raise KpmergeError(f"missing `{key}`", file, f"$.images[{i}].{key}")
-    ids = decode_column([r["id"] for r in records], int | str, file, "images", "id")
+                raise KpmergeError("expected a value, got none (missing)", file, f"$.images[{i}].{key}")
+    ids = decode_column([r["id"] for r in records], Int64 | str, file, "images", "id")
     names = decode_column([r["file_name"] for r in records], str, file, "images", "file_name")
     size = float | None
     widths = decode_column([r.get("width", NULL) for r in records], size, file, "images", "width")
     heights = decode_column([r.get("height", NULL) for r in records], size, file, "images", "height")
+    for key, values in (("width", widths), ("height", heights)):
+        _check_range(np.array(values, dtype=np.float64), 0, False, file, "images", key, range(len(records)))
     cache: dict[str, bytes] = {}
     extra = [members(r, IMAGE_FIELDS, cache) for r in records]
     return Images(
@@ -108,6 +116,19 @@ def _images(records: list[dict[str, Raw]], file: Any) -> Images:
         heights=np.array(heights, dtype=np.float64),
         extra=extra,
     )
+
+
+def _check_range(
+    values: np.ndarray, low: float, inclusive: bool, file: Any, container: str, name: str, where: Any
+) -> None:
+    """Raise for the first value below `low` (or equal, unless `inclusive`); NaN (missing) passes."""
+    bad = values < low if inclusive else values <= low
+    if bad.any():
+        j = int(np.argmax(bad))
+        op = ">=" if inclusive else ">"
+        raise KpmergeError(
+            f"expected a number {op} {low:g}, got {values[j]:g}", file, f"$.{container}[{where[j]}].{name}"
+        )
 
 
 def _annotations(
@@ -128,21 +149,28 @@ def _annotations(
     for j, rec in enumerate(anns):
         for key in ("id", "image_id", "keypoints", "bbox"):
             if key not in rec:
-                raise KpmergeError(f"missing `{key}`", file, f"$.annotations[{where[j]}].{key}")
+                raise KpmergeError(
+                    "expected a value, got none (missing)", file, f"$.annotations[{where[j]}].{key}"
+                )
     try:
-        ids = decode_column([r["id"] for r in anns], int | str, file, "annotations", "id")
-        image_ids = decode_column([r["image_id"] for r in anns], int | str, file, "annotations", "image_id")
+        ids = decode_column([r["id"] for r in anns], Int64 | str, file, "annotations", "id")
+        image_ids = decode_column([r["image_id"] for r in anns], Int64 | str, file, "annotations", "image_id")
         kps = decode_column([r["keypoints"] for r in anns], list[float], file, "annotations", "keypoints")
         boxes = decode_column([r["bbox"] for r in anns], list[float], file, "annotations", "bbox")
         areas = decode_column([r.get("area", NULL) for r in anns], float | None, file, "annotations", "area")
         crowd = decode_column(
-            [r.get("iscrowd", NULL) for r in anns], int | bool | None, file, "annotations", "iscrowd"
+            [r.get("iscrowd", NULL) for r in anns], Int64 | bool | None, file, "annotations", "iscrowd"
         )
         nkp = decode_column(
-            [r.get("num_keypoints", NULL) for r in anns], int | None, file, "annotations", "num_keypoints"
+            [r.get("num_keypoints", NULL) for r in anns], Int64 | None, file, "annotations", "num_keypoints"
         )
     except KpmergeError as err:
         raise _reindex(err, where) from None
+    _check_range(np.array(areas, dtype=np.float64), 0, True, file, "annotations", "area", where)
+    flags = np.array([int(c or 0) for c in crowd], dtype=np.int64)
+    if ((flags != 0) & (flags != 1)).any():
+        j = int(np.argmax((flags != 0) & (flags != 1)))
+        raise KpmergeError(f"expected 0 or 1, got {flags[j]}", file, f"$.annotations[{where[j]}].iscrowd")
     k = len(names) if names else (len(kps[0]) // 3 if kps else 0)
     keypoints = _keypoint_array(kps, k, file, where, problems, ids)
     box = _box_array(boxes, file, where, problems, ids)
@@ -158,7 +186,7 @@ def _annotations(
         keypoints=keypoints,
         boxes=box,
         areas=np.array(areas, dtype=np.float64),
-        iscrowd=np.array([int(c or 0) for c in crowd], dtype=np.int64),
+        iscrowd=flags,
         image_index=index,
         ids=ids,
         num_keypoints=np.array([-1 if n is None else n for n in nkp], dtype=np.int64),
@@ -301,7 +329,7 @@ def _check_unique(
     for j, v in enumerate(ids):
         if v in seen:
             raise KpmergeError(
-                f"duplicate id {v!r} (also at {container}[{where[seen[v]]}])",
+                f"expected unique ids, got {v!r} again (also at {container}[{where[seen[v]]}])",
                 file,
                 f"$.{container}[{where[j]}].id",
             )
@@ -321,7 +349,11 @@ def _image_index(
         if r is None and problems is not None:
             r = -1
         elif r is None:
-            raise KpmergeError(f"image {v!r} is not in images", file, f"$.annotations[{where[j]}].image_id")
+            raise KpmergeError(
+                f"expected the id of an image in images, got {v!r}",
+                file,
+                f"$.annotations[{where[j]}].image_id",
+            )
         out[j] = r
     return out
 
@@ -368,7 +400,7 @@ def dataset_to_coco(
             parts.append(images.extra[i])
         out_images.append(b"{" + b",".join(parts) + b"}")
     n = len(inst)
-    kp = number_rows(inst.keypoints.reshape(n, -1))
+    kp = number_rows(inst.keypoints.reshape(n, inst.k * 3))
     boxes = number_rows(inst.boxes)
     areas = number_list(inst.areas)
     labelled = inst.labelled_counts().tolist()

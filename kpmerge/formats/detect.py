@@ -61,7 +61,11 @@ def read_dataset(
     if fmt == "coco_wholebody":
         return wholebody.wholebody_to_dataset(data, file=path)
     if fmt == "aic":
+        if image_dir is not None and not Path(image_dir).is_dir():
+            raise UsageError("image folder not found", file=image_dir)
         return aic.aic_to_dataset(data, file=path, image_dir=image_dir, strict=strict)
     if fmt == "mpii":
+        if image_dir is not None and not Path(image_dir).is_dir():
+            raise UsageError("image folder not found", file=image_dir)
         return mpii.mpii_to_dataset(data, file=path, image_dir=image_dir)
     raise UsageError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")

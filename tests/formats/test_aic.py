@@ -60,8 +60,8 @@ def test_round_trip_back_to_raw():
     [
         (lambda r: r["keypoint_annotations"]["human1"].__setitem__(2, 4), "expected visibility 1, 2 or 3"),
         (lambda r: r["keypoint_annotations"]["human1"].pop(), "expected 42 numbers, got 41"),
-        (lambda r: r["human_annotations"].pop("human1"), "human1 has keypoints but no box"),
-        (lambda r: r.pop("image_id"), "$[0].image_id: missing"),
+        (lambda r: r["human_annotations"].pop("human1"), "expected a box for human1, got none"),
+        (lambda r: r.pop("image_id"), "$[0].image_id: expected a value, got none (missing)"),
         (lambda r: r["human_annotations"].__setitem__("human1", [5, 5, 1, 1]), "x2 >= x1"),
         (
             lambda r: r["keypoint_annotations"]["human1"].__setitem__(0, "7"),

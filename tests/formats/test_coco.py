@@ -109,9 +109,15 @@ def test_other_categories_are_counted_not_lost():
             "expected visibility 0, 1 or 2, got 3",
         ),
         (lambda d: d["annotations"][0]["keypoints"].__setitem__(0, None), "$.annotations[0].keypoints[0]"),
-        (lambda d: d["annotations"][0].__setitem__("image_id", 9), "image 9 is not in images"),
+        (
+            lambda d: d["annotations"][0].__setitem__("image_id", 9),
+            "expected the id of an image in images, got 9",
+        ),
         (lambda d: d["annotations"][0].__setitem__("bbox", [0, 0, -1, 2]), "width and height >= 0"),
-        (lambda d: d["images"].append({"id": 1, "file_name": "b.jpg"}), "duplicate id 1"),
+        (
+            lambda d: d["images"].append({"id": 1, "file_name": "b.jpg"}),
+            "expected unique ids, got 1 again (also at images[0])",
+        ),
         (lambda d: d.pop("annotations"), "annotations"),
         (lambda d: d["categories"][0].pop("keypoints"), "expected a category with a `keypoints` list"),
     ],
