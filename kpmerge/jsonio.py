@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import gc
 import re
 from collections.abc import Iterator, Sequence
@@ -110,9 +111,25 @@ def key_bytes(key: str, cache: dict[str, bytes]) -> bytes:
     return out
 
 
-def members(record: dict[str, Raw], skip: frozenset[str], cache: dict[str, bytes]) -> bytes:
-    """The record's members other than `skip`, as `"k":v,...` bytes with the values untouched."""
+def members(
+    record: dict[str, Raw], skip: frozenset[str], cache: dict[str, bytes], spaced: bool = True
+) -> bytes:
+    """The record's members other than `skip`, as `"k":v,...` bytes with the values untouched.
+
+    `spaced=False` says the whole document has no layout white space (see `has_layout_space`), so the
+    values need no compacting.
+    """
+    if not spaced:
+        return b",".join([key_bytes(k, cache) + v for k, v in record.items() if k not in skip])
     return b",".join([key_bytes(k, cache) + compact(v) for k, v in record.items() if k not in skip])
+
+
+def has_layout_space(data: bytes) -> bool:
+    """Whether a JSON document may hold values that `compact` would change (a newline or two spaces)."""
+    end = len(data)
+    while end and data[end - 1] in b" \t\r\n":
+        end -= 1
+    return data.find(b"\n", 0, end) != -1 or data.find(b"  ", 0, end) != -1
 
 
 def compact(raw: Raw | bytes) -> bytes:
@@ -121,6 +138,75 @@ def compact(raw: Raw | bytes) -> bytes:
     if b"\n" in data or b"  " in data:
         return msgspec.json.format(data, indent=0)
     return data
+
+
+ROWS_PER_CHUNK = 65536
+
+
+def float_rows(raws: Sequence[Raw | bytes], width: int) -> npt.NDArray[np.float64] | None:
+    """Parse many JSON arrays of exactly `width` numbers into one (n, width) float64 array, in bulk.
+
+    Returns None when any row is not a flat list of `width` numbers (the caller then takes its slow,
+    error-reporting path). Values equal msgspec's decoding of each row as `list[float]`.
+    """
+    n = len(raws)
+    out = np.empty((n, width), dtype=np.float64)
+    for start in range(0, n, ROWS_PER_CHUNK):
+        part = raws[start : start + ROWS_PER_CHUNK]
+        rows = _float_chunk(part, width)
+        if rows is None:
+            return None
+        out[start : start + len(part)] = rows
+    return out
+
+
+def _float_chunk(raws: Sequence[Raw | bytes], width: int) -> npt.NDArray[np.float64] | None:
+    m = len(raws)
+    if m == 0:
+        return np.empty((0, width), dtype=np.float64)
+    if width == 0:
+        return None
+    blob = b",".join(raws)
+    if blob.count(b"[") != m or blob.count(b"]") != m or blob.count(b'"'):
+        return None
+    buf = np.frombuffer(blob, dtype=np.uint8)
+    opens = np.flatnonzero(buf == 0x5B)
+    closes = np.flatnonzero(buf == 0x5D)
+    if opens.shape[0] != m or closes.shape[0] != m or (closes - opens < 2).any():
+        return None
+    # Commas from each `[` to the next one: the row's own plus the separator after it (none after the last).
+    commas = np.add.reduceat(buf == 0x2C, opens, dtype=np.int64)
+    commas[:-1] -= 1
+    if (commas != width - 1).any():
+        return None
+    flat = b"[" + blob.replace(b"[", b"").replace(b"]", b"") + b"]"
+    del blob, buf
+    try:
+        values = msgspec.json.decode(flat, type=list[float])
+    except msgspec.DecodeError:
+        return None
+    if len(values) != m * width:
+        return None
+    return np.frombuffer(array.array("d", values), dtype=np.float64).reshape(m, width)
+
+
+def json_values(values: Sequence[Any]) -> list[bytes]:
+    """Each value as JSON bytes; in bulk when all are ints or all are plain strings."""
+    seq = values.tolist() if isinstance(values, np.ndarray) else list(values)
+    if not seq:
+        return []
+    kinds = set(map(type, seq))
+    if kinds == {int}:
+        try:
+            arr = np.array(seq, dtype=np.int64)
+        except OverflowError:
+            return [orjson.dumps(v) for v in seq]
+        return orjson.dumps(arr, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].split(b",")
+    if kinds == {str}:
+        blob = orjson.dumps(seq)
+        if b"\\" not in blob:  # no escapes: no string holds a quote, so `","` only separates
+            return [b'"' + v + b'"' for v in blob[2:-2].split(b'","')] if len(seq) > 1 else [blob[1:-1]]
+    return [orjson.dumps(v) for v in seq]
 
 
 def number_rows(values: npt.NDArray[np.float64]) -> list[bytes]:

@@ -15,7 +15,9 @@ from ..jsonio import (
     Raw,
     decode,
     decode_column,
-    key_bytes,
+    float_rows,
+    has_layout_space,
+    json_values,
     members,
     no_gc,
     number_list,
@@ -46,11 +48,12 @@ def read_coco(path: str | Path) -> Dataset:
 
 def coco_to_dataset(data: bytes, file: str | Path | None = None) -> Dataset:
     """Parse COCO keypoint JSON bytes into a Dataset; other fields are kept as raw JSON."""
+    spaced = has_layout_space(data)
     with no_gc():
         doc = decode(data, _CocoFile, file)
         cat_id, names = _keypoint_category(doc.categories, file)
-        images = _images(doc.images, file)
-        return _annotations(doc.annotations, images, cat_id, names, file)
+        images = _images(doc.images, file, spaced)
+        return _annotations(doc.annotations, images, cat_id, names, file, spaced)
 
 
 def _keypoint_category(categories: list[dict[str, Any]], file: Any) -> tuple[Any, tuple[str, ...] | None]:
@@ -77,7 +80,7 @@ def _keypoint_category(categories: list[dict[str, Any]], file: Any) -> tuple[Any
     return cat["id"], (tuple(names) if names else None)
 
 
-def _images(records: list[dict[str, Raw]], file: Any) -> Images:
+def _images(records: list[dict[str, Raw]], file: Any, spaced: bool = True) -> Images:
     for i, rec in enumerate(records):
         for key in ("id", "file_name"):
             if key not in rec:
@@ -88,7 +91,7 @@ def _images(records: list[dict[str, Raw]], file: Any) -> Images:
     widths = decode_column([r.get("width", NULL) for r in records], size, file, "images", "width")
     heights = decode_column([r.get("height", NULL) for r in records], size, file, "images", "height")
     cache: dict[str, bytes] = {}
-    extra = [members(r, IMAGE_FIELDS, cache) for r in records]
+    extra = [members(r, IMAGE_FIELDS, cache, spaced) for r in records]
     return Images(
         ids=ids,
         file_names=names,
@@ -99,7 +102,12 @@ def _images(records: list[dict[str, Raw]], file: Any) -> Images:
 
 
 def _annotations(
-    records: list[dict[str, Raw]], images: Images, cat_id: Any, names: tuple[str, ...] | None, file: Any
+    records: list[dict[str, Raw]],
+    images: Images,
+    cat_id: Any,
+    names: tuple[str, ...] | None,
+    file: Any,
+    spaced: bool = True,
 ) -> Dataset:
     cats = decode_column(
         [r.get("category_id", NULL) for r in records], int | str | None, file, "annotations", "category_id"
@@ -115,8 +123,22 @@ def _annotations(
     try:
         ids = decode_column([r["id"] for r in anns], int | str, file, "annotations", "id")
         image_ids = decode_column([r["image_id"] for r in anns], int | str, file, "annotations", "image_id")
-        kps = decode_column([r["keypoints"] for r in anns], list[float], file, "annotations", "keypoints")
-        boxes = decode_column([r["bbox"] for r in anns], list[float], file, "annotations", "bbox")
+        # Fast path: every row parsed in one bulk step; anything irregular takes the checked path below.
+        kp_raws = [r["keypoints"] for r in anns]
+        k_fast = len(names) if names else _row_length(kp_raws) // 3
+        kp_fast = float_rows(kp_raws, 3 * k_fast) if k_fast else None
+        del kp_raws
+        kps = (
+            decode_column([r["keypoints"] for r in anns], list[float], file, "annotations", "keypoints")
+            if kp_fast is None
+            else []
+        )
+        box_fast = float_rows([r["bbox"] for r in anns], 4)
+        boxes = (
+            decode_column([r["bbox"] for r in anns], list[float], file, "annotations", "bbox")
+            if box_fast is None
+            else []
+        )
         areas = decode_column([r.get("area", NULL) for r in anns], float | None, file, "annotations", "area")
         crowd = decode_column(
             [r.get("iscrowd", NULL) for r in anns], int | bool | None, file, "annotations", "iscrowd"
@@ -126,13 +148,16 @@ def _annotations(
         )
     except KpmergeError as err:
         raise _reindex(err, where) from None
-    k = len(names) if names else (len(kps[0]) // 3 if kps else 0)
-    keypoints = _keypoint_array(kps, k, file, where)
-    box = _box_array(boxes, file, where)
+    if kp_fast is None:
+        k = len(names) if names else (len(kps[0]) // 3 if kps else 0)
+        keypoints = _keypoint_array(kps, k, file, where)
+    else:
+        keypoints = _check_keypoints(kp_fast.reshape(len(anns), k_fast, 3), file, where)
+    box = _box_array(boxes, file, where) if box_fast is None else _check_boxes(box_fast, file, where)
     index = _image_index(image_ids, images, file, where)
     _check_unique(ids, file, "annotations", where)
     cache: dict[str, bytes] = {}
-    extra = [members(r, ANNOTATION_FIELDS, cache) for r in anns]
+    extra = [members(r, ANNOTATION_FIELDS, cache, spaced) for r in anns]
     instances = Instances(
         keypoints=keypoints,
         boxes=box,
@@ -173,6 +198,21 @@ def _keypoint_array(kps: list[list[float]], k: int, file: Any, where: Any) -> np
                     f"$.annotations[{where[j]}].keypoints",
                 ) from None
         raise
+    return _check_keypoints(arr, file, where)
+
+
+def _row_length(raws: list[Raw]) -> int:
+    """How many values the first JSON list holds (0 when there is none or it is not a list)."""
+    if not raws:
+        return 0
+    try:
+        first = msgspec.json.decode(raws[0])
+    except msgspec.DecodeError:
+        return 0
+    return len(first) if isinstance(first, list) else 0
+
+
+def _check_keypoints(arr: np.ndarray, file: Any, where: Any) -> np.ndarray:
     bad = ~np.isfinite(arr)
     if bad.any():
         j, kk, c = (int(x) for x in np.argwhere(bad)[0])
@@ -200,6 +240,10 @@ def _box_array(boxes: list[list[float]], file: Any, where: Any) -> np.ndarray:
                 f"expected 4 numbers [x, y, w, h], got {len(b)}", file, f"$.annotations[{where[j]}].bbox"
             )
     arr = np.array(boxes, dtype=np.float64).reshape(len(boxes), 4)
+    return _check_boxes(arr, file, where)
+
+
+def _check_boxes(arr: np.ndarray, file: Any, where: Any) -> np.ndarray:
     bad = ~np.isfinite(arr)
     if bad.any():
         j, c = (int(x) for x in np.argwhere(bad)[0])
@@ -270,44 +314,10 @@ def dataset_to_coco(
     import orjson
 
     images, inst = dataset.images, dataset.instances
-    img_ids = [orjson.dumps(v) for v in (image_ids if image_ids is not None else images.ids)]
-    ann_ids = [orjson.dumps(v) for v in (annotation_ids if annotation_ids is not None else inst.ids)]
-    cache: dict[str, bytes] = {}
-    k_id, k_file, k_w, k_h = (key_bytes(x, cache) for x in ("id", "file_name", "width", "height"))
-    widths, heights = number_list(images.widths), number_list(images.heights)
-    out_images = []
-    for i in range(len(images)):
-        parts = [k_id + img_ids[i], k_file + orjson.dumps(images.file_names[i])]
-        if widths[i] != b"null":
-            parts.append(k_w + widths[i])
-        if heights[i] != b"null":
-            parts.append(k_h + heights[i])
-        if images.extra[i]:
-            parts.append(images.extra[i])
-        out_images.append(b"{" + b",".join(parts) + b"}")
-    n = len(inst)
-    kp = number_rows(inst.keypoints.reshape(n, -1))
-    boxes = number_rows(inst.boxes)
-    areas = number_list(inst.areas)
-    labelled = inst.labelled_counts().tolist()
-    crowd = inst.iscrowd.tolist()
-    img_of = inst.image_index.tolist()
-    out_anns = []
-    for j in range(n):
-        parts = [
-            b'"id":' + ann_ids[j],
-            b'"image_id":' + img_ids[img_of[j]],
-            b'"category_id":1',
-            b'"keypoints":[' + kp[j] + b"]",
-            b'"num_keypoints":%d' % labelled[j],
-            b'"bbox":[' + boxes[j] + b"]",
-        ]
-        if areas[j] != b"null":
-            parts.append(b'"area":' + areas[j])
-        parts.append(b'"iscrowd":%d' % crowd[j])
-        if inst.extra[j]:
-            parts.append(inst.extra[j])
-        out_anns.append(b"{" + b",".join(parts) + b"}")
+    img_ids = json_values(image_ids if image_ids is not None else images.ids)
+    ann_ids = json_values(annotation_ids if annotation_ids is not None else inst.ids)
+    out_images = _image_pieces(images, img_ids)
+    out_anns = _annotation_pieces(inst, ann_ids, img_ids)
     category = {
         "id": 1,
         "name": "person",
@@ -318,13 +328,58 @@ def dataset_to_coco(
     head = b"{"
     if info is not None:
         head += b'"info":' + orjson.dumps(info) + b","
-    return (
-        head
-        + b'"images":['
-        + b",\n".join(out_images)
-        + b'],\n"annotations":['
-        + b",\n".join(out_anns)
-        + b'],\n"categories":['
-        + orjson.dumps(category)
-        + b"]}\n"
-    )
+    tail = b'],\n"categories":[' + orjson.dumps(category) + b"]}\n"
+    return b"".join([head + b'"images":[', *out_images, b'],\n"annotations":[', *out_anns, tail])
+
+
+def _interleave(columns: list[list[bytes] | bytes], n: int) -> list[bytes]:
+    """Pieces of n records, record by record: each column is a constant or one value per record.
+
+    The last column closes a record; records are separated by `,\\n`.
+    """
+    width = len(columns)
+    out: list[bytes] = [b""] * (n * width)
+    for c, col in enumerate(columns):
+        out[c::width] = [col] * n if isinstance(col, bytes) else col
+    if n:
+        out[width - 1 :: width] = [columns[-1] + b",\n"] * n  # type: ignore[operator]
+        out[-1] = columns[-1]  # type: ignore[assignment]
+    return out
+
+
+def _optional(key: bytes, values: list[bytes]) -> tuple[list[bytes] | bytes, list[bytes] | bytes]:
+    """Key and value columns for a member left out where the value is null."""
+    if b"null" not in values:
+        return key, values
+    if all(v == b"null" for v in values):
+        return b"", b""
+    return [b"" if v == b"null" else key for v in values], [b"" if v == b"null" else v for v in values]
+
+
+def _extra_columns(extra: Any) -> tuple[list[bytes] | bytes, list[bytes]]:
+    values = extra.tolist()
+    if all(values):
+        return b",", values
+    return [b"," if v else b"" for v in values], values
+
+
+def _image_pieces(images: Images, img_ids: list[bytes]) -> list[bytes]:
+    n = len(images)
+    k_w, v_w = _optional(b',"width":', number_list(images.widths))
+    k_h, v_h = _optional(b',"height":', number_list(images.heights))
+    sep, extra = _extra_columns(images.extra)
+    columns = [b'{"id":', img_ids, b',"file_name":', json_values(images.file_names)]
+    columns += [k_w, v_w, k_h, v_h, sep, extra, b"}"]
+    return _interleave(columns, n)
+
+
+def _annotation_pieces(inst: Instances, ann_ids: list[bytes], img_ids: list[bytes]) -> list[bytes]:
+    n = len(inst)
+    of_image = np.array(img_ids, dtype=object)[inst.image_index].tolist() if n else []
+    k_area, v_area = _optional(b',"area":', number_list(inst.areas))
+    sep, extra = _extra_columns(inst.extra)
+    columns = [b'{"id":', ann_ids, b',"image_id":', of_image, b',"category_id":1,"keypoints":[']
+    columns += [number_rows(inst.keypoints.reshape(n, -1)), b'],"num_keypoints":']
+    columns += [json_values(inst.labelled_counts()), b',"bbox":[', number_rows(inst.boxes), b"]"]
+    columns += [k_area, v_area, b',"iscrowd":', json_values(inst.iscrowd), sep, extra, b"}"]
+    return _interleave(columns, n)
