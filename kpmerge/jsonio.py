@@ -174,9 +174,8 @@ def _float_chunk(raws: Sequence[Raw | bytes], width: int) -> npt.NDArray[np.floa
     closes = np.flatnonzero(buf == 0x5D)
     if opens.shape[0] != m or closes.shape[0] != m or (closes - opens < 2).any():
         return None
-    # Commas from each `[` to the next one: the row's own plus the separator after it (none after the last).
-    commas = np.add.reduceat(buf == 0x2C, opens, dtype=np.int64)
-    commas[:-1] -= 1
+    comma_at = np.flatnonzero(buf == 0x2C)
+    commas = np.searchsorted(comma_at, closes) - np.searchsorted(comma_at, opens)
     if (commas != width - 1).any():
         return None
     flat = b"[" + blob.replace(b"[", b"").replace(b"]", b"") + b"]"

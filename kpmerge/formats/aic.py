@@ -6,12 +6,23 @@ import re
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from ..errors import KpmergeError
 from ..imagesize import image_size
 from ..instances import Dataset, Images, Instances
-from ..jsonio import Raw, decode, decode_column, key_bytes, members, no_gc, read_bytes
+from ..jsonio import (
+    Raw,
+    decode,
+    decode_column,
+    float_rows,
+    has_layout_space,
+    key_bytes,
+    members,
+    no_gc,
+    read_bytes,
+)
 
 K = 14
 RECORD_FIELDS = frozenset({"image_id", "keypoint_annotations", "human_annotations"})
@@ -19,6 +30,7 @@ RECORD_FIELDS = frozenset({"image_id", "keypoint_annotations", "human_annotation
 _TO_COCO = np.array([np.nan, 2.0, 1.0, 0.0])
 _TO_AIC = np.array([3, 2, 1])
 _HUMAN = re.compile(r"^human(\d+)$")
+_HUMANS = re.compile(r"human[0-9]+(?:\nhuman[0-9]+)*")
 
 
 def read_aic(path: str | Path, image_dir: str | Path | None = None) -> Dataset:
@@ -30,40 +42,23 @@ def aic_to_dataset(
     data: bytes, file: str | Path | None = None, image_dir: str | Path | None = None
 ) -> Dataset:
     """Parse raw AIC JSON bytes into a Dataset in the 14-keypoint aic layout, COCO conventions."""
+    spaced = has_layout_space(data)
     with no_gc():
         records = decode(data, list[dict[str, Raw]], file)
-        for i, rec in enumerate(records):
-            for key in RECORD_FIELDS:
-                if key not in rec:
-                    raise KpmergeError(f"missing `{key}`", file, f"$[{i}].{key}")
+        if not all(rec.keys() >= RECORD_FIELDS for rec in records):
+            for i, rec in enumerate(records):
+                for key in RECORD_FIELDS:
+                    if key not in rec:
+                        raise KpmergeError(f"missing `{key}`", file, f"$[{i}].{key}")
         image_ids = decode_column([r["image_id"] for r in records], str, file, "", "image_id")
-        people = decode_column(
-            [r["keypoint_annotations"] for r in records],
-            dict[str, list[float]],
-            file,
-            "",
-            "keypoint_annotations",
-        )
-        boxes = decode_column(
-            [r["human_annotations"] for r in records], dict[str, list[float]], file, "", "human_annotations"
-        )
-        kp_rows, box_rows, ann_ids, image_index = [], [], [], []
-        for i, (img, kps, bxs) in enumerate(zip(image_ids, people, boxes, strict=True)):
-            for human in _human_order(kps, file, i):
-                if human not in bxs:
-                    raise KpmergeError(f"{human} has keypoints but no box", file, f"$[{i}].human_annotations")
-                kp_rows.append(_check_len(kps[human], 3 * K, file, f"$[{i}].keypoint_annotations.{human}"))
-                box_rows.append(_check_len(bxs[human], 4, file, f"$[{i}].human_annotations.{human}"))
-                ann_ids.append(f"{img}/{human}")
-                image_index.append(i)
-        n = len(kp_rows)
-        kp = np.array(kp_rows, dtype=np.float64).reshape(n, K, 3)
-        xyxy = np.array(box_rows, dtype=np.float64).reshape(n, 4)
+        people = _people_fast(records, image_ids) or _people_checked(records, image_ids, file)
+        kp, xyxy, ann_ids, image_index = people
+        n = len(ann_ids)
         _check_values(kp, xyxy, ann_ids, file)
         kp[:, :, 2] = _TO_COCO[kp[:, :, 2].astype(np.int64)]
         box = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
         cache: dict[str, bytes] = {}
-        extra = [members(r, RECORD_FIELDS, cache) for r in records]
+        extra = [members(r, RECORD_FIELDS, cache, spaced) for r in records]
         widths, heights, notes = _sizes(image_ids, image_dir)
         images = Images(
             ids=image_ids,
@@ -77,12 +72,91 @@ def aic_to_dataset(
             boxes=box,
             areas=np.full(n, np.nan),
             iscrowd=np.zeros(n, dtype=np.int64),
-            image_index=np.array(image_index, dtype=np.int64),
+            image_index=image_index,
             ids=ann_ids,
             num_keypoints=np.full(n, -1),
             extra=[b""] * n,
         )
     return Dataset(images=images, instances=instances, keypoint_names=None, format="aic", notes=notes)
+
+
+_People = tuple[np.ndarray, np.ndarray, list[str], np.ndarray]
+
+
+def _people_fast(records: list[dict[str, Raw]], image_ids: list[str]) -> _People | None:
+    """Keypoints (n, K, 3) raw, boxes (n, 4) xyxy, ids and image rows of every person, in bulk.
+
+    None when anything is irregular; `_people_checked` then finds and reports the problem.
+    """
+    try:
+        people = msgspec.json.decode(
+            b"[" + b",".join([r["keypoint_annotations"] for r in records]) + b"]", type=list[dict[str, Raw]]
+        )
+        boxes = msgspec.json.decode(
+            b"[" + b",".join([r["human_annotations"] for r in records]) + b"]", type=list[dict[str, Raw]]
+        )
+    except msgspec.DecodeError:
+        return None
+    names: list[str] = []
+    kp_raws: list[Raw] = []
+    counts = []
+    for kps in people:
+        names.extend(kps)
+        kp_raws.extend(kps.values())
+        counts.append(len(kps))
+    box_names: list[str] = []
+    box_raws: list[Raw] = []
+    for bxs in boxes:
+        box_names.extend(bxs)
+        box_raws.extend(bxs.values())
+    if box_names != names:  # boxes in another order, or extra boxes: look each one up
+        try:
+            box_raws = [bxs[h] for kps, bxs in zip(people, boxes, strict=True) for h in kps]
+        except KeyError:
+            return None
+    del people, boxes
+    if names and not _HUMANS.fullmatch("\n".join(names)):
+        return None
+    number = np.fromiter(map(int, [h[5:] for h in names]), dtype=np.int64, count=len(names))
+    record = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+    order = np.lexsort((number, record))
+    number, record = number[order], record[order]
+    if ((number[1:] == number[:-1]) & (record[1:] == record[:-1])).any():
+        return None  # e.g. human1 and human01 in one record
+    picks = order.tolist()
+    kp = float_rows([kp_raws[j] for j in picks], 3 * K)
+    xyxy = float_rows([box_raws[j] for j in picks], 4)
+    if kp is None or xyxy is None:
+        return None
+    ann_ids = [f"{image_ids[i]}/{names[j]}" for i, j in zip(record.tolist(), picks, strict=True)]
+    return kp.reshape(len(picks), K, 3), xyxy, ann_ids, record
+
+
+def _people_checked(records: list[dict[str, Raw]], image_ids: list[str], file: Any) -> _People:
+    """As `_people_fast`, one person at a time, raising KpmergeError at the first problem."""
+    people = decode_column(
+        [r["keypoint_annotations"] for r in records],
+        dict[str, list[float]],
+        file,
+        "",
+        "keypoint_annotations",
+    )
+    boxes = decode_column(
+        [r["human_annotations"] for r in records], dict[str, list[float]], file, "", "human_annotations"
+    )
+    kp_rows, box_rows, ann_ids, image_index = [], [], [], []
+    for i, (img, kps, bxs) in enumerate(zip(image_ids, people, boxes, strict=True)):
+        for human in _human_order(kps, file, i):
+            if human not in bxs:
+                raise KpmergeError(f"{human} has keypoints but no box", file, f"$[{i}].human_annotations")
+            kp_rows.append(_check_len(kps[human], 3 * K, file, f"$[{i}].keypoint_annotations.{human}"))
+            box_rows.append(_check_len(bxs[human], 4, file, f"$[{i}].human_annotations.{human}"))
+            ann_ids.append(f"{img}/{human}")
+            image_index.append(i)
+    n = len(kp_rows)
+    kp = np.array(kp_rows, dtype=np.float64).reshape(n, K, 3)
+    xyxy = np.array(box_rows, dtype=np.float64).reshape(n, 4)
+    return kp, xyxy, ann_ids, np.array(image_index, dtype=np.int64)
 
 
 def _human_order(kps: dict[str, list[float]], file: Any, i: int) -> list[str]:
