@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,7 +69,15 @@ def _stem(path: Path) -> str:
 
 def load_source(spec: SourceSpec) -> Source:
     """Read one source: its file, format, layout; facts for the manifest (path, sha256, format)."""
-    dataset = read_dataset(spec.path, spec.format, spec.image_dir)
+    # The checksum is taken in a thread while the file is parsed (hashlib releases the GIL).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        sha256 = pool.submit(_sha256, spec.path)
+        try:
+            dataset = read_dataset(spec.path, spec.format, spec.image_dir)
+        except BaseException:
+            sha256.cancel()
+            raise
+        digest = sha256.result()
     k = dataset.instances.k
     if spec.layout is not None:
         layout = load_layout(spec.layout)
@@ -89,7 +98,7 @@ def load_source(spec: SourceSpec) -> Source:
             raise
     meta = {
         "path": spec.label if spec.label is not None else spec.path.as_posix(),
-        "sha256": _sha256(spec.path),
+        "sha256": digest,
         "format": dataset.format,
     }
     return Source(

@@ -141,6 +141,7 @@ def compact(raw: Raw | bytes) -> bytes:
 
 
 ROWS_PER_CHUNK = 65536
+_NOT_INT = re.compile(rb"[.eE]|-0(?![0-9])")
 
 
 def float_rows(raws: Sequence[Raw | bytes], width: int) -> npt.NDArray[np.float64] | None:
@@ -180,12 +181,31 @@ def _float_chunk(raws: Sequence[Raw | bytes], width: int) -> npt.NDArray[np.floa
         return None
     flat = b"[" + blob.replace(b"[", b"").replace(b"]", b"") + b"]"
     del blob, buf
+    # Integers only (the common case) decode faster as ints: small ones are shared objects. `-0` must
+    # stay a float (-0.0), so it takes the float path.
+    as_int = _NOT_INT.search(flat) is None
     try:
-        values = msgspec.json.decode(flat, type=list[float])
+        values = msgspec.json.decode(flat, type=list[int] if as_int else list[float])
     except msgspec.DecodeError:
-        return None
+        if not as_int:
+            return None
+        try:
+            values, as_int = msgspec.json.decode(flat, type=list[float]), False
+        except msgspec.DecodeError:
+            return None
     if len(values) != m * width:
         return None
+    if as_int:
+        try:
+            ints = np.frombuffer(array.array("q", values), dtype=np.int64)
+        except OverflowError:
+            return _float_values(flat, m, width)
+        return ints.astype(np.float64).reshape(m, width)
+    return np.frombuffer(array.array("d", values), dtype=np.float64).reshape(m, width)
+
+
+def _float_values(flat: bytes, m: int, width: int) -> npt.NDArray[np.float64]:
+    values = msgspec.json.decode(flat, type=list[float])
     return np.frombuffer(array.array("d", values), dtype=np.float64).reshape(m, width)
 
 
@@ -218,9 +238,22 @@ def number_rows(values: npt.NDArray[np.float64]) -> list[bytes]:
         return []
     if values.shape[1] == 0:
         return [b""] * n
+    ints = _as_ints(values)
+    if ints is not None:
+        return orjson.dumps(ints, option=orjson.OPT_SERIALIZE_NUMPY)[2:-2].split(b"],[")
     blob = orjson.dumps(np.ascontiguousarray(values, dtype=np.float64), option=orjson.OPT_SERIALIZE_NUMPY)
     blob = _integral(blob[2:-2])
     return blob.split(b"],[")
+
+
+def _as_ints(values: npt.NDArray[np.float64]) -> npt.NDArray[np.int64] | None:
+    """The values as int64 when every one is integral and orjson would write it as `<digits>.0`."""
+    with np.errstate(invalid="ignore"):
+        ints = values.astype(np.int64)
+        exact = np.array_equal(ints, values) and bool((np.abs(values) < 1e16).all())
+    if not exact or np.signbit(values[values == 0]).any():  # -0.0 is written `-0`
+        return None
+    return ints
 
 
 def number_list(values: npt.NDArray[np.float64]) -> list[bytes]:
