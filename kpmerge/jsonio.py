@@ -7,6 +7,8 @@ import gc
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from itertools import repeat
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +126,27 @@ def members(
     return b",".join([key_bytes(k, cache) + compact(v) for k, v in record.items() if k not in skip])
 
 
+def members_all(
+    records: list[dict[str, Raw]], skip: frozenset[str], cache: dict[str, bytes], spaced: bool = True
+) -> list[bytes]:
+    """`members` of every record; column by column when all records have the same keys in one order."""
+    n = len(records)
+    if n == 0:
+        return []
+    first = tuple(records[0])
+    if list(map(tuple, records)).count(first) != n:
+        return [members(r, skip, cache, spaced) for r in records]
+    keys = [k for k in first if k not in skip]
+    if not keys:
+        return [b""] * n
+    columns: list[Any] = []
+    for i, k in enumerate(keys):
+        values = list(map(itemgetter(k), records))
+        columns.append(repeat((b"," if i else b"") + key_bytes(k, cache), n))
+        columns.append([compact(v) for v in values] if spaced else values)
+    return list(map(b"".join, zip(*columns)))
+
+
 def has_layout_space(data: bytes) -> bool:
     """Whether a JSON document may hold values that `compact` would change (a newline or two spaces)."""
     end = len(data)
@@ -141,7 +164,6 @@ def compact(raw: Raw | bytes) -> bytes:
 
 
 ROWS_PER_CHUNK = 65536
-_NOT_INT = re.compile(rb"[.eE]|-0(?![0-9])")
 
 
 def float_rows(raws: Sequence[Raw | bytes], width: int) -> npt.NDArray[np.float64] | None:
@@ -181,9 +203,9 @@ def _float_chunk(raws: Sequence[Raw | bytes], width: int) -> npt.NDArray[np.floa
         return None
     flat = b"[" + blob.replace(b"[", b"").replace(b"]", b"") + b"]"
     del blob, buf
-    # Integers only (the common case) decode faster as ints: small ones are shared objects. `-0` must
-    # stay a float (-0.0), so it takes the float path.
-    as_int = _NOT_INT.search(flat) is None
+    # Integers only (the common case) decode faster as ints: small ones are shared objects. (msgspec
+    # reads `-0` as float 0.0 too.)
+    as_int = b"." not in flat and b"e" not in flat and b"E" not in flat
     try:
         values = msgspec.json.decode(flat, type=list[int] if as_int else list[float])
     except msgspec.DecodeError:

@@ -19,7 +19,7 @@ from ..jsonio import (
     float_rows,
     has_layout_space,
     key_bytes,
-    members,
+    members_all,
     no_gc,
     read_bytes,
 )
@@ -58,7 +58,7 @@ def aic_to_dataset(
         kp[:, :, 2] = _TO_COCO[kp[:, :, 2].astype(np.int64)]
         box = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
         cache: dict[str, bytes] = {}
-        extra = [members(r, RECORD_FIELDS, cache, spaced) for r in records]
+        extra = members_all(records, RECORD_FIELDS, cache, spaced)
         widths, heights, notes = _sizes(image_ids, image_dir)
         images = Images(
             ids=image_ids,

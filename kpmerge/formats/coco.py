@@ -18,7 +18,7 @@ from ..jsonio import (
     float_rows,
     has_layout_space,
     json_values,
-    members,
+    members_all,
     no_gc,
     number_list,
     number_rows,
@@ -91,7 +91,7 @@ def _images(records: list[dict[str, Raw]], file: Any, spaced: bool = True) -> Im
     widths = decode_column([r.get("width", NULL) for r in records], size, file, "images", "width")
     heights = decode_column([r.get("height", NULL) for r in records], size, file, "images", "height")
     cache: dict[str, bytes] = {}
-    extra = [members(r, IMAGE_FIELDS, cache, spaced) for r in records]
+    extra = members_all(records, IMAGE_FIELDS, cache, spaced)
     return Images(
         ids=ids,
         file_names=names,
@@ -157,7 +157,7 @@ def _annotations(
     index = _image_index(image_ids, images, file, where)
     _check_unique(ids, file, "annotations", where)
     cache: dict[str, bytes] = {}
-    extra = [members(r, ANNOTATION_FIELDS, cache, spaced) for r in anns]
+    extra = members_all(anns, ANNOTATION_FIELDS, cache, spaced)
     instances = Instances(
         keypoints=keypoints,
         boxes=box,
