@@ -144,7 +144,7 @@ def members_all(
         values = list(map(itemgetter(k), records))
         columns.append(repeat((b"," if i else b"") + key_bytes(k, cache), n))
         columns.append([compact(v) for v in values] if spaced else values)
-    return list(map(b"".join, zip(*columns)))
+    return list(map(b"".join, zip(*columns, strict=False)))  # key columns repeat without end
 
 
 def has_layout_space(data: bytes) -> bool:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from . import __version__
 from .build import AREA_FACTOR, Merged
 from .errors import KpmergeError, UsageError
-from .formats.coco import dataset_to_coco
+from .formats.coco import dataset_to_coco_chunks
 from .jsonio import dumps_pretty
 from .layouts import Layout
 
@@ -25,13 +25,18 @@ MANIFEST_VERSION = 1
 
 def annotations_bytes(merged: Merged) -> bytes:
     """The merged dataset as COCO keypoint JSON."""
+    return b"".join(annotations_chunks(merged))
+
+
+def annotations_chunks(merged: Merged, progress: Callable[[int], None] | None = None) -> Iterator[bytes]:
+    """`annotations_bytes` as consecutive chunks; `progress` gets the records each chunk holds."""
     lay = merged.layout
     info = {
         "description": f"kpmerge {merged.mode} of {', '.join(s.name for s in merged.sources)}",
         "layout": lay.name,
     }
     skeleton = [[a + 1, b + 1] for a, b in lay.skeleton_ids]
-    return dataset_to_coco(merged.dataset, list(lay.keypoints), skeleton, info=info)
+    return dataset_to_coco_chunks(merged.dataset, list(lay.keypoints), skeleton, info, progress=progress)
 
 
 def layout_metainfo(layout: Layout) -> dict[str, Any]:
@@ -181,8 +186,12 @@ def check_output_path(out: str | Path, force: bool = False) -> Path:
     return path
 
 
-def write_folder(files: dict[str, Callable[[], bytes]], out: str | Path, force: bool = False) -> Path:
+def write_folder(
+    files: dict[str, Callable[[], bytes | Iterable[bytes]]], out: str | Path, force: bool = False
+) -> Path:
     """Write all files into `out` at once: into a temporary folder beside it, then one rename.
+
+    A file's maker returns its bytes, or an iterable of consecutive chunks.
 
     On any failure nothing is left: no temporary folder, and with `force` the previous `out` intact.
     """
@@ -195,7 +204,13 @@ def write_folder(files: dict[str, Callable[[], bytes]], out: str | Path, force: 
     backup: Path | None = None
     try:
         for name, make in files.items():
-            (tmp / name).write_bytes(make())
+            data = make()
+            if isinstance(data, bytes | bytearray):
+                (tmp / name).write_bytes(data)
+            else:
+                with open(tmp / name, "wb") as f:
+                    for chunk in data:
+                        f.write(chunk)
         if path.exists():
             backup = Path(tempfile.mkdtemp(prefix=f".{path.name}.kpmerge-old-", dir=parent))
             os.rename(path, backup / "old")
@@ -219,6 +234,13 @@ def write_folder(files: dict[str, Callable[[], bytes]], out: str | Path, force: 
     return path
 
 
-def write_output(merged: Merged, out: str | Path, force: bool = False) -> Path:
-    """Write the four output files of a merge or combine into the folder `out`, atomically."""
-    return write_folder(output_files(merged), out, force)
+def write_output(
+    merged: Merged, out: str | Path, force: bool = False, progress: Callable[[int], None] | None = None
+) -> Path:
+    """Write the four output files of a merge or combine into the folder `out`, atomically.
+
+    `annotations.json` is written in chunks; `progress` gets the records each chunk holds.
+    """
+    files: dict[str, Callable[[], bytes | Iterable[bytes]]] = dict(output_files(merged))
+    files[ANNOTATIONS] = lambda: annotations_chunks(merged, progress)
+    return write_folder(files, out, force)

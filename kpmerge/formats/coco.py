@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -311,13 +312,32 @@ def dataset_to_coco(
         image_ids: Ids to write for the images (default: their own ids).
         annotation_ids: Ids to write for the annotations (default: their own ids).
     """
+    return b"".join(dataset_to_coco_chunks(dataset, names, skeleton, info, image_ids, annotation_ids))
+
+
+CHUNK_RECORDS = 8192
+"""Records per chunk of `dataset_to_coco_chunks` (a few MB: small enough to reuse the same memory)."""
+
+
+def dataset_to_coco_chunks(
+    dataset: Dataset,
+    names: list[str],
+    skeleton: list[list[int]],
+    info: dict[str, Any] | None = None,
+    image_ids: list[Any] | None = None,
+    annotation_ids: list[Any] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[bytes]:
+    """`dataset_to_coco`'s bytes as consecutive chunks, to write without holding the whole file.
+
+    Args:
+        progress: Called with the number of records (images, then annotations) each chunk holds.
+    """
     import orjson
 
     images, inst = dataset.images, dataset.instances
     img_ids = json_values(image_ids if image_ids is not None else images.ids)
     ann_ids = json_values(annotation_ids if annotation_ids is not None else inst.ids)
-    out_images = _image_pieces(images, img_ids)
-    out_anns = _annotation_pieces(inst, ann_ids, img_ids)
     category = {
         "id": 1,
         "name": "person",
@@ -328,8 +348,21 @@ def dataset_to_coco(
     head = b"{"
     if info is not None:
         head += b'"info":' + orjson.dumps(info) + b","
-    tail = b'],\n"categories":[' + orjson.dumps(category) + b"]}\n"
-    return b"".join([head + b'"images":[', *out_images, b'],\n"annotations":[', *out_anns, tail])
+    yield head + b'"images":['
+    with no_gc():
+        for lo in range(0, len(images), CHUNK_RECORDS):
+            hi = min(lo + CHUNK_RECORDS, len(images))
+            yield (b",\n" if lo else b"") + b"".join(_image_pieces(images, img_ids, lo, hi))
+            if progress is not None:
+                progress(hi - lo)
+    yield b'],\n"annotations":['
+    with no_gc():
+        for lo in range(0, len(inst), CHUNK_RECORDS):
+            hi = min(lo + CHUNK_RECORDS, len(inst))
+            yield (b",\n" if lo else b"") + b"".join(_annotation_pieces(inst, ann_ids, img_ids, lo, hi))
+            if progress is not None:
+                progress(hi - lo)
+    yield b'],\n"categories":[' + orjson.dumps(category) + b"]}\n"
 
 
 def _interleave(columns: list[list[bytes] | bytes], n: int) -> list[bytes]:
@@ -363,23 +396,26 @@ def _extra_columns(extra: Any) -> tuple[list[bytes] | bytes, list[bytes]]:
     return [b"," if v else b"" for v in values], values
 
 
-def _image_pieces(images: Images, img_ids: list[bytes]) -> list[bytes]:
-    n = len(images)
-    k_w, v_w = _optional(b',"width":', number_list(images.widths))
-    k_h, v_h = _optional(b',"height":', number_list(images.heights))
-    sep, extra = _extra_columns(images.extra)
-    columns = [b'{"id":', img_ids, b',"file_name":', json_values(images.file_names)]
+def _image_pieces(images: Images, img_ids: list[bytes], lo: int, hi: int) -> list[bytes]:
+    k_w, v_w = _optional(b',"width":', number_list(images.widths[lo:hi]))
+    k_h, v_h = _optional(b',"height":', number_list(images.heights[lo:hi]))
+    sep, extra = _extra_columns(images.extra[lo:hi])
+    columns = [b'{"id":', img_ids[lo:hi], b',"file_name":', json_values(images.file_names[lo:hi])]
     columns += [k_w, v_w, k_h, v_h, sep, extra, b"}"]
-    return _interleave(columns, n)
+    return _interleave(columns, hi - lo)
 
 
-def _annotation_pieces(inst: Instances, ann_ids: list[bytes], img_ids: list[bytes]) -> list[bytes]:
-    n = len(inst)
-    of_image = np.array(img_ids, dtype=object)[inst.image_index].tolist() if n else []
-    k_area, v_area = _optional(b',"area":', number_list(inst.areas))
-    sep, extra = _extra_columns(inst.extra)
-    columns = [b'{"id":', ann_ids, b',"image_id":', of_image, b',"category_id":1,"keypoints":[']
-    columns += [number_rows(inst.keypoints.reshape(n, -1)), b'],"num_keypoints":']
-    columns += [json_values(inst.labelled_counts()), b',"bbox":[', number_rows(inst.boxes), b"]"]
-    columns += [k_area, v_area, b',"iscrowd":', json_values(inst.iscrowd), sep, extra, b"}"]
+def _annotation_pieces(
+    inst: Instances, ann_ids: list[bytes], img_ids: list[bytes], lo: int, hi: int
+) -> list[bytes]:
+    n = hi - lo
+    kp = inst.keypoints[lo:hi]
+    of_image = [img_ids[i] for i in inst.image_index[lo:hi].tolist()]
+    k_area, v_area = _optional(b',"area":', number_list(inst.areas[lo:hi]))
+    sep, extra = _extra_columns(inst.extra[lo:hi])
+    labelled = np.count_nonzero(kp[:, :, 2] > 0, axis=1)
+    columns = [b'{"id":', ann_ids[lo:hi], b',"image_id":', of_image, b',"category_id":1,"keypoints":[']
+    columns += [number_rows(kp.reshape(n, -1)), b'],"num_keypoints":']
+    columns += [json_values(labelled), b',"bbox":[', number_rows(inst.boxes[lo:hi]), b"]"]
+    columns += [k_area, v_area, b',"iscrowd":', json_values(inst.iscrowd[lo:hi]), sep, extra, b"}"]
     return _interleave(columns, n)
