@@ -205,14 +205,20 @@ def check_flips(mapping: Mapping) -> None:
             )
 
 
-def apply_mapping(keypoints: npt.NDArray[np.float64], mapping: Mapping) -> npt.NDArray[np.float64]:
+def apply_mapping(
+    keypoints: npt.NDArray[np.float64], mapping: Mapping, out: npt.NDArray[np.float64] | None = None
+) -> npt.NDArray[np.float64]:
     """Keypoints (N, Ks, 3) in the source layout -> (N, Kt, 3) in the target layout (SPEC 3.1).
 
     Single entries copy `x, y, v`; a midpoint takes the mean position and the lower `v` when both
-    ends are labelled, else (0, 0, 0); unmapped targets are (0, 0, 0).
+    ends are labelled, else (0, 0, 0); unmapped targets are (0, 0, 0). `out`, when given, is an
+    (N, Kt, 3) float64 array to write into (and is returned).
     """
     n = keypoints.shape[0]
-    out = np.zeros((n, len(mapping.target), 3), dtype=np.float64)
+    if out is None:
+        out = np.zeros((n, len(mapping.target), 3), dtype=np.float64)
+    else:
+        out[...] = 0.0
     single = [(term[0], t) for term, t in mapping.pairs if len(term) == 1]
     if single:
         src, tgt = (np.array(x, dtype=np.int64) for x in zip(*single, strict=True))
