@@ -217,12 +217,27 @@ def apply_mapping(
     n = keypoints.shape[0]
     if out is None:
         out = np.zeros((n, len(mapping.target), 3), dtype=np.float64)
+    elif not out.flags.c_contiguous:
+        out[...] = apply_mapping(keypoints, mapping)
+        return out
     else:
         out[...] = 0.0
-    single = [(term[0], t) for term, t in mapping.pairs if len(term) == 1]
+    single = sorted((t, term[0]) for term, t in mapping.pairs if len(term) == 1)
     if single:
-        src, tgt = (np.array(x, dtype=np.int64) for x in zip(*single, strict=True))
-        out[:, tgt] = keypoints[:, src]
+        # Gather whole columns of (N, K * 3) views: far faster than fancy indexing on the middle axis.
+        tgt = np.array([t for t, _ in single], dtype=np.int64)
+        src = np.array([s for _, s in single], dtype=np.int64)
+        flat_out = out.reshape(n, -1)
+        flat_kp = np.ascontiguousarray(keypoints).reshape(n, -1)
+        t0, size = int(tgt[0]), len(tgt)
+        if (np.diff(src) == 1).all() and (np.diff(tgt) == 1).all():
+            block: npt.NDArray[np.float64] = flat_kp[:, 3 * int(src[0]) : 3 * (int(src[0]) + size)]
+        else:
+            block = np.take(flat_kp, (3 * src[:, None] + np.arange(3)).ravel(), axis=1)
+        if (np.diff(tgt) == 1).all():
+            flat_out[:, 3 * t0 : 3 * (t0 + size)] = block
+        else:
+            flat_out[:, (3 * tgt[:, None] + np.arange(3)).ravel()] = block
     mids = [(term, t) for term, t in mapping.pairs if len(term) == 2]
     if mids:
         a = keypoints[:, [term[0] for term, _ in mids]]
