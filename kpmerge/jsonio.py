@@ -148,11 +148,15 @@ def members_all(
 
 
 def has_layout_space(data: bytes) -> bool:
-    """Whether a JSON document may hold values that `compact` would change (a newline or two spaces)."""
+    """Whether a JSON document holds layout white space that `compact` would take out of its values.
+
+    JSON strings cannot hold a raw newline, tab or carriage return, so any of them (before the
+    trailing white space) is layout. A one-line document is taken as compact (a fast check).
+    """
     end = len(data)
     while end and data[end - 1] in b" \t\r\n":
         end -= 1
-    return data.find(b"\n", 0, end) != -1 or data.find(b"  ", 0, end) != -1
+    return any(data.find(c, 0, end) != -1 for c in (b"\n", b"\r", b"\t"))
 
 
 def compact(raw: Raw | bytes) -> bytes:
@@ -163,7 +167,7 @@ def compact(raw: Raw | bytes) -> bytes:
     return data
 
 
-ROWS_PER_CHUNK = 65536
+ROWS_PER_CHUNK = 8192
 
 
 def float_rows(raws: Sequence[Raw | bytes], width: int) -> npt.NDArray[np.float64] | None:
@@ -190,12 +194,17 @@ def _float_chunk(raws: Sequence[Raw | bytes], width: int) -> npt.NDArray[np.floa
     if width == 0:
         return None
     blob = b",".join(raws)
-    if blob.count(b"[") != m or blob.count(b"]") != m or blob.count(b'"'):
+    if b'"' in blob:
         return None
     buf = np.frombuffer(blob, dtype=np.uint8)
+    # Each row must be `[...]` with no other bracket inside: a flat list of scalars.
+    lengths = np.fromiter(map(len, raws), dtype=np.int64, count=m)
+    starts = np.cumsum(lengths + 1) - lengths - 1
     opens = np.flatnonzero(buf == 0x5B)
     closes = np.flatnonzero(buf == 0x5D)
-    if opens.shape[0] != m or closes.shape[0] != m or (closes - opens < 2).any():
+    if not (np.array_equal(opens, starts) and np.array_equal(closes, starts + lengths - 1)):
+        return None
+    if (lengths < 3).any():
         return None
     comma_at = np.flatnonzero(buf == 0x2C)
     commas = np.searchsorted(comma_at, closes) - np.searchsorted(comma_at, opens)
