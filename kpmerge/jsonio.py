@@ -212,11 +212,13 @@ def _float_chunk(raws: Sequence[Raw | bytes], width: int) -> npt.NDArray[np.floa
     if (commas != width - 1).any():
         return None
     numbers = blob.replace(b"[", b"").replace(b"]", b"")
-    delims = np.concatenate([opens, closes, comma_at])
-    delims.sort()
+    # Longest stretch between two commas (or a bracket and a comma): bounds every number's length.
+    longest = max(
+        int(np.diff(comma_at).max(initial=0)), int(comma_at[0] - opens[0]), int(closes[-1] - comma_at[-1])
+    )
     del blob, buf
     # Integers of at most 18 characters (the common case) parse in C without Python objects.
-    if b"." not in numbers and b"e" not in numbers and b"E" not in numbers and np.diff(delims).max() <= 19:
+    if b"." not in numbers and b"e" not in numbers and b"E" not in numbers and longest <= 19:
         ints = _int_values(numbers, m * width)
         if ints is not None:
             return ints.astype(np.float64).reshape(m, width)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from ..imagesize import image_size
 from ..instances import Dataset, Images, Instances
 from ..jsonio import (
     Raw,
+    compact,
     decode,
     decode_column,
     float_rows,
@@ -29,6 +31,7 @@ RECORD_FIELDS = frozenset({"image_id", "keypoint_annotations", "human_annotation
 # Raw AIC visibility -> COCO visibility: 1 visible -> 2, 2 occluded -> 1, 3 unlabelled -> 0 (SPEC 1.2).
 _TO_COCO = np.array([np.nan, 2.0, 1.0, 0.0])
 _TO_AIC = np.array([3, 2, 1])
+_NO_URL = msgspec.Raw(b"null")
 _HUMAN = re.compile(r"^human(\d+)$")
 _HUMANS = re.compile(r"human[0-9]+(?:\nhuman[0-9]+)*")
 
@@ -44,21 +47,25 @@ def aic_to_dataset(
     """Parse raw AIC JSON bytes into a Dataset in the 14-keypoint aic layout, COCO conventions."""
     spaced = has_layout_space(data)
     with no_gc():
-        records = decode(data, list[dict[str, Raw]], file)
-        if not all(rec.keys() >= RECORD_FIELDS for rec in records):
-            for i, rec in enumerate(records):
-                for key in RECORD_FIELDS:
-                    if key not in rec:
-                        raise KpmergeError(f"missing `{key}`", file, f"$[{i}].{key}")
-        image_ids = decode_column([r["image_id"] for r in records], str, file, "", "image_id")
-        people = _people_fast(records, image_ids) or _people_checked(records, image_ids, file)
+        fast = _read_fast(data, spaced)
+        if fast is not None:
+            image_ids, people, extra = fast
+        else:
+            records = decode(data, list[dict[str, Raw]], file)
+            if not all(rec.keys() >= RECORD_FIELDS for rec in records):
+                for i, rec in enumerate(records):
+                    for key in RECORD_FIELDS:
+                        if key not in rec:
+                            raise KpmergeError(f"missing `{key}`", file, f"$[{i}].{key}")
+            image_ids = decode_column([r["image_id"] for r in records], str, file, "", "image_id")
+            people = _people_dicts(records, image_ids) or _people_checked(records, image_ids, file)
+            extra = members_all(records, RECORD_FIELDS, {}, spaced)
+            del records
         kp, xyxy, ann_ids, image_index = people
         n = len(ann_ids)
         _check_values(kp, xyxy, ann_ids, file)
         kp[:, :, 2] = _TO_COCO[kp[:, :, 2].astype(np.int64)]
         box = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
-        cache: dict[str, bytes] = {}
-        extra = members_all(records, RECORD_FIELDS, cache, spaced)
         widths, heights, notes = _sizes(image_ids, image_dir)
         images = Images(
             ids=image_ids,
@@ -83,11 +90,36 @@ def aic_to_dataset(
 _People = tuple[np.ndarray, np.ndarray, list[str], np.ndarray]
 
 
-def _people_fast(records: list[dict[str, Raw]], image_ids: list[str]) -> _People | None:
-    """Keypoints (n, K, 3) raw, boxes (n, 4) xyxy, ids and image rows of every person, in bulk.
+class _Record(msgspec.Struct, forbid_unknown_fields=True):
+    """A raw AIC record of the usual shape (for the fast path; anything else takes the checked one)."""
 
-    None when anything is irregular; `_people_checked` then finds and reports the problem.
-    """
+    image_id: str
+    keypoint_annotations: dict[str, Raw]
+    human_annotations: dict[str, Raw]
+    url: Raw = _NO_URL
+
+
+def _read_fast(data: bytes, spaced: bool) -> tuple[list[str], _People, list[bytes]] | None:
+    """Image ids, people and extra members of a regular raw AIC file in one pass, else None."""
+    try:
+        records = msgspec.json.decode(data, type=list[_Record])
+    except msgspec.DecodeError:
+        return None
+    image_ids = [r.image_id for r in records]
+    people = _people_fast(
+        [r.keypoint_annotations for r in records], [r.human_annotations for r in records], image_ids
+    )
+    if people is None:
+        return None
+    urls = [r.url for r in records]
+    del records
+    url_key = b'"url":'
+    extra = [b"" if u is _NO_URL else url_key + (compact(u) if spaced else u) for u in urls]
+    return image_ids, people, extra
+
+
+def _people_dicts(records: list[dict[str, Raw]], image_ids: list[str]) -> _People | None:
+    """`_people_fast` on records decoded as dicts."""
     try:
         people = msgspec.json.decode(
             b"[" + b",".join([r["keypoint_annotations"] for r in records]) + b"]", type=list[dict[str, Raw]]
@@ -97,18 +129,21 @@ def _people_fast(records: list[dict[str, Raw]], image_ids: list[str]) -> _People
         )
     except msgspec.DecodeError:
         return None
-    names: list[str] = []
-    kp_raws: list[Raw] = []
-    counts = []
-    for kps in people:
-        names.extend(kps)
-        kp_raws.extend(kps.values())
-        counts.append(len(kps))
-    box_names: list[str] = []
-    box_raws: list[Raw] = []
-    for bxs in boxes:
-        box_names.extend(bxs)
-        box_raws.extend(bxs.values())
+    return _people_fast(people, boxes, image_ids)
+
+
+def _people_fast(
+    people: list[dict[str, Raw]], boxes: list[dict[str, Raw]], image_ids: list[str]
+) -> _People | None:
+    """Keypoints (n, K, 3) raw, boxes (n, 4) xyxy, ids and image rows of every person, in bulk.
+
+    None when anything is irregular; `_people_checked` then finds and reports the problem.
+    """
+    names: list[str] = list(chain.from_iterable(people))
+    kp_raws: list[Raw] = list(chain.from_iterable(map(dict.values, people)))
+    counts = list(map(len, people))
+    box_names: list[str] = list(chain.from_iterable(boxes))
+    box_raws: list[Raw] = list(chain.from_iterable(map(dict.values, boxes)))
     if box_names != names:  # boxes in another order, or extra boxes: look each one up
         try:
             box_raws = [bxs[h] for kps, bxs in zip(people, boxes, strict=True) for h in kps]
@@ -124,8 +159,10 @@ def _people_fast(records: list[dict[str, Raw]], image_ids: list[str]) -> _People
     if ((number[1:] == number[:-1]) & (record[1:] == record[:-1])).any():
         return None  # e.g. human1 and human01 in one record
     picks = order.tolist()
-    kp = float_rows([kp_raws[j] for j in picks], 3 * K)
-    xyxy = float_rows([box_raws[j] for j in picks], 4)
+    if not (np.diff(order) == 1).all():
+        kp_raws, box_raws = [kp_raws[j] for j in picks], [box_raws[j] for j in picks]
+    kp = float_rows(kp_raws, 3 * K)
+    xyxy = float_rows(box_raws, 4)
     if kp is None or xyxy is None:
         return None
     ann_ids = [f"{image_ids[i]}/{names[j]}" for i, j in zip(record.tolist(), picks, strict=True)]
