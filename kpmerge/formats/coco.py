@@ -14,6 +14,7 @@ from ..instances import Dataset, Images, Instances
 from ..jsonio import (
     NULL,
     Raw,
+    compact,
     decode,
     decode_column,
     float_rows,
@@ -38,6 +39,29 @@ class _CocoFile(msgspec.Struct):
     categories: list[dict[str, Any]] = []
 
 
+_NO_SEGMENTATION = msgspec.Raw(b"null")
+
+
+class _Annotation(msgspec.Struct, forbid_unknown_fields=True):
+    """An annotation of the usual shape, decoded in one pass (anything else takes the checked path)."""
+
+    id: int | str
+    image_id: int | str
+    keypoints: Raw
+    bbox: Raw
+    category_id: int | str | None = None
+    num_keypoints: int | None = None
+    area: float | None = None
+    iscrowd: int | bool | None = None
+    segmentation: Raw = _NO_SEGMENTATION
+
+
+class _CocoFast(msgspec.Struct):
+    images: list[dict[str, Raw]]
+    annotations: list[_Annotation]
+    categories: list[dict[str, Any]] = []
+
+
 def read_coco(path: str | Path) -> Dataset:
     """Read a COCO-style keypoint file.
 
@@ -51,6 +75,17 @@ def coco_to_dataset(data: bytes, file: str | Path | None = None) -> Dataset:
     """Parse COCO keypoint JSON bytes into a Dataset; other fields are kept as raw JSON."""
     spaced = has_layout_space(data)
     with no_gc():
+        try:
+            fast = msgspec.json.decode(data, type=_CocoFast)
+        except msgspec.DecodeError:
+            fast = None  # the checked path below finds and reports the problem
+        if fast is not None:
+            cat_id, names = _keypoint_category(fast.categories, file)
+            images = _images(fast.images, file, spaced)
+            dataset = _annotations_fast(fast.annotations, images, cat_id, names, file, spaced)
+            if dataset is not None:
+                return dataset
+            del fast
         doc = decode(data, _CocoFile, file)
         cat_id, names = _keypoint_category(doc.categories, file)
         images = _images(doc.images, file, spaced)
@@ -167,6 +202,53 @@ def _annotations(
         image_index=index,
         ids=ids,
         num_keypoints=np.array([-1 if n is None else n for n in nkp], dtype=np.int64),
+        extra=extra,
+    )
+    return Dataset(images=images, instances=instances, keypoint_names=names, format="coco", skipped=skipped)
+
+
+def _annotations_fast(
+    records: list[_Annotation],
+    images: Images,
+    cat_id: Any,
+    names: tuple[str, ...] | None,
+    file: Any,
+    spaced: bool,
+) -> Dataset | None:
+    """`_annotations` for typed records; None when a row needs the checked path's error report."""
+    keep = [i for i, a in enumerate(records) if a.category_id == cat_id or a.category_id is None]
+    skipped = {"other_category": len(records) - len(keep)} if len(keep) != len(records) else {}
+    anns = [records[i] for i in keep] if skipped else records
+    where = keep if skipped else range(len(records))
+    kp_raws = [a.keypoints for a in anns]
+    k = len(names) if names else _row_length(kp_raws) // 3
+    kp = float_rows(kp_raws, 3 * k) if k else None
+    del kp_raws
+    box = float_rows([a.bbox for a in anns], 4)
+    if kp is None or box is None:
+        return None
+    keypoints = _check_keypoints(kp.reshape(len(anns), k, 3), file, where)
+    box = _check_boxes(box, file, where)
+    ids = [a.id for a in anns]
+    index = _image_index([a.image_id for a in anns], images, file, where)
+    _check_unique(ids, file, "annotations", where)
+    seg = b'"segmentation":'
+    extra = [
+        b""
+        if a.segmentation is _NO_SEGMENTATION
+        else seg + (compact(a.segmentation) if spaced else a.segmentation)
+        for a in anns
+    ]
+    instances = Instances(
+        keypoints=keypoints,
+        boxes=box,
+        areas=np.array([a.area for a in anns], dtype=np.float64),
+        iscrowd=np.array([int(a.iscrowd or 0) for a in anns], dtype=np.int64),
+        image_index=index,
+        ids=ids,
+        num_keypoints=np.array(
+            [-1 if a.num_keypoints is None else a.num_keypoints for a in anns], dtype=np.int64
+        ),
         extra=extra,
     )
     return Dataset(images=images, instances=instances, keypoint_names=names, format="coco", skipped=skipped)
