@@ -256,6 +256,8 @@ def json_values(values: Sequence[Any]) -> list[bytes]:
         return orjson.dumps(arr, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].split(b",")
     if kinds == {str}:
         blob = orjson.dumps(seq)
+        if blob.count(b",") == len(seq) - 1:  # no string holds a comma: commas only separate
+            return blob[1:-1].split(b",")
         if b"\\" not in blob:  # no escapes: no string holds a quote, so `","` only separates
             return [b'"' + v + b'"' for v in blob[2:-2].split(b'","')] if len(seq) > 1 else [blob[1:-1]]
     return [orjson.dumps(v) for v in seq]
@@ -283,8 +285,11 @@ def _as_ints(values: npt.NDArray[np.float64]) -> npt.NDArray[np.int64] | None:
     """The values as int64 when every one is integral and orjson would write it as `<digits>.0`."""
     with np.errstate(invalid="ignore"):
         ints = values.astype(np.int64)
-        exact = np.array_equal(ints, values) and bool((np.abs(values) < 1e16).all())
-    if not exact or np.signbit(values[values == 0]).any():  # -0.0 is written `-0`
+    if ints.size == 0 or not (ints == values).all():
+        return None
+    if max(-int(ints.min()), int(ints.max())) >= 10**16:
+        return None
+    if np.signbit(values).any() and np.signbit(values[ints == 0]).any():  # -0.0 is written `-0`
         return None
     return ints
 

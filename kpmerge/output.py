@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import queue
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -208,9 +210,7 @@ def write_folder(
             if isinstance(data, bytes | bytearray):
                 (tmp / name).write_bytes(data)
             else:
-                with open(tmp / name, "wb") as f:
-                    for chunk in data:
-                        f.write(chunk)
+                _write_chunks(tmp / name, data)
         if path.exists():
             backup = Path(tempfile.mkdtemp(prefix=f".{path.name}.kpmerge-old-", dir=parent))
             os.rename(path, backup / "old")
@@ -232,6 +232,34 @@ def write_folder(
     if backup is not None:
         shutil.rmtree(backup, ignore_errors=True)
     return path
+
+
+def _write_chunks(path: Path, chunks: Iterable[bytes]) -> None:
+    """Write chunks in order; a thread does the writing while the next chunk is made."""
+    pending: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
+    failed: list[BaseException] = []
+
+    def writer() -> None:
+        with open(path, "wb") as f:
+            while (chunk := pending.get()) is not None:
+                if not failed:
+                    try:
+                        f.write(chunk)
+                    except BaseException as exc:  # handed to the caller's thread below
+                        failed.append(exc)
+
+    thread = threading.Thread(target=writer, name="kpmerge-writer", daemon=True)
+    thread.start()
+    try:
+        for chunk in chunks:
+            if failed:
+                break
+            pending.put(chunk)
+    finally:
+        pending.put(None)
+        thread.join()
+    if failed:
+        raise failed[0]
 
 
 def write_output(
