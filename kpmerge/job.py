@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+import pickle
+import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from .build import Merged, Source, combine, merge
 from .errors import UsageError
@@ -119,6 +125,83 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+PARALLEL_MIN_BYTES = 32 * 2**20
+"""Inputs after the first of at least this size in all are read in helper processes (where fork exists)."""
+
+
+def load_sources(specs: Sequence[SourceSpec], parallel: bool | None = None) -> list[Source]:
+    """`load_source` of every spec, in order; large inputs are read side by side on several cores.
+
+    The first source is read here while forked helper processes (at most one per spare core) read
+    the next ones and hand them back pickled. A helper that fails is retried here, so errors are
+    the ones a plain sequential read raises, in source order.
+
+    Args:
+        specs: The sources.
+        parallel: Force (True) or forbid (False) helper processes; None decides by input size.
+    """
+    helpers = min(len(specs) - 1, max(1, (os.cpu_count() or 1) - 1))
+    if parallel is None:
+        parallel = (
+            helpers > 0
+            and (os.cpu_count() or 1) > 1
+            and sum(_size(s.path) for s in specs[1:]) >= PARALLEL_MIN_BYTES
+        )
+    if not parallel or helpers < 1 or not hasattr(os, "fork") or threading.active_count() > 1:
+        return [load_source(s) for s in specs]
+    children = [_fork_load(spec) for spec in specs[1 : 1 + helpers]]
+    try:
+        out = [load_source(specs[0])]
+        for spec, (pid, reader) in zip(specs[1 : 1 + helpers], children, strict=True):
+            out.append(_collect(pid, reader) or load_source(spec))
+        out += [load_source(s) for s in specs[1 + helpers :]]
+    finally:
+        for pid, reader in children:
+            reader.close()
+            _reap(pid)
+    return out
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _fork_load(spec: SourceSpec) -> tuple[int, BinaryIO]:
+    """Start a helper process that reads `spec` and pickles the Source (or None on failure) back."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the helper: never returns
+        try:
+            os.close(read_fd)
+            try:
+                result = load_source(spec)
+            except BaseException:
+                result = None
+            with os.fdopen(write_fd, "wb") as f:
+                pickle.dump(result, f, protocol=pickle.HIGHEST_PROTOCOL)
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    return pid, os.fdopen(read_fd, "rb")
+
+
+def _collect(pid: int, reader: BinaryIO) -> Source | None:
+    try:
+        result = pickle.load(reader)
+    except Exception:
+        result = None
+    _reap(pid)
+    return result if isinstance(result, Source) else None
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
 def build_job(job: Job) -> Merged:
     """Read every source and merge or combine them (no output written)."""
     if job.mode not in MODES:
@@ -127,7 +210,7 @@ def build_job(job: Job) -> Merged:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise UsageError(f"source name {dupes[0]!r} is used twice; name sources NAME=PATH")
-    sources = [load_source(s) for s in job.sources]
+    sources = load_sources(job.sources)
     if job.mode == "merge":
         target: Layout | None = load_layout(job.target) if job.target is not None else None
         return merge(sources, target, drop_empty=job.drop_empty, drop_crowd=job.drop_crowd)
