@@ -187,8 +187,37 @@ def _specs(sources: tuple[str, ...], opts: dict[str, Any]) -> tuple[SourceSpec, 
     )
 
 
+class _ProgressBars:
+    """Draws the library's progress as tqdm bars on stderr (a bar shows once its step takes over 1 s)."""
+
+    def __init__(self) -> None:
+        self.step: str | None = None
+        self.bar: Any = None
+
+    def __call__(self, step: str, done: int, total: int) -> None:
+        if step != self.step:
+            self.close()
+            from tqdm import tqdm
+
+            unit = {"read": "source", "write": "record"}.get(step, "step")
+            self.bar = tqdm(total=total, desc=step, unit=unit, file=sys.stderr, disable=None, delay=1.0)
+            self.step = step
+        if done:
+            self.bar.update(done)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.bar = self.step = None
+
+
 def _run(job: Job, quiet: bool) -> None:
-    merged = run_job(job)
+    bars = _ProgressBars() if not quiet and sys.stderr.isatty() else None
+    try:
+        merged = run_job(job, progress=bars)
+    finally:
+        if bars is not None:
+            bars.close()
     if not quiet:
         click.echo(summary(merged, job.output), err=True)
 

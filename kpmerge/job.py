@@ -7,7 +7,7 @@ import hashlib
 import os
 import pickle
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,7 +129,13 @@ PARALLEL_MIN_BYTES = 32 * 2**20
 """Inputs after the first of at least this size in all are read in helper processes (where fork exists)."""
 
 
-def load_sources(specs: Sequence[SourceSpec], parallel: bool | None = None) -> list[Source]:
+Progress = Callable[[str, int, int], None]
+"""`progress(step, done, total)`: a step starts with `done=0`, then reports each part it finished."""
+
+
+def load_sources(
+    specs: Sequence[SourceSpec], parallel: bool | None = None, progress: Progress | None = None
+) -> list[Source]:
     """`load_source` of every spec, in order; large inputs are read side by side on several cores.
 
     The first source is read here while forked helper processes (at most one per spare core) read
@@ -139,7 +145,14 @@ def load_sources(specs: Sequence[SourceSpec], parallel: bool | None = None) -> l
     Args:
         specs: The sources.
         parallel: Force (True) or forbid (False) helper processes; None decides by input size.
+        progress: Told of each source read (step `read`).
     """
+    if progress is not None:
+        progress("read", 0, len(specs))
+        step = progress
+        done: Callable[[Source], Source] = lambda src: (step("read", 1, len(specs)), src)[1]  # noqa: E731
+    else:
+        done = lambda src: src  # noqa: E731
     helpers = min(len(specs) - 1, max(1, (os.cpu_count() or 1) - 1))
     if parallel is None:
         parallel = (
@@ -148,13 +161,13 @@ def load_sources(specs: Sequence[SourceSpec], parallel: bool | None = None) -> l
             and sum(_size(s.path) for s in specs[1:]) >= PARALLEL_MIN_BYTES
         )
     if not parallel or helpers < 1 or not hasattr(os, "fork") or threading.active_count() > 1:
-        return [load_source(s) for s in specs]
+        return [done(load_source(s)) for s in specs]
     children = [_fork_load(spec) for spec in specs[1 : 1 + helpers]]
     try:
-        out = [load_source(specs[0])]
+        out = [done(load_source(specs[0]))]
         for spec, (pid, reader) in zip(specs[1 : 1 + helpers], children, strict=True):
-            out.append(_collect(pid, reader) or load_source(spec))
-        out += [load_source(s) for s in specs[1 + helpers :]]
+            out.append(done(_collect(pid, reader) or load_source(spec)))
+        out += [done(load_source(s)) for s in specs[1 + helpers :]]
     finally:
         for pid, reader in children:
             reader.close()
@@ -202,26 +215,45 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, 0)
 
 
-def build_job(job: Job) -> Merged:
-    """Read every source and merge or combine them (no output written)."""
+def build_job(job: Job, progress: Progress | None = None) -> Merged:
+    """Read every source and merge or combine them (no output written); see `run_job` for `progress`."""
     if job.mode not in MODES:
         raise UsageError(f"mode must be one of {', '.join(MODES)}, got {job.mode!r}")
     names = [s.source_name for s in job.sources]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise UsageError(f"source name {dupes[0]!r} is used twice; name sources NAME=PATH")
-    sources = load_sources(job.sources)
+    sources = load_sources(job.sources, progress=progress)
+    if progress is not None:
+        progress(job.mode, 0, 1)
     if job.mode == "merge":
         target: Layout | None = load_layout(job.target) if job.target is not None else None
-        return merge(sources, target, drop_empty=job.drop_empty, drop_crowd=job.drop_crowd)
-    if job.target is not None:
-        raise UsageError("combine builds its own layout: --target goes with merge")
-    return combine(sources, drop_empty=job.drop_empty, drop_crowd=job.drop_crowd)
+        merged = merge(sources, target, drop_empty=job.drop_empty, drop_crowd=job.drop_crowd)
+    else:
+        if job.target is not None:
+            raise UsageError("combine builds its own layout: --target goes with merge")
+        merged = combine(sources, drop_empty=job.drop_empty, drop_crowd=job.drop_crowd)
+    if progress is not None:
+        progress(job.mode, 1, 1)
+    return merged
 
 
-def run_job(job: Job) -> Merged:
-    """Build the job and write its output folder atomically; returns what was written."""
+def run_job(job: Job, progress: Progress | None = None) -> Merged:
+    """Build the job and write its output folder atomically; returns what was written.
+
+    Args:
+        job: What to do.
+        progress: Optional `progress(step, done, total)` callback (see `Progress`); steps are `read`
+            (sources), the mode (`merge` or `combine`) and `write` (records of annotations.json).
+            kpmerge itself draws nothing.
+    """
     check_output_path(job.output, job.force)
-    merged = build_job(job)
-    write_output(merged, job.output, job.force)
+    merged = build_job(job, progress)
+    write = None
+    if progress is not None:
+        total = len(merged.dataset.images) + len(merged.dataset.instances)
+        progress("write", 0, total)
+        step = progress
+        write = lambda n: step("write", n, total)  # noqa: E731
+    write_output(merged, job.output, job.force, progress=write)
     return merged
