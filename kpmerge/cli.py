@@ -193,6 +193,7 @@ class _ProgressBars:
     def __init__(self) -> None:
         self.step: str | None = None
         self.bar: Any = None
+        self.bar_delay = 1.0
 
     def __call__(self, step: str, done: int, total: int) -> None:
         if step != self.step:
@@ -200,7 +201,9 @@ class _ProgressBars:
             from tqdm import tqdm
 
             unit = {"read": "source", "write": "record"}.get(step, "step")
-            self.bar = tqdm(total=total, desc=step, unit=unit, file=sys.stderr, disable=None, delay=1.0)
+            self.bar = tqdm(
+                total=total, desc=step, unit=unit, file=sys.stderr, disable=None, delay=self.bar_delay
+            )
             self.step = step
         if done:
             self.bar.update(done)
