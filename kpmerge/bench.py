@@ -47,28 +47,54 @@ def data_files(scale: float, cache: Path) -> dict[str, Path]:
 
 # Each step runs under this small launcher: Linux counts the RSS a process had before exec in its child's
 # peak (ru_maxrss), so children of the benchmark process itself would inherit its memory as their floor.
-RUNNER = (
-    "import json, os, subprocess, sys, time\n"
-    "cmd = json.loads(sys.argv[1])\n"
-    "t = time.perf_counter()\n"
-    "p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)\n"
-    "_, status, usage = os.wait4(p.pid, 0)\n"
-    "wall = time.perf_counter() - t\n"
-    "print(json.dumps([wall, usage.ru_maxrss, os.waitstatus_to_exitcode(status)]))\n"
-)
+# ru_maxrss is exact for one process; the launcher also samples the summed RSS of the whole process tree
+# (kpmerge may read inputs in helper processes) every 10 ms.
+RUNNER = """
+import json, os, subprocess, sys, time
+
+def tree_rss(pid):
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/statm") as f:
+                total += int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo += [int(c) for c in f.read().split()]
+        except (OSError, ValueError):
+            pass
+    return total
+
+cmd = json.loads(sys.argv[1])
+t = time.perf_counter()
+p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+peak = 0
+while True:
+    pid, status, usage = os.wait4(p.pid, os.WNOHANG)
+    if pid:
+        break
+    peak = max(peak, tree_rss(p.pid))
+    time.sleep(0.01)
+wall = time.perf_counter() - t
+print(json.dumps([wall, usage.ru_maxrss * 1024, peak, os.waitstatus_to_exitcode(status)]))
+"""
 
 
 def run_once(cmd: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak resident memory (MB) of one whole process."""
+    """Wall seconds and peak memory (MB) of one whole process and any helpers it starts.
+
+    The peak is the larger of the process's own exact peak RSS and the sampled sum over its process tree.
+    """
     done = subprocess.run(
         [sys.executable, "-S", "-c", RUNNER, json.dumps(cmd)], capture_output=True, text=True
     )
     if done.returncode != 0 or not done.stdout.strip():
         raise RuntimeError(f"{' '.join(cmd)}: launcher failed:\n{done.stderr}")
-    wall, maxrss_kib, code = json.loads(done.stdout.strip().splitlines()[-1])
+    wall, maxrss, tree_peak, code = json.loads(done.stdout.strip().splitlines()[-1])
     if code != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({code}):\n{done.stderr}")
-    return wall, maxrss_kib / 1024  # ru_maxrss is in KiB on Linux
+    return wall, max(maxrss, tree_peak) / 2**20
 
 
 def has_command(name: str) -> bool:
