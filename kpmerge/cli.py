@@ -358,7 +358,22 @@ def layouts_show(name: str) -> None:
 
 def main() -> None:
     """Entry point of the `kpmerge` command."""
+    _no_huge_page_advice()
     cli(prog_name="kpmerge")
+
+
+def _no_huge_page_advice() -> None:
+    # numpy asks the kernel for transparent huge pages for large arrays; where the kernel then compacts
+    # memory on demand (defrag = madvise), first touches of fresh arrays stall. Measured with `make bench`:
+    # about 10% faster without. Only the command does this; the library leaves numpy's setting alone.
+    try:
+        from numpy._core.multiarray import _set_madvise_hugepage
+    except ImportError:  # numpy < 2
+        try:
+            from numpy.core.multiarray import _set_madvise_hugepage
+        except ImportError:
+            return
+    _set_madvise_hugepage(False)
 
 
 if __name__ == "__main__":  # pragma: no cover
