@@ -181,22 +181,19 @@ def float_rows(raws: Sequence[Raw | bytes], width: int) -> npt.NDArray[np.float6
     out = np.empty((n, width), dtype=np.float64)
     for start in range(0, n, ROWS_PER_CHUNK):
         part = raws[start : start + ROWS_PER_CHUNK]
-        rows = _float_chunk(part, width)
-        if rows is None:
+        if not _float_chunk(part, width, out[start : start + len(part)]):
             return None
-        out[start : start + len(part)] = rows
     return out
 
 
-def _float_chunk(raws: Sequence[Raw | bytes], width: int) -> npt.NDArray[np.float64] | None:
+def _float_chunk(raws: Sequence[Raw | bytes], width: int, out: npt.NDArray[np.float64]) -> bool:
+    """Parse rows into `out` (m, width); False when they are not all flat lists of `width` numbers."""
     m = len(raws)
-    if m == 0:
-        return np.empty((0, width), dtype=np.float64)
     if width < 2:  # with a comma in every row, valid JSON rows hold no empty element
-        return None
+        return False
     blob = b",".join(raws)
     if b'"' in blob:
-        return None
+        return False
     buf = np.frombuffer(blob, dtype=np.uint8)
     # Each row must be `[...]` with no other bracket inside: a flat list of scalars.
     lengths = np.fromiter(map(len, raws), dtype=np.int64, count=m)
@@ -204,13 +201,13 @@ def _float_chunk(raws: Sequence[Raw | bytes], width: int) -> npt.NDArray[np.floa
     opens = np.flatnonzero(buf == 0x5B)
     closes = np.flatnonzero(buf == 0x5D)
     if not (np.array_equal(opens, starts) and np.array_equal(closes, starts + lengths - 1)):
-        return None
+        return False
     if (lengths < 3).any():
-        return None
+        return False
     comma_at = np.flatnonzero(buf == 0x2C)
     commas = np.searchsorted(comma_at, closes) - np.searchsorted(comma_at, opens)
     if (commas != width - 1).any():
-        return None
+        return False
     numbers = blob.replace(b"[", b"").replace(b"]", b"")
     # Longest stretch between two commas (or a bracket and a comma): bounds every number's length.
     longest = max(
@@ -221,14 +218,16 @@ def _float_chunk(raws: Sequence[Raw | bytes], width: int) -> npt.NDArray[np.floa
     if b"." not in numbers and b"e" not in numbers and b"E" not in numbers and longest <= 19:
         ints = _int_values(numbers, m * width)
         if ints is not None:
-            return ints.astype(np.float64).reshape(m, width)
+            out.reshape(-1)[:] = ints
+            return True
     try:
         values = msgspec.json.decode(b"[" + numbers + b"]", type=list[float])
     except msgspec.DecodeError:
-        return None
+        return False
     if len(values) != m * width:
-        return None
-    return np.frombuffer(array.array("d", values), dtype=np.float64).reshape(m, width)
+        return False
+    out.reshape(-1)[:] = np.frombuffer(array.array("d", values), dtype=np.float64)
+    return True
 
 
 def _int_values(numbers: bytes, count: int) -> npt.NDArray[np.int64] | None:

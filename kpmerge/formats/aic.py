@@ -28,8 +28,8 @@ from ..jsonio import (
 
 K = 14
 RECORD_FIELDS = frozenset({"image_id", "keypoint_annotations", "human_annotations"})
-# Raw AIC visibility -> COCO visibility: 1 visible -> 2, 2 occluded -> 1, 3 unlabelled -> 0 (SPEC 1.2).
-_TO_COCO = np.array([np.nan, 2.0, 1.0, 0.0])
+# Raw AIC visibility -> COCO visibility: 1 visible -> 2, 2 occluded -> 1, 3 unlabelled -> 0 (SPEC 1.2);
+# COCO -> raw AIC below.
 _TO_AIC = np.array([3, 2, 1])
 _NO_URL = msgspec.Raw(b"null")
 _HUMAN = re.compile(r"^human(\d+)$")
@@ -64,7 +64,7 @@ def aic_to_dataset(
         kp, xyxy, ann_ids, image_index = people
         n = len(ann_ids)
         _check_values(kp, xyxy, ann_ids, file)
-        kp[:, :, 2] = _TO_COCO[kp[:, :, 2].astype(np.int64)]
+        np.subtract(3.0, kp[:, :, 2], out=kp[:, :, 2])  # 1 -> 2, 2 -> 1, 3 -> 0 (checked above)
         box = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
         widths, heights, notes = _sizes(image_ids, image_dir)
         images = Images(
