@@ -293,3 +293,27 @@ def test_fixture_runs_identical_bytes(tmp_path):
         assert "\r" not in result.stderr  # not a terminal: no progress bars
         outs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
     assert outs[0] == outs[1]
+
+
+@pytest.mark.parametrize("kind", ["coco", "aic"])
+def test_memory_mapped_input_reads_the_same(kind, synth_files, monkeypatch):
+    from kpmerge.formats.detect import read_dataset
+
+    path = synth_files[0] if kind == "coco" else synth_files[1]
+    plain = read_dataset(path)
+    monkeypatch.setattr(jsonio, "MAP_MIN_BYTES", 0)
+    assert not isinstance(jsonio.read_mapped(path), bytes)
+    mapped = read_dataset(path)
+    assert mapped.images == plain.images and mapped.instances == plain.instances
+
+
+@pytest.mark.parametrize(("content", "message"), [(b"  \n", "file is empty"), (b"[1, 2]", "not raw AI")])
+def test_memory_mapped_input_errors(content, message, tmp_path, monkeypatch):
+    from kpmerge.errors import KpmergeError
+    from kpmerge.formats.detect import read_dataset
+
+    path = tmp_path / "x.json"
+    path.write_bytes(content)
+    monkeypatch.setattr(jsonio, "MAP_MIN_BYTES", 0)
+    with pytest.raises(KpmergeError, match=message):
+        read_dataset(path)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..errors import KpmergeError, UsageError
 from ..instances import Dataset
-from ..jsonio import first_char, read_bytes
+from ..jsonio import first_char, read_mapped
 from . import aic, coco
 
 FORMATS = ("coco", "aic")
@@ -19,7 +19,7 @@ def detect_format(data: bytes, file: str | Path | None = None) -> str:
         return "coco"
     if c == "[":
         head = data[:65536]
-        if b'"keypoint_annotations"' in head or data.strip() in (b"[]",):
+        if b'"keypoint_annotations"' in head or bytes(data).strip() in (b"[]",):
             return "aic"
         raise KpmergeError(
             "a JSON list, but not raw AI Challenger records (no keypoint_annotations)", file, "$"
@@ -29,7 +29,7 @@ def detect_format(data: bytes, file: str | Path | None = None) -> str:
 
 def read_dataset(path: str | Path, format: str | None = None, image_dir: str | Path | None = None) -> Dataset:
     """Read a keypoint file in the given format, or the one its content shows."""
-    data = read_bytes(path)
+    data = read_mapped(path)
     fmt = format or detect_format(data, path)
     if fmt == "coco":
         if image_dir is not None:
