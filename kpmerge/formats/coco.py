@@ -362,13 +362,12 @@ def _image_index(image_ids: list[Any], images: Images, file: Any, where: Any) ->
     ids = list(images.ids)
     _check_unique(ids, file, "images", range(len(ids)))
     row = {v: i for i, v in enumerate(ids)}
-    out = np.empty(len(image_ids), dtype=np.int64)
-    for j, v in enumerate(image_ids):
-        r = row.get(v)
-        if r is None:
-            raise KpmergeError(f"image {v!r} is not in images", file, f"$.annotations[{where[j]}].image_id")
-        out[j] = r
-    return out
+    rows = list(map(row.get, image_ids))
+    if None in rows:
+        j = rows.index(None)
+        v = image_ids[j]
+        raise KpmergeError(f"image {v!r} is not in images", file, f"$.annotations[{where[j]}].image_id")
+    return np.array(rows, dtype=np.int64).reshape(len(rows))
 
 
 def write_coco(dataset: Dataset, path: str | Path, names: list[str], skeleton: list[list[int]]) -> None:
