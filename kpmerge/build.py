@@ -12,7 +12,7 @@ import orjson
 
 from .errors import UsageError
 from .instances import Dataset, Images, Instances
-from .jsonio import json_values
+from .jsonio import json_values, no_gc
 from .layouts import BUILTIN_ORDER, Layout, builtin_layout, canonical_name
 from .mapping import Mapping, MappingSpec, apply_mapping, build_mapping, resolve_entries
 
@@ -104,7 +104,8 @@ def merge(
     _check_sources(sources)
     layout = target or sources[0].layout
     mappings = [build_mapping(s.layout, layout, s.mapping) for s in sources]
-    return _assemble("merge", layout, sources, mappings, drop_empty, drop_crowd)
+    with no_gc():
+        return _assemble("merge", layout, sources, mappings, drop_empty, drop_crowd)
 
 
 def combine(sources: Sequence[Source], drop_empty: bool = False, drop_crowd: bool = False) -> Merged:
@@ -115,7 +116,8 @@ def combine(sources: Sequence[Source], drop_empty: bool = False, drop_crowd: boo
     for i, s in enumerate(sources):
         spec = s.mapping if (i > 0 and not isinstance(s.mapping, str)) else "auto"
         mappings.append(build_mapping(s.layout, layout, _union_spec(s, layout, spec)))
-    return _assemble("combine", layout, sources, mappings, drop_empty, drop_crowd)
+    with no_gc():
+        return _assemble("combine", layout, sources, mappings, drop_empty, drop_crowd)
 
 
 def _union_spec(source: Source, union: Layout, spec: MappingSpec) -> MappingSpec:
