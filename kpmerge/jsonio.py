@@ -196,7 +196,7 @@ def compact(raw: Raw | bytes) -> bytes:
     return data
 
 
-ROWS_PER_CHUNK = 8192
+ROWS_PER_CHUNK = 2048
 
 
 def float_rows(raws: Sequence[Raw | bytes], width: int) -> npt.NDArray[np.float64] | None:

@@ -396,7 +396,7 @@ def dataset_to_coco(
     return b"".join(dataset_to_coco_chunks(dataset, names, skeleton, info, image_ids, annotation_ids))
 
 
-CHUNK_RECORDS = 8192
+CHUNK_RECORDS = 2048
 """Records per chunk of `dataset_to_coco_chunks` (a few MB: small enough to reuse the same memory)."""
 
 
