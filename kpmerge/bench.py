@@ -129,6 +129,8 @@ def measure(cmds: dict[str, list[str]], runs: int) -> dict[str, dict[str, Any]]:
     rss: dict[str, list[float]] = {k: [] for k in cmds}
     for r in range(runs):
         for name, cmd in cmds.items():
+            if "-o" in cmd:  # a fresh output folder each time (removing the last one is not timed)
+                shutil.rmtree(cmd[cmd.index("-o") + 1], ignore_errors=True)
             wall, mem = run_once(cmd)
             walls[name].append(round(wall, 3))
             rss[name].append(round(mem, 1))
