@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from operator import itemgetter, methodcaller
 from pathlib import Path
 from typing import Any
 
@@ -116,16 +117,25 @@ def _keypoint_category(categories: list[dict[str, Any]], file: Any) -> tuple[Any
     return cat["id"], (tuple(names) if names else None)
 
 
+_IMAGE_REQUIRED = frozenset({"id", "file_name"})
+
+
+def _get(key: str) -> Callable[[dict[str, Raw]], Raw]:
+    """`record.get(key, null)` as one C call per record."""
+    return methodcaller("get", key, NULL)
+
+
 def _images(records: list[dict[str, Raw]], file: Any, spaced: bool = True) -> Images:
-    for i, rec in enumerate(records):
-        for key in ("id", "file_name"):
-            if key not in rec:
-                raise KpmergeError(f"missing `{key}`", file, f"$.images[{i}].{key}")
-    ids = decode_column([r["id"] for r in records], int | str, file, "images", "id")
-    names = decode_column([r["file_name"] for r in records], str, file, "images", "file_name")
+    if not all(rec.keys() >= _IMAGE_REQUIRED for rec in records):
+        for i, rec in enumerate(records):
+            for key in ("id", "file_name"):
+                if key not in rec:
+                    raise KpmergeError(f"missing `{key}`", file, f"$.images[{i}].{key}")
+    ids = decode_column(list(map(itemgetter("id"), records)), int | str, file, "images", "id")
+    names = decode_column(list(map(itemgetter("file_name"), records)), str, file, "images", "file_name")
     size = float | None
-    widths = decode_column([r.get("width", NULL) for r in records], size, file, "images", "width")
-    heights = decode_column([r.get("height", NULL) for r in records], size, file, "images", "height")
+    widths = decode_column(list(map(_get("width"), records)), size, file, "images", "width")
+    heights = decode_column(list(map(_get("height"), records)), size, file, "images", "height")
     cache: dict[str, bytes] = {}
     extra = members_all(records, IMAGE_FIELDS, cache, spaced)
     return Images(
