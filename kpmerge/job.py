@@ -6,6 +6,8 @@ import contextlib
 import hashlib
 import os
 import pickle
+import signal
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -154,23 +156,30 @@ def load_sources(
     else:
         done = lambda src: src  # noqa: E731
     helpers = min(len(specs) - 1, max(1, (os.cpu_count() or 1) - 1))
-    if parallel is None:
+    if parallel is None:  # Linux only: forking is not safe with the system libraries of macOS
         parallel = (
-            helpers > 0
+            sys.platform.startswith("linux")
+            and helpers > 0
             and (os.cpu_count() or 1) > 1
             and sum(_size(s.path) for s in specs[1:]) >= PARALLEL_MIN_BYTES
         )
     if not parallel or helpers < 1 or not hasattr(os, "fork") or threading.active_count() > 1:
         return [done(load_source(s)) for s in specs]
     children = [_fork_load(spec) for spec in specs[1 : 1 + helpers]]
+    collected: set[int] = set()
     try:
         out = [done(load_source(specs[0]))]
         for spec, (pid, reader) in zip(specs[1 : 1 + helpers], children, strict=True):
-            out.append(done(_collect(pid, reader) or load_source(spec)))
+            result = _collect(pid, reader)
+            collected.add(pid)
+            out.append(done(result or load_source(spec)))
         out += [done(load_source(s)) for s in specs[1 + helpers :]]
     finally:
         for pid, reader in children:
             reader.close()
+            if pid not in collected:  # an error or an interrupt here: the helper's work is not needed
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             _reap(pid)
     return out
 

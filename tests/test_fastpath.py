@@ -317,3 +317,10 @@ def test_memory_mapped_input_errors(content, message, tmp_path, monkeypatch):
     monkeypatch.setattr(jsonio, "MAP_MIN_BYTES", 0)
     with pytest.raises(KpmergeError, match=message):
         read_dataset(path)
+
+
+def test_parallel_load_stops_helpers_when_the_first_source_fails(tmp_path, synth_files):
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(b"{")
+    with pytest.raises(Exception, match=r"bad\.json"):
+        load_sources([SourceSpec(path=bad), SourceSpec(path=synth_files[1])], parallel=True)
