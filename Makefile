@@ -27,3 +27,10 @@ lint: install
 
 clean:
 	rm -rf $(VENV) sample_out .pytest_cache
+
+SCALE ?= 1
+RUNS ?= 3
+BENCH_FLAGS ?=
+
+bench: install
+	$(BIN)/python -m kpmerge.bench --scale $(SCALE) --runs $(RUNS) --out bench_out/bench-x$(SCALE).json $(BENCH_FLAGS)

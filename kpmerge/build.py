@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,7 @@ import orjson
 
 from .errors import UsageError
 from .instances import Dataset, Images, Instances
+from .jsonio import json_values, no_gc
 from .layouts import BUILTIN_ORDER, Layout, builtin_layout, canonical_name
 from .mapping import Mapping, MappingSpec, apply_mapping, build_mapping, resolve_entries
 
@@ -102,7 +104,8 @@ def merge(
     _check_sources(sources)
     layout = target or sources[0].layout
     mappings = [build_mapping(s.layout, layout, s.mapping) for s in sources]
-    return _assemble("merge", layout, sources, mappings, drop_empty, drop_crowd)
+    with no_gc():
+        return _assemble("merge", layout, sources, mappings, drop_empty, drop_crowd)
 
 
 def combine(sources: Sequence[Source], drop_empty: bool = False, drop_crowd: bool = False) -> Merged:
@@ -113,7 +116,8 @@ def combine(sources: Sequence[Source], drop_empty: bool = False, drop_crowd: boo
     for i, s in enumerate(sources):
         spec = s.mapping if (i > 0 and not isinstance(s.mapping, str)) else "auto"
         mappings.append(build_mapping(s.layout, layout, _union_spec(s, layout, spec)))
-    return _assemble("combine", layout, sources, mappings, drop_empty, drop_crowd)
+    with no_gc():
+        return _assemble("combine", layout, sources, mappings, drop_empty, drop_crowd)
 
 
 def _union_spec(source: Source, union: Layout, spec: MappingSpec) -> MappingSpec:
@@ -216,52 +220,53 @@ def _assemble(
     drop_empty: bool,
     drop_crowd: bool,
 ) -> Merged:
-    parts_img: list[Images] = []
-    parts_inst: list[Instances] = []
-    reports = []
-    img_start = ann_start = 0
+    # First which instances each source keeps, then every array filled once, in place.
+    keeps, not_written = [], []
     for s, m in zip(sources, mappings, strict=True):
-        ds = s.dataset
-        inst = ds.instances.with_keypoints(apply_mapping(ds.instances.keypoints, m))
-        not_written = dict(ds.skipped)
+        inst = s.dataset.instances
+        counts = dict(s.dataset.skipped)
         keep = np.ones(len(inst), dtype=bool)
         if drop_crowd:
             crowd = inst.iscrowd > 0
-            not_written["crowd"] = int(np.count_nonzero(crowd & keep))
+            counts["crowd"] = int(np.count_nonzero(crowd & keep))
             keep &= ~crowd
         if drop_empty:
-            empty = inst.labelled_counts() == 0
-            not_written["no_labelled_keypoints"] = int(np.count_nonzero(empty & keep))
+            labelled = np.count_nonzero(apply_mapping(inst.keypoints, m)[:, :, 2] > 0, axis=1)
+            empty = labelled == 0
+            counts["no_labelled_keypoints"] = int(np.count_nonzero(empty & keep))
             keep &= ~empty
-        if not keep.all():
-            inst = inst[keep]
-        missing_area = np.isnan(inst.areas)
-        areas = np.where(missing_area, inst.boxes[:, 2] * inst.boxes[:, 3] * AREA_FACTOR, inst.areas)
-        tag = orjson.dumps(s.name)
-        img_extra = [_tagged(tag, i, e) for i, e in zip(ds.images.ids, ds.images.extra, strict=True)]
-        ann_extra = [_tagged(tag, i, e) for i, e in zip(inst.ids, inst.extra, strict=True)]
+        keeps.append(None if keep.all() else keep)
+        not_written.append(counts)
+    sizes = [
+        len(s.dataset.instances) if k is None else int(np.count_nonzero(k))
+        for s, k in zip(sources, keeps, strict=True)
+    ]
+    keypoints = np.empty((sum(sizes), len(layout), 3), dtype=np.float64)
+    boxes, areas, iscrowd, image_index, source_index = [], [], [], [], []
+    file_names, widths, heights, img_extra, ann_extra = [], [], [], [], []
+    reports = []
+    img_start = ann_start = 0
+    for i, (s, m, keep) in enumerate(zip(sources, mappings, keeps, strict=True)):
+        ds = s.dataset
+        inst = ds.instances if keep is None else ds.instances[keep]
         n_img, n_ann = len(ds.images), len(inst)
-        parts_img.append(
-            Images(
-                ids=np.arange(img_start + 1, img_start + n_img + 1),
-                file_names=[s.image_prefix + f for f in ds.images.file_names],
-                widths=ds.images.widths,
-                heights=ds.images.heights,
-                extra=img_extra,
-            )
+        apply_mapping(inst.keypoints, m, out=keypoints[ann_start : ann_start + n_ann])
+        missing_area = np.isnan(inst.areas)
+        boxes.append(inst.boxes)
+        areas.append(np.where(missing_area, inst.boxes[:, 2] * inst.boxes[:, 3] * AREA_FACTOR, inst.areas))
+        iscrowd.append(inst.iscrowd)
+        image_index.append(inst.image_index + img_start)
+        source_index.append(np.full(n_ann, i, dtype=np.int64))
+        tag = orjson.dumps(s.name)
+        file_names.extend(
+            ds.images.file_names.tolist()
+            if not s.image_prefix
+            else [s.image_prefix + f for f in ds.images.file_names.tolist()]
         )
-        parts_inst.append(
-            Instances(
-                keypoints=inst.keypoints,
-                boxes=inst.boxes,
-                areas=areas,
-                iscrowd=inst.iscrowd,
-                image_index=inst.image_index + img_start,
-                ids=np.arange(ann_start + 1, ann_start + n_ann + 1),
-                num_keypoints=inst.labelled_counts(),
-                extra=ann_extra,
-            )
-        )
+        widths.append(ds.images.widths)
+        heights.append(ds.images.heights)
+        img_extra.extend(_tag_all(tag, ds.images.ids, ds.images.extra))
+        ann_extra.extend(_tag_all(tag, inst.ids, inst.extra))
         reports.append(
             SourceReport(
                 name=s.name,
@@ -271,7 +276,7 @@ def _assemble(
                 images_written=n_img,
                 annotations_read=ds.annotations_read,
                 annotations_written=n_ann,
-                not_written={k: v for k, v in not_written.items() if v},
+                not_written={k: v for k, v in not_written[i].items() if v},
                 image_range=(img_start, img_start + n_img),
                 annotation_range=(ann_start, ann_start + n_ann),
                 area_computed=int(np.count_nonzero(missing_area)),
@@ -281,40 +286,36 @@ def _assemble(
         )
         img_start += n_img
         ann_start += n_ann
-    images = _concat_images(parts_img)
-    instances = _concat_instances(parts_inst, len(layout))
-    source_index = np.repeat(np.arange(len(sources)), [len(p) for p in parts_inst])
+    images = Images(
+        ids=np.arange(1, img_start + 1),
+        file_names=file_names,
+        widths=np.concatenate(widths),
+        heights=np.concatenate(heights),
+        extra=img_extra,
+    )
+    instances = Instances(
+        keypoints=keypoints,
+        boxes=np.concatenate(boxes).reshape(-1, 4),
+        areas=np.concatenate(areas),
+        iscrowd=np.concatenate(iscrowd),
+        image_index=np.concatenate(image_index),
+        ids=np.arange(1, ann_start + 1),
+        num_keypoints=np.count_nonzero(keypoints[:, :, 2] > 0, axis=1),
+        extra=ann_extra,
+    )
     dataset = Dataset(images=images, instances=instances, keypoint_names=layout.keypoints, format="coco")
     return Merged(
-        mode=mode, layout=layout, dataset=dataset, sources=tuple(reports), source_index=source_index
+        mode=mode,
+        layout=layout,
+        dataset=dataset,
+        sources=tuple(reports),
+        source_index=np.concatenate(source_index),
     )
 
 
-def _tagged(tag: bytes, source_id: Any, extra: bytes) -> bytes:
-    head = b'"source":' + tag + b',"source_id":' + orjson.dumps(source_id)
-    return head + b"," + extra if extra else head
-
-
-def _concat_images(parts: list[Images]) -> Images:
-    return Images(
-        ids=np.concatenate([p.ids for p in parts]),
-        file_names=np.concatenate([p.file_names for p in parts]),
-        widths=np.concatenate([p.widths for p in parts]),
-        heights=np.concatenate([p.heights for p in parts]),
-        extra=np.concatenate([p.extra for p in parts]),
-    )
-
-
-def _concat_instances(parts: list[Instances], k: int) -> Instances:
-    if not parts:
-        return Instances.empty(k)
-    return Instances(
-        keypoints=np.concatenate([p.keypoints for p in parts]).reshape(-1, k, 3),
-        boxes=np.concatenate([p.boxes for p in parts]).reshape(-1, 4),
-        areas=np.concatenate([p.areas for p in parts]),
-        iscrowd=np.concatenate([p.iscrowd for p in parts]),
-        image_index=np.concatenate([p.image_index for p in parts]),
-        ids=np.concatenate([p.ids for p in parts]),
-        num_keypoints=np.concatenate([p.num_keypoints for p in parts]),
-        extra=np.concatenate([p.extra for p in parts]),
-    )
+def _tag_all(tag: bytes, source_ids: Any, extra: Any) -> list[bytes]:
+    """Each record's extra members, after `"source":<tag>,"source_id":<its original id>`."""
+    head = repeat(b'"source":' + tag + b',"source_id":')
+    values = extra.tolist() if isinstance(extra, np.ndarray) else list(extra)
+    seps = repeat(b",") if all(values) else [b"," if v else b"" for v in values]
+    return list(map(b"".join, zip(head, json_values(source_ids), seps, values, strict=False)))

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+import pickle
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -86,7 +95,15 @@ def load_source(spec: SourceSpec) -> Source:
 
     Coordinates of a layout with origin 1 (MPII, JHMDB) are shifted to 0-based here.
     """
-    dataset = read_dataset(spec.path, spec.format, spec.image_dir)
+    # The checksum is taken in a thread while the file is parsed (hashlib releases the GIL).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        sha256 = pool.submit(_sha256, spec.path)
+        try:
+            dataset = read_dataset(spec.path, spec.format, spec.image_dir)
+        except BaseException:
+            sha256.cancel()
+            raise
+        digest = sha256.result()
     k = dataset.instances.k
     if spec.layout is not None:
         layout = load_layout(spec.layout)
@@ -107,7 +124,7 @@ def load_source(spec: SourceSpec) -> Source:
         dataset, layout = to_zero_based(dataset, origin), replace(layout, origin=0)
     meta = {
         "path": spec.label if spec.label is not None else spec.path.as_posix(),
-        "sha256": _sha256(spec.path),
+        "sha256": digest,
         "format": dataset.format,
         "coordinate_origin": origin,
     }
@@ -151,8 +168,105 @@ def sampling_options(job: Job) -> SamplingOptions:
     return opts
 
 
-def build_job(job: Job) -> Merged:
-    """Read every source and merge or combine them (no output written)."""
+PARALLEL_MIN_BYTES = 32 * 2**20
+"""Inputs after the first of at least this size in all are read in helper processes (where fork exists)."""
+
+
+Progress = Callable[[str, int, int], None]
+"""`progress(step, done, total)`: a step starts with `done=0`, then reports each part it finished."""
+
+
+def load_sources(
+    specs: Sequence[SourceSpec], parallel: bool | None = None, progress: Progress | None = None
+) -> list[Source]:
+    """`load_source` of every spec, in order; large inputs are read side by side on several cores.
+
+    The first source is read here while forked helper processes (at most one per spare core) read
+    the next ones and hand them back pickled. A helper that fails is retried here, so errors are
+    the ones a plain sequential read raises, in source order.
+
+    Args:
+        specs: The sources.
+        parallel: Force (True) or forbid (False) helper processes; None decides by input size.
+        progress: Told of each source read (step `read`).
+    """
+    if progress is not None:
+        progress("read", 0, len(specs))
+        step = progress
+        done: Callable[[Source], Source] = lambda src: (step("read", 1, len(specs)), src)[1]  # noqa: E731
+    else:
+        done = lambda src: src  # noqa: E731
+    helpers = min(len(specs) - 1, max(1, (os.cpu_count() or 1) - 1))
+    if parallel is None:  # Linux only: forking is not safe with the system libraries of macOS
+        parallel = (
+            sys.platform.startswith("linux")
+            and helpers > 0
+            and (os.cpu_count() or 1) > 1
+            and sum(_size(s.path) for s in specs[1:]) >= PARALLEL_MIN_BYTES
+        )
+    if not parallel or helpers < 1 or not hasattr(os, "fork") or threading.active_count() > 1:
+        return [done(load_source(s)) for s in specs]
+    children = [_fork_load(spec) for spec in specs[1 : 1 + helpers]]
+    collected: set[int] = set()
+    try:
+        out = [done(load_source(specs[0]))]
+        for spec, (pid, reader) in zip(specs[1 : 1 + helpers], children, strict=True):
+            result = _collect(pid, reader)
+            collected.add(pid)
+            out.append(done(result or load_source(spec)))
+        out += [done(load_source(s)) for s in specs[1 + helpers :]]
+    finally:
+        for pid, reader in children:
+            reader.close()
+            if pid not in collected:  # an error or an interrupt here: the helper's work is not needed
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            _reap(pid)
+    return out
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _fork_load(spec: SourceSpec) -> tuple[int, BinaryIO]:
+    """Start a helper process that reads `spec` and pickles the Source (or None on failure) back."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the helper: never returns
+        try:
+            os.close(read_fd)
+            try:
+                result = load_source(spec)
+            except BaseException:
+                result = None
+            with os.fdopen(write_fd, "wb") as f:
+                pickle.dump(result, f, protocol=pickle.HIGHEST_PROTOCOL)
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    return pid, os.fdopen(read_fd, "rb")
+
+
+def _collect(pid: int, reader: BinaryIO) -> Source | None:
+    try:
+        result = pickle.load(reader)
+    except Exception:
+        result = None
+    _reap(pid)
+    return result if isinstance(result, Source) else None
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+def build_job(job: Job, progress: Progress | None = None) -> Merged:
+    """Read every source and merge or combine them (no output written); see `run_job` for `progress`."""
     if job.mode not in MODES:
         raise UsageError(f"mode must be one of {', '.join(MODES)}, got {job.mode!r}")
     names = [s.source_name for s in job.sources]
@@ -160,15 +274,21 @@ def build_job(job: Job) -> Merged:
     if dupes:
         raise UsageError(f"source name {dupes[0]!r} is used twice; name sources NAME=PATH")
     sampling_options(job)
-    sources = [load_source(s) for s in job.sources]
+    sources = load_sources(job.sources, progress=progress)
+    if progress is not None:
+        progress(job.mode, 0, 1)
     if job.mode == "merge":
         target: Layout | None = load_layout(job.target) if job.target is not None else None
         if target is not None and target.origin:
             target = replace(target, origin=0)  # outputs are 0-based
-        return merge(sources, target, drop_empty=job.drop_empty, drop_crowd=job.drop_crowd)
-    if job.target is not None:
-        raise UsageError("combine builds its own layout: --target goes with merge")
-    return combine(sources, drop_empty=job.drop_empty, drop_crowd=job.drop_crowd)
+        merged = merge(sources, target, drop_empty=job.drop_empty, drop_crowd=job.drop_crowd)
+    else:
+        if job.target is not None:
+            raise UsageError("combine builds its own layout: --target goes with merge")
+        merged = combine(sources, drop_empty=job.drop_empty, drop_crowd=job.drop_crowd)
+    if progress is not None:
+        progress(job.mode, 1, 1)
+    return merged
 
 
 def _check_inputs_outside(job: Job) -> None:
@@ -180,15 +300,28 @@ def _check_inputs_outside(job: Job) -> None:
                 raise UsageError(f"the output folder holds the input {p}; choose another", file=job.output)
 
 
-def run_job(job: Job) -> Merged:
-    """Build the job and write its output folder atomically; returns what was written."""
+def run_job(job: Job, progress: Progress | None = None) -> Merged:
+    """Build the job and write its output folder atomically; returns what was written.
+
+    Args:
+        job: What to do.
+        progress: Optional `progress(step, done, total)` callback (see `Progress`); steps are `read`
+            (sources), the mode (`merge` or `combine`) and `write` (records of annotations.json).
+            kpmerge itself draws nothing.
+    """
     check_output_path(job.output, job.force)
     check_exports(job.exports)
     _check_inputs_outside(job)
-    merged = build_job(job)
+    merged = build_job(job, progress)
     sampling = sampling_options(job)
     sampling.check([s.name for s in merged.sources], [len(p) for p in trainable_pools(merged)])
-    files = output_files(merged, sampling, gzip=job.gzip)
+    write = None
+    if progress is not None:
+        total = len(merged.dataset.images) + len(merged.dataset.instances)
+        progress("write", 0, total)
+        step = progress
+        write = lambda n: step("write", n, total)  # noqa: E731
+    files = output_files(merged, sampling, gzip=job.gzip, progress=write, chunked=True)
     files.update(export_files(merged, job.exports))
     write_folder(files, job.output, job.force)
     return merged

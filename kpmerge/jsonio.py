@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import array
 import codecs
 import gc
 import gzip
+import mmap
 import re
+import warnings
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from itertools import repeat
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +73,37 @@ def check_utf8(data: bytes, file: str | Path | None = None) -> None:
             raise KpmergeError(
                 f"not valid JSON: expected UTF-8 text, got byte 0x{data[at]:02x} at byte {at}", file, "$"
             ) from None
+
+
+MAP_MIN_BYTES = 1 << 20
+
+
+def read_mapped(path: str | Path) -> bytes | mmap.mmap:
+    """The file's content like `read_bytes` (same errors); large files memory-mapped, not copied.
+
+    A mapping is read-only and stays valid while anything (e.g. a msgspec.Raw) refers to it.
+    """
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+    except FileNotFoundError:
+        raise UsageError("file not found", file=p) from None
+    except OSError:
+        size = 0
+    if size < MAP_MIN_BYTES or not p.is_file():
+        return read_bytes(p)
+    try:
+        with open(p, "rb") as f:
+            data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError):
+        return read_bytes(p)
+    if data[:2] == GZIP_MAGIC or data[:3] == b"\xef\xbb\xbf":
+        data.close()
+        return read_bytes(p)  # decompressed, or without its byte order mark
+    if not data[: 1 << 16].strip() and not bytes(data).strip():
+        raise KpmergeError("file is empty, expected JSON", file=p)
+    check_utf8(data, p)
+    return data
 
 
 def first_char(data: bytes) -> str:
@@ -145,9 +181,50 @@ def key_bytes(key: str, cache: dict[str, bytes]) -> bytes:
     return out
 
 
-def members(record: dict[str, Raw], skip: frozenset[str], cache: dict[str, bytes]) -> bytes:
-    """The record's members other than `skip`, as `"k":v,...` bytes with the values untouched."""
+def members(
+    record: dict[str, Raw], skip: frozenset[str], cache: dict[str, bytes], spaced: bool = True
+) -> bytes:
+    """The record's members other than `skip`, as `"k":v,...` bytes with the values untouched.
+
+    `spaced=False` says the whole document has no layout white space (see `has_layout_space`), so the
+    values need no compacting.
+    """
+    if not spaced:
+        return b",".join([key_bytes(k, cache) + v for k, v in record.items() if k not in skip])
     return b",".join([key_bytes(k, cache) + compact(v) for k, v in record.items() if k not in skip])
+
+
+def members_all(
+    records: list[dict[str, Raw]], skip: frozenset[str], cache: dict[str, bytes], spaced: bool = True
+) -> list[bytes]:
+    """`members` of every record; column by column when all records have the same keys in one order."""
+    n = len(records)
+    if n == 0:
+        return []
+    first = tuple(records[0])
+    if list(map(tuple, records)).count(first) != n:
+        return [members(r, skip, cache, spaced) for r in records]
+    keys = [k for k in first if k not in skip]
+    if not keys:
+        return [b""] * n
+    columns: list[Any] = []
+    for i, k in enumerate(keys):
+        values = list(map(itemgetter(k), records))
+        columns.append(repeat((b"," if i else b"") + key_bytes(k, cache), n))
+        columns.append([compact(v) for v in values] if spaced else values)
+    return list(map(b"".join, zip(*columns, strict=False)))  # key columns repeat without end
+
+
+def has_layout_space(data: bytes) -> bool:
+    """Whether a JSON document holds layout white space that `compact` would take out of its values.
+
+    JSON strings cannot hold a raw newline, so a newline before the trailing white space is layout.
+    A one-line document is taken as compact (one fast scan instead of a search for double spaces).
+    """
+    end = len(data)
+    while end and data[end - 1] in b" \t\r\n":
+        end -= 1
+    return data.find(b"\n", 0, end) != -1
 
 
 def compact(raw: Raw | bytes) -> bytes:
@@ -156,6 +233,100 @@ def compact(raw: Raw | bytes) -> bytes:
     if b"\n" in data or b"  " in data:
         return msgspec.json.format(data, indent=0)
     return data
+
+
+ROWS_PER_CHUNK = 2048
+
+
+def float_rows(raws: Sequence[Raw | bytes], width: int) -> npt.NDArray[np.float64] | None:
+    """Parse many JSON arrays of exactly `width` numbers into one (n, width) float64 array, in bulk.
+
+    Returns None when any row is not a flat list of `width` numbers (the caller then takes its slow,
+    error-reporting path). Values equal msgspec's decoding of each row as `list[float]`.
+    """
+    n = len(raws)
+    out = np.empty((n, width), dtype=np.float64)
+    for start in range(0, n, ROWS_PER_CHUNK):
+        part = raws[start : start + ROWS_PER_CHUNK]
+        if not _float_chunk(part, width, out[start : start + len(part)]):
+            return None
+    return out
+
+
+def _float_chunk(raws: Sequence[Raw | bytes], width: int, out: npt.NDArray[np.float64]) -> bool:
+    """Parse rows into `out` (m, width); False when they are not all flat lists of `width` numbers."""
+    m = len(raws)
+    if width < 2:  # with a comma in every row, valid JSON rows hold no empty element
+        return False
+    blob = b",".join(raws)
+    if b'"' in blob:
+        return False
+    buf = np.frombuffer(blob, dtype=np.uint8)
+    # Each row must be `[...]` with no other bracket inside: a flat list of scalars.
+    lengths = np.fromiter(map(len, raws), dtype=np.int64, count=m)
+    starts = np.cumsum(lengths + 1) - lengths - 1
+    opens = np.flatnonzero(buf == 0x5B)
+    closes = np.flatnonzero(buf == 0x5D)
+    if not (np.array_equal(opens, starts) and np.array_equal(closes, starts + lengths - 1)):
+        return False
+    if (lengths < 3).any():
+        return False
+    comma_at = np.flatnonzero(buf == 0x2C)
+    commas = np.searchsorted(comma_at, closes) - np.searchsorted(comma_at, opens)
+    if (commas != width - 1).any():
+        return False
+    numbers = blob.replace(b"[", b"").replace(b"]", b"")
+    # Longest stretch between two commas (or a bracket and a comma): bounds every number's length.
+    longest = max(
+        int(np.diff(comma_at).max(initial=0)), int(comma_at[0] - opens[0]), int(closes[-1] - comma_at[-1])
+    )
+    del blob, buf
+    # Integers of at most 18 characters (the common case) parse in C without Python objects.
+    if b"." not in numbers and b"e" not in numbers and b"E" not in numbers and longest <= 19:
+        ints = _int_values(numbers, m * width)
+        if ints is not None:
+            out.reshape(-1)[:] = ints
+            return True
+    try:
+        values = msgspec.json.decode(b"[" + numbers + b"]", type=list[float])
+    except msgspec.DecodeError:
+        return False
+    if len(values) != m * width:
+        return False
+    out.reshape(-1)[:] = np.frombuffer(array.array("d", values), dtype=np.float64)
+    return True
+
+
+def _int_values(numbers: bytes, count: int) -> npt.NDArray[np.int64] | None:
+    """`count` comma-separated JSON integers (each below 10**18), or None when they are not that."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            ints = np.fromstring(numbers, dtype=np.int64, sep=",")
+        except (DeprecationWarning, ValueError):
+            return None
+    return ints if ints.shape[0] == count else None
+
+
+def json_values(values: Sequence[Any]) -> list[bytes]:
+    """Each value as JSON bytes; in bulk when all are ints or all are plain strings."""
+    seq = values.tolist() if isinstance(values, np.ndarray) else list(values)
+    if not seq:
+        return []
+    kinds = set(map(type, seq))
+    if kinds == {int}:
+        try:
+            arr = np.array(seq, dtype=np.int64)
+        except OverflowError:
+            return [orjson.dumps(v) for v in seq]
+        return orjson.dumps(arr, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].split(b",")
+    if kinds == {str}:
+        blob = orjson.dumps(seq)
+        if blob.count(b",") == len(seq) - 1:  # no string holds a comma: commas only separate
+            return blob[1:-1].split(b",")
+        if b"\\" not in blob:  # no escapes: no string holds a quote, so `","` only separates
+            return [b'"' + v + b'"' for v in blob[2:-2].split(b'","')] if len(seq) > 1 else [blob[1:-1]]
+    return [orjson.dumps(v) for v in seq]
 
 
 def number_rows(values: npt.NDArray[np.float64]) -> list[bytes]:
@@ -168,9 +339,25 @@ def number_rows(values: npt.NDArray[np.float64]) -> list[bytes]:
         return []
     if values.shape[1] == 0:
         return [b""] * n
+    ints = _as_ints(values)
+    if ints is not None:
+        return orjson.dumps(ints, option=orjson.OPT_SERIALIZE_NUMPY)[2:-2].split(b"],[")
     blob = orjson.dumps(np.ascontiguousarray(values, dtype=np.float64), option=orjson.OPT_SERIALIZE_NUMPY)
     blob = _integral(blob[2:-2])
     return blob.split(b"],[")
+
+
+def _as_ints(values: npt.NDArray[np.float64]) -> npt.NDArray[np.int64] | None:
+    """The values as int64 when every one is integral and orjson would write it as `<digits>.0`."""
+    with np.errstate(invalid="ignore"):
+        ints = values.astype(np.int64)
+    if ints.size == 0 or not (ints == values).all():
+        return None
+    if max(-int(ints.min()), int(ints.max())) >= 10**16:
+        return None
+    if np.signbit(values).any() and np.signbit(values[ints == 0]).any():  # -0.0 is written `-0`
+        return None
+    return ints
 
 
 def number_list(values: npt.NDArray[np.float64]) -> list[bytes]:

@@ -205,18 +205,39 @@ def check_flips(mapping: Mapping) -> None:
             )
 
 
-def apply_mapping(keypoints: npt.NDArray[np.float64], mapping: Mapping) -> npt.NDArray[np.float64]:
+def apply_mapping(
+    keypoints: npt.NDArray[np.float64], mapping: Mapping, out: npt.NDArray[np.float64] | None = None
+) -> npt.NDArray[np.float64]:
     """Keypoints (N, Ks, 3) in the source layout -> (N, Kt, 3) in the target layout (SPEC 3.1).
 
     Single entries copy `x, y, v`; a midpoint takes the mean position and the lower `v` when both
-    ends are labelled, else (0, 0, 0); unmapped targets are (0, 0, 0).
+    ends are labelled, else (0, 0, 0); unmapped targets are (0, 0, 0). `out`, when given, is an
+    (N, Kt, 3) float64 array to write into (and is returned).
     """
     n = keypoints.shape[0]
-    out = np.zeros((n, len(mapping.target), 3), dtype=np.float64)
-    single = [(term[0], t) for term, t in mapping.pairs if len(term) == 1]
+    if out is None:
+        out = np.zeros((n, len(mapping.target), 3), dtype=np.float64)
+    elif not out.flags.c_contiguous:
+        out[...] = apply_mapping(keypoints, mapping)
+        return out
+    else:
+        out[...] = 0.0
+    single = sorted((t, term[0]) for term, t in mapping.pairs if len(term) == 1)
     if single:
-        src, tgt = (np.array(x, dtype=np.int64) for x in zip(*single, strict=True))
-        out[:, tgt] = keypoints[:, src]
+        # Gather whole columns of (N, K * 3) views: far faster than fancy indexing on the middle axis.
+        tgt = np.array([t for t, _ in single], dtype=np.int64)
+        src = np.array([s for _, s in single], dtype=np.int64)
+        flat_out = out.reshape(n, 3 * out.shape[1])
+        flat_kp = np.ascontiguousarray(keypoints).reshape(n, 3 * keypoints.shape[1])
+        t0, size = int(tgt[0]), len(tgt)
+        if (np.diff(src) == 1).all() and (np.diff(tgt) == 1).all():
+            block: npt.NDArray[np.float64] = flat_kp[:, 3 * int(src[0]) : 3 * (int(src[0]) + size)]
+        else:
+            block = np.take(flat_kp, (3 * src[:, None] + np.arange(3)).ravel(), axis=1)
+        if (np.diff(tgt) == 1).all():
+            flat_out[:, 3 * t0 : 3 * (t0 + size)] = block
+        else:
+            flat_out[:, (3 * tgt[:, None] + np.arange(3)).ravel()] = block
     mids = [(term, t) for term, t in mapping.pairs if len(term) == 2]
     if mids:
         a = keypoints[:, [term[0] for term, _ in mids]]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import gzip as gzip_module
 import os
+import queue
 import shutil
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +17,7 @@ import numpy as np
 from . import __version__
 from .build import AREA_FACTOR, Merged
 from .errors import KpmergeError, UsageError
-from .formats.coco import dataset_to_coco
+from .formats.coco import dataset_to_coco_chunks
 from .jsonio import dumps_pretty
 from .layouts import Layout
 
@@ -31,13 +33,18 @@ MANIFEST_VERSION = 1
 
 def annotations_bytes(merged: Merged) -> bytes:
     """The merged dataset as COCO keypoint JSON."""
+    return b"".join(annotations_chunks(merged))
+
+
+def annotations_chunks(merged: Merged, progress: Callable[[int], None] | None = None) -> Iterator[bytes]:
+    """`annotations_bytes` as consecutive chunks; `progress` gets the records each chunk holds."""
     lay = merged.layout
     info = {
         "description": f"kpmerge {merged.mode} of {', '.join(s.name for s in merged.sources)}",
         "layout": lay.name,
     }
     skeleton = [[a + 1, b + 1] for a, b in lay.skeleton_ids]
-    return dataset_to_coco(merged.dataset, list(lay.keypoints), skeleton, info=info)
+    return dataset_to_coco_chunks(merged.dataset, list(lay.keypoints), skeleton, info, progress=progress)
 
 
 def layout_metainfo(layout: Layout) -> dict[str, Any]:
@@ -194,17 +201,26 @@ def _source_entry(s: Any) -> dict[str, Any]:
 
 
 def output_files(
-    merged: Merged, sampling: SamplingOptions | None = None, gzip: bool = False
-) -> dict[str, Callable[[], bytes]]:
+    merged: Merged,
+    sampling: SamplingOptions | None = None,
+    gzip: bool = False,
+    progress: Callable[[int], None] | None = None,
+    chunked: bool = False,
+) -> dict[str, Callable[[], bytes | Iterable[bytes]]]:
     """Each output file's name and a function making its bytes (`sampling`: see `manifest`).
 
-    With `gzip`, the annotations are written as `annotations.json.gz` (no time stamp in the header,
-    so the bytes stay reproducible) and the manifest names that file.
+    With `chunked`, `annotations.json` comes as an iterable of chunks (for `write_folder`, which writes
+    them as they are made); `progress` gets the records each chunk holds. With `gzip`, the annotations
+    are written as `annotations.json.gz` (no time stamp in the header, so the bytes stay reproducible)
+    and the manifest names that file.
     """
     name = ANNOTATIONS + ".gz" if gzip else ANNOTATIONS
 
-    def annotations() -> bytes:
-        data = annotations_bytes(merged)
+    def annotations() -> bytes | Iterable[bytes]:
+        chunks = annotations_chunks(merged, progress)
+        if chunked and not gzip:
+            return chunks
+        data = b"".join(chunks)
         return gzip_module.compress(data, compresslevel=6, mtime=0) if gzip else data
 
     return {
@@ -230,8 +246,12 @@ def check_output_path(out: str | Path, force: bool = False) -> Path:
     return path
 
 
-def write_folder(files: dict[str, Callable[[], bytes]], out: str | Path, force: bool = False) -> Path:
+def write_folder(
+    files: dict[str, Callable[[], bytes | Iterable[bytes]]], out: str | Path, force: bool = False
+) -> Path:
     """Write all files into `out` at once: into a temporary folder beside it, then one rename.
+
+    A file's maker returns its bytes, or an iterable of consecutive chunks.
 
     On any failure nothing is left: no temporary folder, and with `force` the previous `out` intact.
     """
@@ -246,7 +266,11 @@ def write_folder(files: dict[str, Callable[[], bytes]], out: str | Path, force: 
         for name, make in files.items():
             target = tmp / name
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(make())
+            data = make()
+            if isinstance(data, bytes | bytearray):
+                target.write_bytes(data)
+            else:
+                _write_chunks(target, data)
         if path.exists():
             backup = Path(tempfile.mkdtemp(prefix=f".{path.name}.kpmerge-old-", dir=parent))
             os.rename(path, backup / "old")
@@ -265,12 +289,44 @@ def write_folder(files: dict[str, Callable[[], bytes]], out: str | Path, force: 
     return path
 
 
+def _write_chunks(path: Path, chunks: Iterable[bytes]) -> None:
+    """Write chunks in order; a thread does the writing while the next chunk is made."""
+    pending: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
+    failed: list[BaseException] = []
+
+    def writer() -> None:
+        with open(path, "wb") as f:
+            while (chunk := pending.get()) is not None:
+                if not failed:
+                    try:
+                        f.write(chunk)
+                    except BaseException as exc:  # handed to the caller's thread below
+                        failed.append(exc)
+
+    thread = threading.Thread(target=writer, name="kpmerge-writer", daemon=True)
+    thread.start()
+    try:
+        for chunk in chunks:
+            if failed:
+                break
+            pending.put(chunk)
+    finally:
+        pending.put(None)
+        thread.join()
+    if failed:
+        raise failed[0]
+
+
 def write_output(
     merged: Merged,
     out: str | Path,
     force: bool = False,
     sampling: SamplingOptions | None = None,
     gzip: bool = False,
+    progress: Callable[[int], None] | None = None,
 ) -> Path:
-    """Write the output files of a merge or combine into the folder `out`, atomically."""
-    return write_folder(output_files(merged, sampling, gzip=gzip), out, force)
+    """Write the output files of a merge or combine into the folder `out`, atomically.
+
+    `annotations.json` is written in chunks; `progress` gets the records each chunk holds.
+    """
+    return write_folder(output_files(merged, sampling, gzip, progress, chunked=True), out, force)

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,7 @@ def synth_coco(scale: float = 1.0, seed: int = 0) -> bytes:
     crowd = rng.uniform(0, 1, n_ann) < 0.01
     kp[crowd] = 0
     area = np.round(boxes[:, 2] * boxes[:, 3] * rng.uniform(0.4, 0.7, n_ann), 4)
-    n_pts = rng.integers(10, 60, n_ann)
+    n_pts = rng.integers(10, 66, n_ann)
     images = [
         {
             "license": int(lic),
@@ -147,7 +148,8 @@ def synth_aic(scale: float = 1.0, seed: int = 0) -> bytes:
             }
         )
         j += len(humans)
-    return orjson.dumps(records)
+    # The real file was written by Python's json module: `, ` and `: ` separators.
+    return json.dumps(records).encode("ascii")
 
 
 def write_synth(out: str | Path, scale: float = 1.0, seed: int = 0) -> dict[str, Path]:

@@ -4,22 +4,37 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from ..errors import KpmergeError
 from ..imagesize import image_size
 from ..instances import Dataset, Images, Instances, Problem
-from ..jsonio import Raw, decode, decode_column, key_bytes, members, no_gc, read_bytes
+from ..jsonio import (
+    Raw,
+    compact,
+    decode,
+    decode_column,
+    float_rows,
+    has_layout_space,
+    key_bytes,
+    members_all,
+    no_gc,
+    read_bytes,
+)
 
 K = 14
 RECORD_FIELDS = frozenset({"image_id", "keypoint_annotations", "human_annotations"})
-# Raw AIC visibility -> COCO visibility: 1 visible -> 2, 2 occluded -> 1, 3 unlabelled -> 0 (SPEC 1.2).
-_TO_COCO = np.array([np.nan, 2.0, 1.0, 0.0])
+# Raw AIC visibility -> COCO visibility: 1 visible -> 2, 2 occluded -> 1, 3 unlabelled -> 0 (SPEC 1.2);
+# COCO -> raw AIC below.
 _TO_AIC = np.array([3, 2, 1])
+_NO_URL = msgspec.Raw(b"null")
 _HUMAN = re.compile(r"^human(\d+)$")
+_HUMANS = re.compile(r"human[0-9]+(?:\nhuman[0-9]+)*")
 
 
 def read_aic(path: str | Path, image_dir: str | Path | None = None) -> Dataset:
@@ -36,44 +51,33 @@ def aic_to_dataset(
     recorded in `Dataset.problems` instead of raised.
     """
     problems: list[Problem] | None = None if strict else []
+    spaced = has_layout_space(data)
     with no_gc():
-        records = decode(data, list[dict[str, Raw]], file)
-        for i, rec in enumerate(records):
-            for key in RECORD_FIELDS:
-                if key not in rec:
-                    raise KpmergeError("expected a value, got none (missing)", file, f"$[{i}].{key}")
-        image_ids = decode_column([r["image_id"] for r in records], str, file, "", "image_id")
-        people = _humans(records, "keypoint_annotations", file)
-        boxes = _humans(records, "human_annotations", file)
-        _check_unique_images(image_ids, file)
-        kp_rows, box_rows, ann_ids, image_index = [], [], [], []
-        for i, (img, kps, bxs) in enumerate(zip(image_ids, people, boxes, strict=True)):
-            orphan = sorted(set(bxs) - set(kps))
-            if orphan:
-                raise KpmergeError(
-                    f"expected keypoints for every box, got a box for {orphan[0]} without keypoints",
-                    file,
-                    f"$[{i}].keypoint_annotations",
-                )
-            for human in _human_order(kps, file, i):
-                if human not in bxs:
-                    raise KpmergeError(
-                        f"expected a box for {human}, got none", file, f"$[{i}].human_annotations"
-                    )
-                kp_rows.append(_check_len(kps[human], 3 * K, file, f"$[{i}].keypoint_annotations.{human}"))
-                box_rows.append(_check_len(bxs[human], 4, file, f"$[{i}].human_annotations.{human}"))
-                ann_ids.append(f"{img}/{human}")
-                image_index.append(i)
-        n = len(kp_rows)
-        kp = np.array(kp_rows, dtype=np.float64).reshape(n, K, 3)
-        xyxy = np.array(box_rows, dtype=np.float64).reshape(n, 4)
+        fast = _read_fast(data, spaced)
+        if fast is not None:
+            image_ids, people, extra = fast
+        else:
+            records = decode(data, list[dict[str, Raw]], file)
+            if not all(rec.keys() >= RECORD_FIELDS for rec in records):
+                for i, rec in enumerate(records):
+                    for key in RECORD_FIELDS:
+                        if key not in rec:
+                            raise KpmergeError("expected a value, got none (missing)", file, f"$[{i}].{key}")
+            image_ids = decode_column([r["image_id"] for r in records], str, file, "", "image_id")
+            _check_unique_images(image_ids, file)
+            people = _people_dicts(records, image_ids) or _people_checked(records, image_ids, file)
+            extra = members_all(records, RECORD_FIELDS, {}, spaced)
+            del records
+        kp, xyxy, ann_ids, image_index = people
+        n = len(ann_ids)
         _check_values(kp, xyxy, ann_ids, file, problems)
         vis = kp[:, :, 2]
-        valid = (vis == 1) | (vis == 2) | (vis == 3)
-        kp[:, :, 2] = np.where(valid, _TO_COCO[np.where(valid, vis, 0).astype(np.int64)], vis)
+        if problems is None:
+            np.subtract(3.0, vis, out=vis)  # 1 -> 2, 2 -> 1, 3 -> 0 (checked above)
+        else:  # lenient: values other than 1, 2, 3 are kept as read (and reported)
+            valid = (vis == 1) | (vis == 2) | (vis == 3)
+            vis[valid] = 3.0 - vis[valid]
         box = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
-        cache: dict[str, bytes] = {}
-        extra = [members(r, RECORD_FIELDS, cache) for r in records]
         widths, heights, notes = _sizes(image_ids, image_dir)
         images = Images(
             ids=image_ids,
@@ -87,13 +91,137 @@ def aic_to_dataset(
             boxes=box,
             areas=np.full(n, np.nan),
             iscrowd=np.zeros(n, dtype=np.int64),
-            image_index=np.array(image_index, dtype=np.int64),
+            image_index=image_index,
             ids=ann_ids,
             num_keypoints=np.full(n, -1),
             extra=[b""] * n,
         )
     ds = Dataset(images=images, instances=instances, keypoint_names=None, format="aic", notes=notes)
     return ds if problems is None else replace(ds, problems=tuple(problems))
+
+
+def _check_unique_images(image_ids: list[str], file: Any) -> None:
+    if len(set(image_ids)) == len(image_ids):
+        return
+    seen: dict[str, int] = {}
+    for i, v in enumerate(image_ids):
+        if v in seen:
+            raise KpmergeError(
+                f"expected unique ids, got {v!r} again (also at $[{seen[v]}])", file, f"$[{i}].image_id"
+            )
+        seen[v] = i
+
+
+_People = tuple[np.ndarray, np.ndarray, list[str], np.ndarray]
+
+
+class _Record(msgspec.Struct, forbid_unknown_fields=True):
+    """A raw AIC record of the usual shape (for the fast path; anything else takes the checked one)."""
+
+    image_id: str
+    keypoint_annotations: dict[str, Raw]
+    human_annotations: dict[str, Raw]
+    url: Raw = _NO_URL
+
+
+def _read_fast(data: bytes, spaced: bool) -> tuple[list[str], _People, list[bytes]] | None:
+    """Image ids, people and extra members of a regular raw AIC file in one pass, else None."""
+    try:
+        records = msgspec.json.decode(data, type=list[_Record])
+    except msgspec.DecodeError:
+        return None
+    image_ids = [r.image_id for r in records]
+    if len(set(image_ids)) != len(image_ids):
+        return None  # the checked path reports the duplicate
+    people = _people_fast(
+        [r.keypoint_annotations for r in records], [r.human_annotations for r in records], image_ids
+    )
+    if people is None:
+        return None
+    urls = [r.url for r in records]
+    del records
+    url_key = b'"url":'
+    extra = [b"" if u is _NO_URL else url_key + (compact(u) if spaced else u) for u in urls]
+    return image_ids, people, extra
+
+
+def _people_dicts(records: list[dict[str, Raw]], image_ids: list[str]) -> _People | None:
+    """`_people_fast` on records decoded as dicts."""
+    try:
+        people = msgspec.json.decode(
+            b"[" + b",".join([r["keypoint_annotations"] for r in records]) + b"]", type=list[dict[str, Raw]]
+        )
+        boxes = msgspec.json.decode(
+            b"[" + b",".join([r["human_annotations"] for r in records]) + b"]", type=list[dict[str, Raw]]
+        )
+    except msgspec.DecodeError:
+        return None
+    return _people_fast(people, boxes, image_ids)
+
+
+def _people_fast(
+    people: list[dict[str, Raw]], boxes: list[dict[str, Raw]], image_ids: list[str]
+) -> _People | None:
+    """Keypoints (n, K, 3) raw, boxes (n, 4) xyxy, ids and image rows of every person, in bulk.
+
+    None when anything is irregular; `_people_checked` then finds and reports the problem.
+    """
+    names: list[str] = list(chain.from_iterable(people))
+    kp_raws: list[Raw] = list(chain.from_iterable(map(dict.values, people)))
+    counts = list(map(len, people))
+    box_names: list[str] = list(chain.from_iterable(boxes))
+    box_raws: list[Raw] = list(chain.from_iterable(map(dict.values, boxes)))
+    if len(box_names) != len(names):
+        return None  # a box without keypoints (or the reverse): the checked path names it
+    if box_names != names:  # boxes in another order, or extra boxes: look each one up
+        try:
+            box_raws = [bxs[h] for kps, bxs in zip(people, boxes, strict=True) for h in kps]
+        except KeyError:
+            return None
+    del people, boxes
+    if names and not _HUMANS.fullmatch("\n".join(names)):
+        return None
+    number = np.fromiter(map(int, [h[5:] for h in names]), dtype=np.int64, count=len(names))
+    record = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+    order = np.lexsort((number, record))
+    number, record = number[order], record[order]
+    if ((number[1:] == number[:-1]) & (record[1:] == record[:-1])).any():
+        return None  # e.g. human1 and human01 in one record
+    picks = order.tolist()
+    if not (np.diff(order) == 1).all():
+        kp_raws, box_raws = [kp_raws[j] for j in picks], [box_raws[j] for j in picks]
+    kp = float_rows(kp_raws, 3 * K)
+    xyxy = float_rows(box_raws, 4)
+    if kp is None or xyxy is None:
+        return None
+    ann_ids = [f"{image_ids[i]}/{names[j]}" for i, j in zip(record.tolist(), picks, strict=True)]
+    return kp.reshape(len(picks), K, 3), xyxy, ann_ids, record
+
+
+def _people_checked(records: list[dict[str, Raw]], image_ids: list[str], file: Any) -> _People:
+    """As `_people_fast`, one person at a time, raising KpmergeError at the first problem."""
+    people = _humans(records, "keypoint_annotations", file)
+    boxes = _humans(records, "human_annotations", file)
+    kp_rows, box_rows, ann_ids, image_index = [], [], [], []
+    for i, (img, kps, bxs) in enumerate(zip(image_ids, people, boxes, strict=True)):
+        orphan = sorted(set(bxs) - set(kps))
+        if orphan:
+            raise KpmergeError(
+                f"expected keypoints for every box, got a box for {orphan[0]} without keypoints",
+                file,
+                f"$[{i}].keypoint_annotations",
+            )
+        for human in _human_order(kps, file, i):
+            if human not in bxs:
+                raise KpmergeError(f"expected a box for {human}, got none", file, f"$[{i}].human_annotations")
+            kp_rows.append(_check_len(kps[human], 3 * K, file, f"$[{i}].keypoint_annotations.{human}"))
+            box_rows.append(_check_len(bxs[human], 4, file, f"$[{i}].human_annotations.{human}"))
+            ann_ids.append(f"{img}/{human}")
+            image_index.append(i)
+    n = len(kp_rows)
+    kp = np.array(kp_rows, dtype=np.float64).reshape(n, K, 3)
+    xyxy = np.array(box_rows, dtype=np.float64).reshape(n, 4)
+    return kp, xyxy, ann_ids, np.array(image_index, dtype=np.int64)
 
 
 def _humans(records: list[dict[str, Raw]], field: str, file: Any) -> list[dict[str, list[float]]]:
@@ -108,18 +236,6 @@ def _humans(records: list[dict[str, Raw]], field: str, file: Any) -> list[dict[s
         for human, raw in decode(bytes(records[i][field]), dict[str, Raw], file, f"$[{i}].{field}").items():
             decode(bytes(raw), list[float], file, f"$[{i}].{field}.{human}")
         raise
-
-
-def _check_unique_images(image_ids: list[str], file: Any) -> None:
-    if len(set(image_ids)) == len(image_ids):
-        return
-    seen: dict[str, int] = {}
-    for i, v in enumerate(image_ids):
-        if v in seen:
-            raise KpmergeError(
-                f"expected unique ids, got {v!r} again (also at $[{seen[v]}])", file, f"$[{i}].image_id"
-            )
-        seen[v] = i
 
 
 def _human_order(kps: dict[str, list[float]], file: Any, i: int) -> list[str]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import replace
+from operator import itemgetter, methodcaller
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,10 +17,13 @@ from ..instances import Dataset, Images, Instances, Problem
 from ..jsonio import (
     NULL,
     Raw,
+    compact,
     decode,
     decode_column,
-    key_bytes,
-    members,
+    float_rows,
+    has_layout_space,
+    json_values,
+    members_all,
     no_gc,
     number_list,
     number_rows,
@@ -27,6 +32,8 @@ from ..jsonio import (
 
 Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 """An integer that fits the 64-bit integers numpy and orjson take (ids, flags and counts)."""
+
+MISSING = "expected a value, got none (missing)"
 
 IMAGE_FIELDS = frozenset({"id", "file_name", "width", "height"})
 ANNOTATION_FIELDS = frozenset(
@@ -37,6 +44,29 @@ ANNOTATION_FIELDS = frozenset(
 class _CocoFile(msgspec.Struct):
     images: list[dict[str, Raw]]
     annotations: list[dict[str, Raw]]
+    categories: list[dict[str, Any]] = []
+
+
+_NO_SEGMENTATION = msgspec.Raw(b"null")
+
+
+class _Annotation(msgspec.Struct, forbid_unknown_fields=True):
+    """An annotation of the usual shape, decoded in one pass (anything else takes the checked path)."""
+
+    id: Int64 | str
+    image_id: Int64 | str
+    keypoints: Raw
+    bbox: Raw
+    category_id: int | str | None = None
+    num_keypoints: Int64 | None = None
+    area: float | None = None
+    iscrowd: Int64 | bool | None = None
+    segmentation: Raw = _NO_SEGMENTATION
+
+
+class _CocoFast(msgspec.Struct):
+    images: list[dict[str, Raw]]
+    annotations: list[_Annotation]
     categories: list[dict[str, Any]] = []
 
 
@@ -59,13 +89,31 @@ def coco_to_dataset(data: bytes, file: str | Path | None = None, strict: bool = 
             values, negative box sizes and K differing from the category's names are recorded in
             `Dataset.problems` instead of raised. Unreadable files (not JSON, wrong types) still raise.
     """
-    problems: list[Problem] | None = None if strict else []
+    spaced = has_layout_space(data)
+    if not strict:
+        problems: list[Problem] = []
+        with no_gc():
+            doc = decode(data, _CocoFile, file)
+            cat_id, names = _keypoint_category(doc.categories, file)
+            images = _images(doc.images, file, spaced, problems)
+            ds = _annotations(doc.annotations, images, cat_id, names, file, spaced, problems)
+        return replace(ds, problems=tuple(problems))
     with no_gc():
+        try:
+            fast = msgspec.json.decode(data, type=_CocoFast)
+        except msgspec.DecodeError:
+            fast = None  # the checked path below finds and reports the problem
+        if fast is not None:
+            cat_id, names = _keypoint_category(fast.categories, file)
+            images = _images(fast.images, file, spaced)
+            dataset = _annotations_fast(fast.annotations, images, cat_id, names, file, spaced)
+            if dataset is not None:
+                return dataset
+            del fast
         doc = decode(data, _CocoFile, file)
         cat_id, names = _keypoint_category(doc.categories, file)
-        images = _images(doc.images, file)
-        ds = _annotations(doc.annotations, images, cat_id, names, file, problems)
-    return ds if problems is None else replace(ds, problems=tuple(problems))
+        images = _images(doc.images, file, spaced)
+        return _annotations(doc.annotations, images, cat_id, names, file, spaced)
 
 
 def _keypoint_category(categories: list[dict[str, Any]], file: Any) -> tuple[Any, tuple[str, ...] | None]:
@@ -85,7 +133,7 @@ def _keypoint_category(categories: list[dict[str, Any]], file: Any) -> tuple[Any
         with_kp = people
     i, cat = with_kp[0]
     if "id" not in cat:
-        raise KpmergeError("expected a value, got none (missing)", file, f"$.categories[{i}].id")
+        raise KpmergeError(MISSING, file, f"$.categories[{i}].id")
     if isinstance(cat["id"], bool) or not isinstance(cat["id"], int | str):
         got = type(cat["id"]).__name__
         raise KpmergeError(f"expected an integer or a string, got {got}", file, f"$.categories[{i}].id")
@@ -95,20 +143,32 @@ def _keypoint_category(categories: list[dict[str, Any]], file: Any) -> tuple[Any
     return cat["id"], (tuple(names) if names else None)
 
 
-def _images(records: list[dict[str, Raw]], file: Any) -> Images:
-    for i, rec in enumerate(records):
-        for key in ("id", "file_name"):
-            if key not in rec:
-                raise KpmergeError("expected a value, got none (missing)", file, f"$.images[{i}].{key}")
-    ids = decode_column([r["id"] for r in records], Int64 | str, file, "images", "id")
-    names = decode_column([r["file_name"] for r in records], str, file, "images", "file_name")
+_IMAGE_REQUIRED = frozenset({"id", "file_name"})
+
+
+def _get(key: str) -> Callable[[dict[str, Raw]], Raw]:
+    """`record.get(key, null)` as one C call per record."""
+    return methodcaller("get", key, NULL)
+
+
+def _images(
+    records: list[dict[str, Raw]], file: Any, spaced: bool = True, problems: list[Problem] | None = None
+) -> Images:
+    if not all(rec.keys() >= _IMAGE_REQUIRED for rec in records):
+        for i, rec in enumerate(records):
+            for key in ("id", "file_name"):
+                if key not in rec:
+                    raise KpmergeError(MISSING, file, f"$.images[{i}].{key}")
+    ids = decode_column(list(map(itemgetter("id"), records)), Int64 | str, file, "images", "id")
+    names = decode_column(list(map(itemgetter("file_name"), records)), str, file, "images", "file_name")
     size = float | None
-    widths = decode_column([r.get("width", NULL) for r in records], size, file, "images", "width")
-    heights = decode_column([r.get("height", NULL) for r in records], size, file, "images", "height")
+    widths = decode_column(list(map(_get("width"), records)), size, file, "images", "width")
+    heights = decode_column(list(map(_get("height"), records)), size, file, "images", "height")
     for key, values in (("width", widths), ("height", heights)):
         _check_range(np.array(values, dtype=np.float64), 0, False, file, "images", key, range(len(records)))
+    _check_unique(ids, file, "images", range(len(ids)), problems)
     cache: dict[str, bytes] = {}
-    extra = [members(r, IMAGE_FIELDS, cache) for r in records]
+    extra = members_all(records, IMAGE_FIELDS, cache, spaced)
     return Images(
         ids=ids,
         file_names=names,
@@ -116,6 +176,146 @@ def _images(records: list[dict[str, Raw]], file: Any) -> Images:
         heights=np.array(heights, dtype=np.float64),
         extra=extra,
     )
+
+
+def _annotations(
+    records: list[dict[str, Raw]],
+    images: Images,
+    cat_id: Any,
+    names: tuple[str, ...] | None,
+    file: Any,
+    spaced: bool = True,
+    problems: list[Problem] | None = None,
+) -> Dataset:
+    """The checked path: every field decoded and checked column by column (with `problems`: leniently)."""
+    cats = decode_column(
+        [r.get("category_id", NULL) for r in records], int | str | None, file, "annotations", "category_id"
+    )
+    keep = [i for i, c in enumerate(cats) if c == cat_id or c is None]
+    skipped = {"other_category": len(records) - len(keep)} if len(keep) != len(records) else {}
+    anns = [records[i] for i in keep] if skipped else records
+    where = keep if skipped else range(len(records))
+    for j, rec in enumerate(anns):
+        for key in ("id", "image_id", "keypoints", "bbox"):
+            if key not in rec:
+                raise KpmergeError(MISSING, file, f"$.annotations[{where[j]}].{key}")
+    try:
+        ids = decode_column([r["id"] for r in anns], Int64 | str, file, "annotations", "id")
+        image_ids = decode_column([r["image_id"] for r in anns], Int64 | str, file, "annotations", "image_id")
+        # Fast path: every row parsed in one bulk step; anything irregular takes the checked path below.
+        kp_raws = [r["keypoints"] for r in anns]
+        k_fast = len(names) if names else _row_length(kp_raws) // 3
+        kp_fast = float_rows(kp_raws, 3 * k_fast) if k_fast and problems is None else None
+        del kp_raws
+        kps = (
+            decode_column([r["keypoints"] for r in anns], list[float], file, "annotations", "keypoints")
+            if kp_fast is None
+            else []
+        )
+        box_fast = float_rows([r["bbox"] for r in anns], 4)
+        boxes = (
+            decode_column([r["bbox"] for r in anns], list[float], file, "annotations", "bbox")
+            if box_fast is None
+            else []
+        )
+        areas = decode_column([r.get("area", NULL) for r in anns], float | None, file, "annotations", "area")
+        crowd = decode_column(
+            [r.get("iscrowd", NULL) for r in anns], Int64 | bool | None, file, "annotations", "iscrowd"
+        )
+        nkp = decode_column(
+            [r.get("num_keypoints", NULL) for r in anns], Int64 | None, file, "annotations", "num_keypoints"
+        )
+    except KpmergeError as err:
+        raise _reindex(err, where) from None
+    areas_arr = np.array(areas, dtype=np.float64)
+    flags = _check_scalars(areas_arr, crowd, file, where)
+    if kp_fast is None:
+        k = len(names) if names else (len(kps[0]) // 3 if kps else 0)
+        keypoints = _keypoint_array(kps, k, file, where, problems, ids)
+    else:
+        keypoints = _check_keypoints(kp_fast.reshape(len(anns), k_fast, 3), file, where)
+    if box_fast is None:
+        box = _box_array(boxes, file, where, problems, ids)
+    else:
+        box = _check_boxes(box_fast, file, where, problems, ids)
+    index = _image_index(image_ids, images, file, where, problems)
+    _check_unique(ids, file, "annotations", where, problems)
+    if problems is not None and (index < 0).any():
+        problems.append(
+            _problem("missing_image", index < 0, ids, "annotations whose image_id is not in images")
+        )
+    cache: dict[str, bytes] = {}
+    extra = members_all(anns, ANNOTATION_FIELDS, cache, spaced)
+    instances = Instances(
+        keypoints=keypoints,
+        boxes=box,
+        areas=areas_arr,
+        iscrowd=flags,
+        image_index=index,
+        ids=ids,
+        num_keypoints=np.array([-1 if n is None else n for n in nkp], dtype=np.int64),
+        extra=extra,
+    )
+    return Dataset(images=images, instances=instances, keypoint_names=names, format="coco", skipped=skipped)
+
+
+def _annotations_fast(
+    records: list[_Annotation],
+    images: Images,
+    cat_id: Any,
+    names: tuple[str, ...] | None,
+    file: Any,
+    spaced: bool,
+) -> Dataset | None:
+    """`_annotations` for typed records; None when a row needs the checked path's error report."""
+    keep = [i for i, a in enumerate(records) if a.category_id == cat_id or a.category_id is None]
+    skipped = {"other_category": len(records) - len(keep)} if len(keep) != len(records) else {}
+    anns = [records[i] for i in keep] if skipped else records
+    where = keep if skipped else range(len(records))
+    kp_raws = [a.keypoints for a in anns]
+    k = len(names) if names else _row_length(kp_raws) // 3
+    kp = float_rows(kp_raws, 3 * k) if k else None
+    del kp_raws
+    box = float_rows([a.bbox for a in anns], 4)
+    if kp is None or box is None:
+        return None
+    keypoints = _check_keypoints(kp.reshape(len(anns), k, 3), file, where)
+    box = _check_boxes(box, file, where)
+    areas = np.array([a.area for a in anns], dtype=np.float64)
+    flags = _check_scalars(areas, [a.iscrowd for a in anns], file, where)
+    ids = [a.id for a in anns]
+    index = _image_index([a.image_id for a in anns], images, file, where)
+    _check_unique(ids, file, "annotations", where)
+    seg = b'"segmentation":'
+    extra = [
+        b""
+        if a.segmentation is _NO_SEGMENTATION
+        else seg + (compact(a.segmentation) if spaced else a.segmentation)
+        for a in anns
+    ]
+    instances = Instances(
+        keypoints=keypoints,
+        boxes=box,
+        areas=areas,
+        iscrowd=flags,
+        image_index=index,
+        ids=ids,
+        num_keypoints=np.array(
+            [-1 if a.num_keypoints is None else a.num_keypoints for a in anns], dtype=np.int64
+        ),
+        extra=extra,
+    )
+    return Dataset(images=images, instances=instances, keypoint_names=names, format="coco", skipped=skipped)
+
+
+def _reindex(err: KpmergeError, where: Any) -> KpmergeError:
+    """Map a position among kept annotations back to its position in the file."""
+    path = err.json_path or ""
+    prefix = "$.annotations["
+    if isinstance(where, range) or not path.startswith(prefix):
+        return err
+    j, rest = path[len(prefix) :].split("]", 1)
+    return KpmergeError(err.message, err.file, f"{prefix}{where[int(j)]}]{rest}")
 
 
 def _check_range(
@@ -131,78 +331,15 @@ def _check_range(
         )
 
 
-def _annotations(
-    records: list[dict[str, Raw]],
-    images: Images,
-    cat_id: Any,
-    names: tuple[str, ...] | None,
-    file: Any,
-    problems: list[Problem] | None = None,
-) -> Dataset:
-    cats = decode_column(
-        [r.get("category_id", NULL) for r in records], int | str | None, file, "annotations", "category_id"
-    )
-    keep = [i for i, c in enumerate(cats) if c == cat_id or c is None]
-    skipped = {"other_category": len(records) - len(keep)} if len(keep) != len(records) else {}
-    anns = [records[i] for i in keep] if skipped else records
-    where = keep if skipped else range(len(records))
-    for j, rec in enumerate(anns):
-        for key in ("id", "image_id", "keypoints", "bbox"):
-            if key not in rec:
-                raise KpmergeError(
-                    "expected a value, got none (missing)", file, f"$.annotations[{where[j]}].{key}"
-                )
-    try:
-        ids = decode_column([r["id"] for r in anns], Int64 | str, file, "annotations", "id")
-        image_ids = decode_column([r["image_id"] for r in anns], Int64 | str, file, "annotations", "image_id")
-        kps = decode_column([r["keypoints"] for r in anns], list[float], file, "annotations", "keypoints")
-        boxes = decode_column([r["bbox"] for r in anns], list[float], file, "annotations", "bbox")
-        areas = decode_column([r.get("area", NULL) for r in anns], float | None, file, "annotations", "area")
-        crowd = decode_column(
-            [r.get("iscrowd", NULL) for r in anns], Int64 | bool | None, file, "annotations", "iscrowd"
-        )
-        nkp = decode_column(
-            [r.get("num_keypoints", NULL) for r in anns], Int64 | None, file, "annotations", "num_keypoints"
-        )
-    except KpmergeError as err:
-        raise _reindex(err, where) from None
-    _check_range(np.array(areas, dtype=np.float64), 0, True, file, "annotations", "area", where)
-    flags = np.array([int(c or 0) for c in crowd], dtype=np.int64)
-    if ((flags != 0) & (flags != 1)).any():
-        j = int(np.argmax((flags != 0) & (flags != 1)))
+def _check_scalars(areas: np.ndarray, crowd: list[Any], file: Any, where: Any) -> np.ndarray:
+    """Check areas (>= 0) and iscrowd (0 or 1); returns iscrowd as int64 with 0 where absent."""
+    _check_range(areas, 0, True, file, "annotations", "area", where)
+    flags = np.array([int(c or 0) for c in crowd], dtype=np.int64).reshape(len(crowd))
+    bad = (flags != 0) & (flags != 1)
+    if bad.any():
+        j = int(np.argmax(bad))
         raise KpmergeError(f"expected 0 or 1, got {flags[j]}", file, f"$.annotations[{where[j]}].iscrowd")
-    k = len(names) if names else (len(kps[0]) // 3 if kps else 0)
-    keypoints = _keypoint_array(kps, k, file, where, problems, ids)
-    box = _box_array(boxes, file, where, problems, ids)
-    index = _image_index(image_ids, images, file, where, problems)
-    _check_unique(ids, file, "annotations", where, problems)
-    if problems is not None and (index < 0).any():
-        problems.append(
-            _problem("missing_image", index < 0, ids, "annotations whose image_id is not in images")
-        )
-    cache: dict[str, bytes] = {}
-    extra = [members(r, ANNOTATION_FIELDS, cache) for r in anns]
-    instances = Instances(
-        keypoints=keypoints,
-        boxes=box,
-        areas=np.array(areas, dtype=np.float64),
-        iscrowd=flags,
-        image_index=index,
-        ids=ids,
-        num_keypoints=np.array([-1 if n is None else n for n in nkp], dtype=np.int64),
-        extra=extra,
-    )
-    return Dataset(images=images, instances=instances, keypoint_names=names, format="coco", skipped=skipped)
-
-
-def _reindex(err: KpmergeError, where: Any) -> KpmergeError:
-    """Map a position among kept annotations back to its position in the file."""
-    path = err.json_path or ""
-    prefix = "$.annotations["
-    if isinstance(where, range) or not path.startswith(prefix):
-        return err
-    j, rest = path[len(prefix) :].split("]", 1)
-    return KpmergeError(err.message, err.file, f"{prefix}{where[int(j)]}]{rest}")
+    return flags
 
 
 def _problem(kind: str, mask: np.ndarray, ids: list[Any], message: str, severity: str = "error") -> Problem:
@@ -237,6 +374,46 @@ def _keypoint_array(
                     ) from None
             raise
         arr = _lenient_keypoints(kps, k, problems, ids)
+    return _check_keypoints(arr, file, where, problems, ids)
+
+
+def _lenient_keypoints(kps: list[list[float]], k: int, problems: list[Problem], ids: list[Any]) -> np.ndarray:
+    """K from the rows when they all agree (else rows of another length become unlabelled), as a problem."""
+    lengths = np.array([len(r) for r in kps])
+    n = len(kps)
+    if (lengths == lengths[0]).all() and lengths[0] % 3 == 0 and lengths[0]:
+        k = int(lengths[0]) // 3
+        bad = np.ones(n, dtype=bool)
+        message = f"annotations have {k} keypoints, the category names a different number"
+        arr = np.array(kps, dtype=np.float64).reshape(n, k, 3)
+    else:
+        bad = lengths != 3 * k
+        arr = np.zeros((n, k, 3))
+        good = np.flatnonzero(~bad)
+        arr[good] = np.array([kps[j] for j in good], dtype=np.float64).reshape(len(good), k, 3)
+        message = f"annotations without {3 * k} keypoint numbers ({k} keypoints x 3); read as unlabelled"
+    problems.append(_problem("k_mismatch", bad, ids, message))
+    return arr
+
+
+def _row_length(raws: list[Raw]) -> int:
+    """How many values the first JSON list holds (0 when there is none or it is not a list)."""
+    if not raws:
+        return 0
+    try:
+        first = msgspec.json.decode(raws[0])
+    except msgspec.DecodeError:
+        return 0
+    return len(first) if isinstance(first, list) else 0
+
+
+def _check_keypoints(
+    arr: np.ndarray,
+    file: Any,
+    where: Any,
+    problems: list[Problem] | None = None,
+    ids: list[Any] | None = None,
+) -> np.ndarray:
     bad = ~np.isfinite(arr)
     if bad.any():
         j, kk, c = (int(x) for x in np.argwhere(bad)[0])
@@ -261,25 +438,6 @@ def _keypoint_array(
     return arr
 
 
-def _lenient_keypoints(kps: list[list[float]], k: int, problems: list[Problem], ids: list[Any]) -> np.ndarray:
-    """K from the rows when they all agree (else rows of another length become unlabelled), as a problem."""
-    lengths = np.array([len(r) for r in kps])
-    n = len(kps)
-    if (lengths == lengths[0]).all() and lengths[0] % 3 == 0 and lengths[0]:
-        k = int(lengths[0]) // 3
-        bad = np.ones(n, dtype=bool)
-        message = f"annotations have {k} keypoints, the category names a different number"
-        arr = np.array(kps, dtype=np.float64).reshape(n, k, 3)
-    else:
-        bad = lengths != 3 * k
-        arr = np.zeros((n, k, 3))
-        good = np.flatnonzero(~bad)
-        arr[good] = np.array([kps[j] for j in good], dtype=np.float64).reshape(len(good), k, 3)
-        message = f"annotations without {3 * k} keypoint numbers ({k} keypoints x 3); read as unlabelled"
-    problems.append(_problem("k_mismatch", bad, ids, message))
-    return arr
-
-
 def _box_array(
     boxes: list[list[float]],
     file: Any,
@@ -293,6 +451,16 @@ def _box_array(
                 f"expected 4 numbers [x, y, w, h], got {len(b)}", file, f"$.annotations[{where[j]}].bbox"
             )
     arr = np.array(boxes, dtype=np.float64).reshape(len(boxes), 4)
+    return _check_boxes(arr, file, where, problems, ids)
+
+
+def _check_boxes(
+    arr: np.ndarray,
+    file: Any,
+    where: Any,
+    problems: list[Problem] | None = None,
+    ids: list[Any] | None = None,
+) -> np.ndarray:
     bad = ~np.isfinite(arr)
     if bad.any():
         j, c = (int(x) for x in np.argwhere(bad)[0])
@@ -340,22 +508,18 @@ def _image_index(
     image_ids: list[Any], images: Images, file: Any, where: Any, problems: list[Problem] | None = None
 ) -> np.ndarray:
     """Row of each annotation's image; with `problems` (lenient), -1 for a missing image."""
-    ids = list(images.ids)
-    _check_unique(ids, file, "images", range(len(ids)), problems)
-    row = {v: i for i, v in enumerate(ids)}
-    out = np.empty(len(image_ids), dtype=np.int64)
-    for j, v in enumerate(image_ids):
-        r = row.get(v)
-        if r is None and problems is not None:
-            r = -1
-        elif r is None:
-            raise KpmergeError(
-                f"expected the id of an image in images, got {v!r}",
-                file,
-                f"$.annotations[{where[j]}].image_id",
-            )
-        out[j] = r
-    return out
+    row = {v: i for i, v in enumerate(images.ids.tolist())}
+    rows = list(map(row.get, image_ids))
+    if None in rows and problems is not None:
+        rows = [-1 if r is None else r for r in rows]
+    elif None in rows:
+        j = rows.index(None)
+        raise KpmergeError(
+            f"expected the id of an image in images, got {image_ids[j]!r}",
+            file,
+            f"$.annotations[{where[j]}].image_id",
+        )
+    return np.array(rows, dtype=np.int64).reshape(len(rows))
 
 
 def write_coco(dataset: Dataset, path: str | Path, names: list[str], skeleton: list[list[int]]) -> None:
@@ -381,47 +545,32 @@ def dataset_to_coco(
         image_ids: Ids to write for the images (default: their own ids).
         annotation_ids: Ids to write for the annotations (default: their own ids).
     """
+    return b"".join(dataset_to_coco_chunks(dataset, names, skeleton, info, image_ids, annotation_ids))
+
+
+CHUNK_RECORDS = 2048
+"""Records per chunk of `dataset_to_coco_chunks` (a few MB: small enough to reuse the same memory)."""
+
+
+def dataset_to_coco_chunks(
+    dataset: Dataset,
+    names: list[str],
+    skeleton: list[list[int]],
+    info: dict[str, Any] | None = None,
+    image_ids: list[Any] | None = None,
+    annotation_ids: list[Any] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[bytes]:
+    """`dataset_to_coco`'s bytes as consecutive chunks, to write without holding the whole file.
+
+    Args:
+        progress: Called with the number of records (images, then annotations) each chunk holds.
+    """
     import orjson
 
     images, inst = dataset.images, dataset.instances
-    img_ids = [orjson.dumps(v) for v in (image_ids if image_ids is not None else images.ids)]
-    ann_ids = [orjson.dumps(v) for v in (annotation_ids if annotation_ids is not None else inst.ids)]
-    cache: dict[str, bytes] = {}
-    k_id, k_file, k_w, k_h = (key_bytes(x, cache) for x in ("id", "file_name", "width", "height"))
-    widths, heights = number_list(images.widths), number_list(images.heights)
-    out_images = []
-    for i in range(len(images)):
-        parts = [k_id + img_ids[i], k_file + orjson.dumps(images.file_names[i])]
-        if widths[i] != b"null":
-            parts.append(k_w + widths[i])
-        if heights[i] != b"null":
-            parts.append(k_h + heights[i])
-        if images.extra[i]:
-            parts.append(images.extra[i])
-        out_images.append(b"{" + b",".join(parts) + b"}")
-    n = len(inst)
-    kp = number_rows(inst.keypoints.reshape(n, inst.k * 3))
-    boxes = number_rows(inst.boxes)
-    areas = number_list(inst.areas)
-    labelled = inst.labelled_counts().tolist()
-    crowd = inst.iscrowd.tolist()
-    img_of = inst.image_index.tolist()
-    out_anns = []
-    for j in range(n):
-        parts = [
-            b'"id":' + ann_ids[j],
-            b'"image_id":' + img_ids[img_of[j]],
-            b'"category_id":1',
-            b'"keypoints":[' + kp[j] + b"]",
-            b'"num_keypoints":%d' % labelled[j],
-            b'"bbox":[' + boxes[j] + b"]",
-        ]
-        if areas[j] != b"null":
-            parts.append(b'"area":' + areas[j])
-        parts.append(b'"iscrowd":%d' % crowd[j])
-        if inst.extra[j]:
-            parts.append(inst.extra[j])
-        out_anns.append(b"{" + b",".join(parts) + b"}")
+    img_ids = json_values(image_ids if image_ids is not None else images.ids)
+    ann_ids = json_values(annotation_ids if annotation_ids is not None else inst.ids)
     category = {
         "id": 1,
         "name": "person",
@@ -432,13 +581,74 @@ def dataset_to_coco(
     head = b"{"
     if info is not None:
         head += b'"info":' + orjson.dumps(info) + b","
-    return (
-        head
-        + b'"images":['
-        + b",\n".join(out_images)
-        + b'],\n"annotations":['
-        + b",\n".join(out_anns)
-        + b'],\n"categories":['
-        + orjson.dumps(category)
-        + b"]}\n"
-    )
+    yield head + b'"images":['
+    with no_gc():
+        for lo in range(0, len(images), CHUNK_RECORDS):
+            hi = min(lo + CHUNK_RECORDS, len(images))
+            yield (b",\n" if lo else b"") + b"".join(_image_pieces(images, img_ids, lo, hi))
+            if progress is not None:
+                progress(hi - lo)
+    yield b'],\n"annotations":['
+    with no_gc():
+        for lo in range(0, len(inst), CHUNK_RECORDS):
+            hi = min(lo + CHUNK_RECORDS, len(inst))
+            yield (b",\n" if lo else b"") + b"".join(_annotation_pieces(inst, ann_ids, img_ids, lo, hi))
+            if progress is not None:
+                progress(hi - lo)
+    yield b'],\n"categories":[' + orjson.dumps(category) + b"]}\n"
+
+
+def _interleave(columns: list[list[bytes] | bytes], n: int) -> list[bytes]:
+    """Pieces of n records, record by record: each column is a constant or one value per record.
+
+    The last column closes a record; records are separated by `,\\n`.
+    """
+    width = len(columns)
+    out: list[bytes] = [b""] * (n * width)
+    for c, col in enumerate(columns):
+        out[c::width] = [col] * n if isinstance(col, bytes) else col
+    if n:
+        out[width - 1 :: width] = [columns[-1] + b",\n"] * n  # type: ignore[operator]
+        out[-1] = columns[-1]  # type: ignore[assignment]
+    return out
+
+
+def _optional(key: bytes, values: list[bytes]) -> tuple[list[bytes] | bytes, list[bytes] | bytes]:
+    """Key and value columns for a member left out where the value is null."""
+    if b"null" not in values:
+        return key, values
+    if all(v == b"null" for v in values):
+        return b"", b""
+    return [b"" if v == b"null" else key for v in values], [b"" if v == b"null" else v for v in values]
+
+
+def _extra_columns(extra: Any) -> tuple[list[bytes] | bytes, list[bytes]]:
+    values = extra.tolist()
+    if all(values):
+        return b",", values
+    return [b"," if v else b"" for v in values], values
+
+
+def _image_pieces(images: Images, img_ids: list[bytes], lo: int, hi: int) -> list[bytes]:
+    k_w, v_w = _optional(b',"width":', number_list(images.widths[lo:hi]))
+    k_h, v_h = _optional(b',"height":', number_list(images.heights[lo:hi]))
+    sep, extra = _extra_columns(images.extra[lo:hi])
+    columns = [b'{"id":', img_ids[lo:hi], b',"file_name":', json_values(images.file_names[lo:hi])]
+    columns += [k_w, v_w, k_h, v_h, sep, extra, b"}"]
+    return _interleave(columns, hi - lo)
+
+
+def _annotation_pieces(
+    inst: Instances, ann_ids: list[bytes], img_ids: list[bytes], lo: int, hi: int
+) -> list[bytes]:
+    n = hi - lo
+    kp = inst.keypoints[lo:hi]
+    of_image = [img_ids[i] for i in inst.image_index[lo:hi].tolist()]
+    k_area, v_area = _optional(b',"area":', number_list(inst.areas[lo:hi]))
+    sep, extra = _extra_columns(inst.extra[lo:hi])
+    labelled = np.count_nonzero(kp[:, :, 2] > 0, axis=1)
+    columns = [b'{"id":', ann_ids[lo:hi], b',"image_id":', of_image, b',"category_id":1,"keypoints":[']
+    columns += [number_rows(kp.reshape(n, 3 * kp.shape[1])), b'],"num_keypoints":']
+    columns += [json_values(labelled), b',"bbox":[', number_rows(inst.boxes[lo:hi]), b"]"]
+    columns += [k_area, v_area, b',"iscrowd":', json_values(inst.iscrowd[lo:hi]), sep, extra, b"}"]
+    return _interleave(columns, n)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..errors import KpmergeError, UsageError
 from ..instances import Dataset
-from ..jsonio import first_char, read_bytes
+from ..jsonio import first_char, read_mapped
 from . import aic, coco, mpii, wholebody
 
 FORMATS = ("coco", "aic", "mpii", "coco_wholebody")
@@ -29,7 +29,7 @@ def detect_format(data: bytes, file: str | Path | None = None) -> str:
         return "coco"
     if c == "[":
         head = data[:65536]
-        if b'"keypoint_annotations"' in head or data.strip() in (b"[]",):
+        if b'"keypoint_annotations"' in head or bytes(data).strip() in (b"[]",):
             return "aic"
         if b'"joints_vis"' in head and b'"joints"' in head:
             return "mpii"
@@ -50,7 +50,7 @@ def read_dataset(
     With `strict=False` the COCO and raw AIC readers record rule violations in `Dataset.problems`
     instead of raising.
     """
-    data = read_bytes(path)
+    data = read_mapped(path)
     fmt = format or detect_format(data, path)
     if fmt in ("coco", "coco_wholebody") and image_dir is not None:
         raise UsageError(

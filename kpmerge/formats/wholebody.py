@@ -122,7 +122,7 @@ def dataset_to_wholebody(dataset: Dataset) -> bytes:
     parts: list[list[bytes]] = []
     start = BODY
     for name, k in PARTS:
-        rows = number_rows(inst.keypoints[:, start : start + k].reshape(n, -1))
+        rows = number_rows(inst.keypoints[:, start : start + k].reshape(n, 3 * k))
         parts.append([key_bytes(name, cache) + b"[" + r + b"]" for r in rows])
         start += k
     extra = [

@@ -1,0 +1,261 @@
+"""Benchmark kpmerge against a bare JSON round trip of the same files (`make bench`).
+
+`python -m kpmerge.bench --scale 1 --runs 3 --out bench_out/bench.json` writes synthetic COCO and raw AIC
+files of the given scale (cached in `bench_data/`), then runs each step as a whole process, several times:
+reading the bytes, the reference (orjson load + dump with the garbage collector disabled), `kpmerge merge`,
+`kpmerge combine` and `kpmerge inspect` (when the command exists). It reports the median wall time and peak
+memory of each, and their ratio to the reference, as JSON and as a Markdown table. `--linearity` also runs
+combine at twice the scale and reports the time ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from .synth import write_synth
+
+READ = "import sys\nfor p in sys.argv[1:]:\n    open(p, 'rb').read()\n"
+REFERENCE = (
+    "import gc, sys, orjson\ngc.disable()\n"
+    "for p in sys.argv[1:]:\n"
+    "    with open(p, 'rb') as f:\n"
+    "        doc = orjson.loads(f.read())\n"
+    "    out = orjson.dumps(doc)\n"
+)
+
+
+def data_files(scale: float, cache: Path) -> dict[str, Path]:
+    """The synthetic inputs of one scale, generated once into `cache/x<scale>/`."""
+    folder = cache / f"x{scale:g}"
+    paths = {"coco": folder / "coco_synth.json", "aic": folder / "aic_synth.json"}
+    stamp = folder / ".complete"
+    if not stamp.exists():
+        print(f"generating scale {scale:g} into {folder} ...", file=sys.stderr, flush=True)
+        write_synth(folder, scale)
+        stamp.write_text("ok\n")
+    return paths
+
+
+# Each step runs under this small launcher: Linux counts the RSS a process had before exec in its child's
+# peak (ru_maxrss), so children of the benchmark process itself would inherit its memory as their floor.
+# ru_maxrss is exact for one process; the launcher also samples the summed RSS of the whole process tree
+# (kpmerge may read inputs in helper processes) every 10 ms.
+RUNNER = """
+import json, os, subprocess, sys, time
+
+def tree_rss(pid):
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/statm") as f:
+                total += int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo += [int(c) for c in f.read().split()]
+        except (OSError, ValueError):
+            pass
+    return total
+
+cmd = json.loads(sys.argv[1])
+t = time.perf_counter()
+p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+peak = 0
+while True:
+    pid, status, usage = os.wait4(p.pid, os.WNOHANG)
+    if pid:
+        break
+    peak = max(peak, tree_rss(p.pid))
+    time.sleep(0.01)
+wall = time.perf_counter() - t
+print(json.dumps([wall, usage.ru_maxrss * 1024, peak, os.waitstatus_to_exitcode(status)]))
+"""
+
+
+def run_once(cmd: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak memory (MB) of one whole process and any helpers it starts.
+
+    The peak is the larger of the process's own exact peak RSS and the sampled sum over its process tree.
+    """
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", RUNNER, json.dumps(cmd)], capture_output=True, text=True
+    )
+    if done.returncode != 0 or not done.stdout.strip():
+        raise RuntimeError(f"{' '.join(cmd)}: launcher failed:\n{done.stderr}")
+    wall, maxrss, tree_peak, code = json.loads(done.stdout.strip().splitlines()[-1])
+    if code != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({code}):\n{done.stderr}")
+    return wall, max(maxrss, tree_peak) / 2**20
+
+
+def has_command(name: str) -> bool:
+    """Whether this kpmerge has the command `name`."""
+    cmd = [sys.executable, "-m", "kpmerge", name, "--help"]
+    return subprocess.run(cmd, capture_output=True).returncode == 0
+
+
+def steps(paths: dict[str, Path], out: Path) -> tuple[dict[str, list[str]], list[str]]:
+    """The commands to time, by step name, and notes on steps left out."""
+    py, files = sys.executable, [str(paths["coco"]), str(paths["aic"])]
+    sources = [f"coco={paths['coco']}", f"aic={paths['aic']}"]
+    cmds = {
+        "read bytes": [py, "-c", READ, *files],
+        "reference (orjson load + dump, gc off)": [py, "-c", REFERENCE, *files],
+        "kpmerge merge": [py, "-m", "kpmerge", "merge", *sources, "-o", str(out / "merge"), "--force", "-q"],
+        "kpmerge combine": [
+            *(py, "-m", "kpmerge", "combine", *sources, "-o", str(out / "combine"), "--force", "-q")
+        ],
+    }
+    notes = []
+    if has_command("inspect"):
+        cmds["kpmerge inspect"] = [py, "-m", "kpmerge", "inspect", str(out / "combine")]
+    else:
+        notes.append("kpmerge inspect: skipped (this kpmerge has no inspect command)")
+    return cmds, notes
+
+
+def measure(cmds: dict[str, list[str]], runs: int) -> dict[str, dict[str, Any]]:
+    """Run every step `runs` times, steps interleaved; medians of wall time and peak memory."""
+    walls: dict[str, list[float]] = {k: [] for k in cmds}
+    rss: dict[str, list[float]] = {k: [] for k in cmds}
+    for r in range(runs):
+        for name, cmd in cmds.items():
+            if "-o" in cmd:  # a fresh output folder each time (removing the last one is not timed)
+                shutil.rmtree(cmd[cmd.index("-o") + 1], ignore_errors=True)
+            wall, mem = run_once(cmd)
+            walls[name].append(round(wall, 3))
+            rss[name].append(round(mem, 1))
+            print(f"  run {r + 1}/{runs} {name}: {wall:.2f} s, {mem:.0f} MB", file=sys.stderr, flush=True)
+    ref = next(k for k in cmds if k.startswith("reference"))
+    ref_wall, ref_rss = statistics.median(walls[ref]), statistics.median(rss[ref])
+    return {
+        name: {
+            "wall_s": walls[name],
+            "peak_rss_mb": rss[name],
+            "wall_s_median": round(statistics.median(walls[name]), 3),
+            "peak_rss_mb_median": round(statistics.median(rss[name]), 1),
+            "wall_ratio_to_reference": round(statistics.median(walls[name]) / ref_wall, 3),
+            "rss_ratio_to_reference": round(statistics.median(rss[name]) / ref_rss, 3),
+        }
+        for name in cmds
+    }
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, cores, RAM, OS and Python/library versions of this machine."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ram_gb = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                ram_gb = round(int(line.split()[1]) / 1024**2, 1)
+    except OSError:
+        pass
+    import msgspec
+    import numpy
+    import orjson
+
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "ram_gb": ram_gb,
+        "os": platform.platform(terse=True),
+        "python": platform.python_version(),
+        "orjson": orjson.__version__,
+        "msgspec": msgspec.__version__,
+        "numpy": numpy.__version__,
+    }
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The result as a Markdown table with the machine and inputs above it."""
+    m = result["machine"]
+    sizes = ", ".join(f"{k} {v['mb']:.0f} MB" for k, v in result["inputs"].items())
+    lines = [
+        f"Scale {result['scale']:g} ({sizes}); median of {result['runs']} runs; "
+        f"{m['cpu']}, {m['cores']} cores, {m['ram_gb']} GB RAM, Python {m['python']}.",
+        "",
+        "| step | wall time (s) | x reference | peak memory (MB) | x reference |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, r in result["steps"].items():
+        lines.append(
+            f"| {name} | {r['wall_s_median']:.2f} | {r['wall_ratio_to_reference']:.2f} | "
+            f"{r['peak_rss_mb_median']:.0f} | {r['rss_ratio_to_reference']:.2f} |"
+        )
+    if "linearity" in result:
+        lin = result["linearity"]
+        lines += [
+            "",
+            f"Linearity: at scale {lin['scale']:g}, {lin['step']} took {lin['wall_s_median']:.2f} s, "
+            f"{lin['ratio']:.2f} x the time at scale {result['scale']:g}.",
+        ]
+    lines += [f"Note: {n}" for n in result["notes"]]
+    return "\n".join(lines)
+
+
+def bench(scale: float, runs: int, cache: Path, work: Path, linearity: bool = False) -> dict[str, Any]:
+    """Generate (or reuse) the inputs of `scale` and time every step; see the module docstring."""
+    paths = data_files(scale, cache)
+    work.mkdir(parents=True, exist_ok=True)
+    cmds, notes = steps(paths, work)
+    result: dict[str, Any] = {
+        "scale": scale,
+        "runs": runs,
+        "machine": machine(),
+        "inputs": {k: {"file": p.name, "mb": round(p.stat().st_size / 1e6, 1)} for k, p in paths.items()},
+        "steps": measure(cmds, runs),
+        "notes": notes,
+    }
+    if linearity:
+        paths2 = data_files(2 * scale, cache)
+        step, ref = "kpmerge combine", "reference (orjson load + dump, gc off)"
+        cmds2 = steps(paths2, work)[0]
+        twice = measure({ref: cmds2[ref], step: cmds2[step]}, runs)
+        t2 = twice[step]["wall_s_median"]
+        result["linearity"] = {
+            "scale": 2 * scale,
+            "step": step,
+            "wall_s_median": t2,
+            "peak_rss_mb_median": twice[step]["peak_rss_mb_median"],
+            "reference_wall_s_median": twice[ref]["wall_s_median"],
+            "ratio": round(t2 / result["steps"][step]["wall_s_median"], 3),
+        }
+    shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m kpmerge.bench --scale S --runs N --out FILE.json [--linearity]`."""
+    parser = argparse.ArgumentParser(prog="python -m kpmerge.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=1.0, help="1 = full COCO train + AIC train sizes")
+    parser.add_argument("--runs", type=int, default=3, help="runs per step (the median is reported)")
+    parser.add_argument("--out", type=Path, default=Path("bench_out/bench.json"), help="result JSON file")
+    parser.add_argument("--data", type=Path, default=Path("bench_data"), help="cache of generated inputs")
+    parser.add_argument("--linearity", action="store_true", help="also time combine at twice the scale")
+    args = parser.parse_args(argv)
+    result = bench(args.scale, args.runs, args.data, args.out.parent / "work", args.linearity)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(markdown(result))
+    print(f"\n(results in {args.out})", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""The benchmark module: inputs, one measured run, the report (no timings are asserted)."""
+
+from __future__ import annotations
+
+import sys
+
+from kpmerge import bench
+
+
+def test_data_files_are_generated_once(tmp_path):
+    paths = bench.data_files(0.0005, tmp_path)
+    assert sorted(p.name for p in paths.values()) == ["aic_synth.json", "coco_synth.json"]
+    stamp = paths["coco"].stat().st_mtime_ns
+    assert bench.data_files(0.0005, tmp_path) == paths
+    assert paths["coco"].stat().st_mtime_ns == stamp
+
+
+def test_run_once_measures_a_process():
+    wall, mb = bench.run_once([sys.executable, "-c", "x = bytearray(64 * 2**20)"])
+    assert wall > 0
+    assert mb >= 64
+
+
+def test_bench_report(tmp_path):
+    result = bench.bench(0.0005, 1, tmp_path / "data", tmp_path / "work")
+    steps = result["steps"]
+    assert "reference (orjson load + dump, gc off)" in steps and "kpmerge combine" in steps
+    assert ("kpmerge inspect" in steps) == bench.has_command("inspect")
+    ref = steps["reference (orjson load + dump, gc off)"]
+    assert ref["wall_ratio_to_reference"] == 1.0
+    table = bench.markdown(result)
+    assert "| kpmerge combine |" in table and result["machine"]["python"] in table
