@@ -292,6 +292,30 @@ class _ProgressBars:
         self.bar = self.step = None
 
 
+def _job(
+    mode: str,
+    sources: tuple[str, ...],
+    out: Path,
+    force: bool,
+    opts: dict[str, Any],
+    target: str | None = None,
+) -> Job:
+    """The Job that merge or combine describe with their shared options."""
+    return Job(
+        mode,
+        _specs(sources, opts),
+        out,
+        target=target,
+        force=force,
+        drop_empty=opts["drop_empty"],
+        drop_crowd=opts["drop_crowd"],
+        gzip=opts["gzip"],
+        seed=opts["seed"],
+        batch_size=opts["batch_size"],
+        exports=opts["exports"],
+    )
+
+
 def _run(job: Job, quiet: bool) -> None:
     bars = _ProgressBars() if not quiet and sys.stderr.isatty() else None
     try:
@@ -358,22 +382,7 @@ def merge(
 
     Example: kpmerge merge coco=person_keypoints_train2017.json aic=aic_train.json -o merged/
     """
-    _run(
-        Job(
-            "merge",
-            _specs(sources, opts),
-            out,
-            target=target,
-            force=force,
-            drop_empty=opts["drop_empty"],
-            drop_crowd=opts["drop_crowd"],
-            gzip=opts["gzip"],
-            seed=opts["seed"],
-            batch_size=opts["batch_size"],
-            exports=opts["exports"],
-        ),
-        quiet,
-    )
+    _run(_job("merge", sources, out, force, opts, target=target), quiet)
 
 
 @cli.command()
@@ -387,21 +396,7 @@ def combine(sources: tuple[str, ...], out: Path, force: bool, quiet: bool, **opt
 
     Example: kpmerge combine coco=person_keypoints_train2017.json aic=aic_train.json -o combined/
     """
-    _run(
-        Job(
-            "combine",
-            _specs(sources, opts),
-            out,
-            force=force,
-            drop_empty=opts["drop_empty"],
-            drop_crowd=opts["drop_crowd"],
-            gzip=opts["gzip"],
-            seed=opts["seed"],
-            batch_size=opts["batch_size"],
-            exports=opts["exports"],
-        ),
-        quiet,
-    )
+    _run(_job("combine", sources, out, force, opts), quiet)
 
 
 @cli.command()
