@@ -19,7 +19,7 @@ from .errors import KpmergeError, UsageError
 from .formats.coco import coco_to_dataset
 from .formats.detect import read_dataset
 from .instances import Dataset, Instances, Problem
-from .jsonio import read_bytes
+from .jsonio import read_mapped
 from .layouts import Layout, canonical_name, detect_layout, layout_from_dict, load_layout, normalize_name
 from .mapping import build_mapping
 
@@ -456,7 +456,7 @@ def _inspect_output(folder: Path) -> FileReport:
     ann = folder / "annotations.json"
     if not ann.is_file():
         raise KpmergeError("not a kpmerge output folder: no annotations.json", file=folder)
-    dataset = coco_to_dataset(read_bytes(ann), file=ann, strict=False)
+    dataset = coco_to_dataset(read_mapped(ann), file=ann, strict=False)
     meta, manifest = _json_or_none(folder / "metainfo.json"), _json_or_none(folder / "manifest.json")
     extra: list[Problem] = []
     lay: Layout | None = None

@@ -55,7 +55,7 @@ def read_bytes(path: str | Path) -> bytes:
             data = gzip.decompress(data)
         except (OSError, EOFError, zlib.error) as exc:
             raise KpmergeError(f"not a valid gzip file: {exc}", file=p) from None
-    if not data.strip():
+    if not data[:4096].strip() and not data.strip():
         raise KpmergeError("file is empty, expected JSON", file=p)
     check_utf8(data, p)
     return data[3:] if data.startswith(b"\xef\xbb\xbf") else data
@@ -66,13 +66,22 @@ def check_utf8(data: bytes, file: str | Path | None = None) -> None:
     decoder = codecs.getincrementaldecoder("utf-8")()
     step = 1 << 24
     for start in range(0, len(data), step):
+        chunk = data[start : start + step]
+        if chunk.isascii() and not decoder.getstate()[0]:
+            continue  # plain ASCII (most of any annotation file) is UTF-8: no need to decode it
         try:
-            decoder.decode(data[start : start + step], final=start + step >= len(data))
+            decoder.decode(chunk)
         except UnicodeDecodeError as exc:
             at = start + exc.start
             raise KpmergeError(
                 f"not valid JSON: expected UTF-8 text, got byte 0x{data[at]:02x} at byte {at}", file, "$"
             ) from None
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise KpmergeError(
+            "not valid JSON: expected UTF-8 text, got a cut multi-byte character at the end", file, "$"
+        ) from None
 
 
 MAP_MIN_BYTES = 1 << 20
@@ -197,14 +206,40 @@ def members(
 def members_all(
     records: list[dict[str, Raw]], skip: frozenset[str], cache: dict[str, bytes], spaced: bool = True
 ) -> list[bytes]:
-    """`members` of every record; column by column when all records have the same keys in one order."""
+    """`members` of every record, column by column within each group of records with the same keys."""
     n = len(records)
     if n == 0:
         return []
-    first = tuple(records[0])
-    if list(map(tuple, records)).count(first) != n:
+    shapes = list(map(tuple, records))
+    first = shapes[0]
+    if shapes.count(first) == n:
+        return _members_columns(records, first, skip, cache, spaced)
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, shape in enumerate(shapes):
+        groups.setdefault(shape, []).append(i)
+    if len(groups) > MAX_SHAPES:
         return [members(r, skip, cache, spaced) for r in records]
-    keys = [k for k in first if k not in skip]
+    out: list[bytes] = [b""] * n
+    for shape, rows in groups.items():
+        part = _members_columns([records[i] for i in rows], shape, skip, cache, spaced)
+        for i, value in zip(rows, part, strict=True):
+            out[i] = value
+    return out
+
+
+MAX_SHAPES = 64
+"""Above this many different key sets, `members_all` goes record by record."""
+
+
+def _members_columns(
+    records: list[dict[str, Raw]],
+    keys_in_order: tuple[str, ...],
+    skip: frozenset[str],
+    cache: dict[str, bytes],
+    spaced: bool,
+) -> list[bytes]:
+    n = len(records)
+    keys = [k for k in keys_in_order if k not in skip]
     if not keys:
         return [b""] * n
     columns: list[Any] = []
@@ -216,15 +251,14 @@ def members_all(
 
 
 def has_layout_space(data: bytes) -> bool:
-    """Whether a JSON document holds layout white space that `compact` would take out of its values.
+    """Whether a JSON document is indented, so that `compact` should take layout out of its values.
 
-    JSON strings cannot hold a raw newline, so a newline before the trailing white space is layout.
-    A one-line document is taken as compact (one fast scan instead of a search for double spaces).
+    JSON strings cannot hold a raw newline, so a newline followed by indentation is layout. A document
+    without indented lines (one line, or one record per line as kpmerge writes) is taken as compact;
+    values kept with layout in them would still be valid JSON, only less compact.
     """
-    end = len(data)
-    while end and data[end - 1] in b" \t\r\n":
-        end -= 1
-    return data.find(b"\n", 0, end) != -1
+    head = data[: 1 << 20]  # files are laid out one way throughout: the first megabyte tells
+    return head.find(b"\n ") != -1 or head.find(b"\n\t") != -1
 
 
 def compact(raw: Raw | bytes) -> bytes:

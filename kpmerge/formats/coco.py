@@ -47,7 +47,7 @@ class _CocoFile(msgspec.Struct):
     categories: list[dict[str, Any]] = []
 
 
-_NO_SEGMENTATION = msgspec.Raw(b"null")
+_ABSENT = msgspec.Raw(b"null")
 
 
 class _Annotation(msgspec.Struct, forbid_unknown_fields=True):
@@ -61,7 +61,14 @@ class _Annotation(msgspec.Struct, forbid_unknown_fields=True):
     num_keypoints: Int64 | None = None
     area: float | None = None
     iscrowd: Int64 | bool | None = None
-    segmentation: Raw = _NO_SEGMENTATION
+    source: Raw = _ABSENT
+    source_id: Raw = _ABSENT
+    segmentation: Raw = _ABSENT
+
+
+# Pass-through members the fast path knows, in the order it writes them back (kpmerge's own outputs
+# carry source and source_id before segmentation).
+_FAST_EXTRA = (("source", b'"source":'), ("source_id", b'"source_id":'), ("segmentation", b'"segmentation":'))
 
 
 class _CocoFast(msgspec.Struct):
@@ -291,13 +298,15 @@ def _annotations_fast(
     ids = [a.id for a in anns]
     index = _image_index([a.image_id for a in anns], images, file, where)
     _check_unique(ids, file, "annotations", where)
-    seg = b'"segmentation":'
-    extra = [
-        b""
-        if a.segmentation is _NO_SEGMENTATION
-        else seg + (compact(a.segmentation) if spaced else a.segmentation)
-        for a in anns
-    ]
+    extra = [b""] * len(anns)
+    for name, key in _FAST_EXTRA:
+        values = [getattr(a, name) for a in anns]
+        if all(v is _ABSENT for v in values):
+            continue
+        extra = [
+            e if v is _ABSENT else (e + b"," if e else b"") + key + (compact(v) if spaced else v)
+            for e, v in zip(extra, values, strict=True)
+        ]
     instances = Instances(
         keypoints=keypoints,
         boxes=box,
