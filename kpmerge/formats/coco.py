@@ -421,6 +421,16 @@ def _row_length(raws: list[Raw]) -> int:
     return len(first) if isinstance(first, list) else 0
 
 
+def _check_finite(values: np.ndarray, file: Any, where: Any, name: str) -> None:
+    """Raise for the first value of (N, M) `values` that is not a finite number."""
+    bad = ~np.isfinite(values)
+    if bad.any():
+        j, c = (int(x) for x in np.argwhere(bad)[0])
+        raise KpmergeError(
+            f"expected a finite number, got {values[j, c]}", file, f"$.annotations[{where[j]}].{name}[{c}]"
+        )
+
+
 def _check_keypoints(
     arr: np.ndarray,
     file: Any,
@@ -428,14 +438,7 @@ def _check_keypoints(
     problems: list[Problem] | None = None,
     ids: list[Any] | None = None,
 ) -> np.ndarray:
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        j, kk, c = (int(x) for x in np.argwhere(bad)[0])
-        raise KpmergeError(
-            f"expected a finite number, got {arr[j, kk, c]}",
-            file,
-            f"$.annotations[{where[j]}].keypoints[{3 * kk + c}]",
-        )
+    _check_finite(arr.reshape(len(arr), 3 * arr.shape[1]), file, where, "keypoints")
     vis = arr[:, :, 2]
     bad_v = (vis != 0) & (vis != 1) & (vis != 2)
     if bad_v.any() and problems is not None and ids is not None:
@@ -475,12 +478,7 @@ def _check_boxes(
     problems: list[Problem] | None = None,
     ids: list[Any] | None = None,
 ) -> np.ndarray:
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        j, c = (int(x) for x in np.argwhere(bad)[0])
-        raise KpmergeError(
-            f"expected a finite number, got {arr[j, c]}", file, f"$.annotations[{where[j]}].bbox[{c}]"
-        )
+    _check_finite(arr, file, where, "bbox")
     neg = (arr[:, 2] < 0) | (arr[:, 3] < 0)
     if neg.any() and problems is not None and ids is not None:
         problems.append(_problem("negative_box", neg, ids, "boxes with a negative width or height"))
