@@ -19,3 +19,13 @@ def test_combine_runs(tmp_path):
         "metainfo.json",
         "metainfo.py",
     ]
+
+
+def test_public_api_names_resolve():
+    import kpmerge
+
+    for name in kpmerge.__all__:
+        assert getattr(kpmerge, name) is not None, name
+    from kpmerge.build import merge
+
+    assert kpmerge.merge is merge
