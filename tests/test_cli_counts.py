@@ -11,17 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from kpmerge.cli import cli
-from tests.conftest import AIC_RAW, fixture, needs_fixtures
+from tests.conftest import AIC_RAW, COCO_STYLE, fixture, needs_fixtures
 
-COCO_STYLE = [
-    "coco/test_coco.json",
-    "aic/test_aic.json",
-    "crowdpose/test_crowdpose.json",
-    "halpe/test_halpe.json",
-    "ochuman/test_ochuman.json",
-    "posetrack18/test_posetrack18_val.json",
-    "jhmdb/test_jhmdb_sub1.json",
-]
 LAYOUT = {"halpe/test_halpe.json": "halpe", "posetrack18/test_posetrack18_val.json": "posetrack18"}
 FLAGS = [[], ["--drop-empty"], ["--drop-crowd"], ["--drop-empty", "--drop-crowd"]]
 

@@ -16,17 +16,7 @@ from kpmerge.cli import cli
 from kpmerge.formats import aic, coco
 from kpmerge.job import SourceSpec, load_sources
 from kpmerge.synth import synth_aic, synth_coco
-from tests.conftest import AIC_RAW, fixture, needs_fixtures
-
-COCO_FIXTURES = [
-    "coco/test_coco.json",
-    "aic/test_aic.json",
-    "crowdpose/test_crowdpose.json",
-    "halpe/test_halpe.json",
-    "ochuman/test_ochuman.json",
-    "posetrack18/test_posetrack18_val.json",
-    "jhmdb/test_jhmdb_sub1.json",
-]
+from tests.conftest import AIC_RAW, COCO_STYLE, fixture, needs_fixtures
 
 
 def _raws(text: bytes) -> list[msgspec.Raw]:
@@ -161,7 +151,7 @@ def test_coco_reader_equals_json_and_slow_path(name, data, monkeypatch):
 
 
 @needs_fixtures
-@pytest.mark.parametrize("rel", COCO_FIXTURES)
+@pytest.mark.parametrize("rel", COCO_STYLE)
 def test_coco_fixtures_equal_json_and_slow_path(rel, monkeypatch):
     data = fixture(rel).read_bytes()
     fast = coco.coco_to_dataset(data)

@@ -5,17 +5,7 @@ import pytest
 
 from kpmerge.errors import KpmergeError
 from kpmerge.formats.coco import coco_to_dataset, dataset_to_coco, read_coco
-from tests.conftest import fixture, needs_fixtures
-
-COCO_STYLE = [
-    "coco/test_coco.json",
-    "aic/test_aic.json",
-    "crowdpose/test_crowdpose.json",
-    "halpe/test_halpe.json",
-    "ochuman/test_ochuman.json",
-    "posetrack18/test_posetrack18_val.json",
-    "jhmdb/test_jhmdb_sub1.json",
-]
+from tests.conftest import COCO_STYLE, fixture, needs_fixtures
 
 
 @needs_fixtures
