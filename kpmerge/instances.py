@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -156,16 +156,7 @@ class Instances:
 
     def with_keypoints(self, keypoints: npt.NDArray[np.float64]) -> Instances:
         """The same instances with other keypoints (any K)."""
-        return Instances(
-            keypoints=keypoints,
-            boxes=self.boxes,
-            areas=self.areas,
-            iscrowd=self.iscrowd,
-            image_index=self.image_index,
-            ids=self.ids,
-            num_keypoints=self.num_keypoints,
-            extra=self.extra,
-        )
+        return replace(self, keypoints=keypoints)
 
     def labelled_counts(self) -> npt.NDArray[np.int64]:
         """(N,) count of keypoints with v > 0: the `num_keypoints` that outputs write."""

@@ -250,18 +250,36 @@ def _annotations(
         box = _box_array(boxes, file, where, problems, ids)
     else:
         box = _check_boxes(box_fast, file, where, problems, ids)
+    extra = members_all(anns, ANNOTATION_FIELDS, {}, spaced)
+    columns = (keypoints, box, areas_arr, flags, ids, image_ids, nkp, extra)
+    return _dataset(images, names, skipped, columns, file, where, problems)
+
+
+def _dataset(
+    images: Images,
+    names: tuple[str, ...] | None,
+    skipped: dict[str, int],
+    columns: tuple[Any, ...],
+    file: Any,
+    where: Any,
+    problems: list[Problem] | None = None,
+) -> Dataset:
+    """The Dataset of checked annotation columns, once their ids and image ids are checked too.
+
+    `columns` are keypoints, boxes, areas, iscrowd, ids, image ids, num_keypoints (None where absent)
+    and extra members.
+    """
+    keypoints, box, areas, flags, ids, image_ids, nkp, extra = columns
     index = _image_index(image_ids, images, file, where, problems)
     _check_unique(ids, file, "annotations", where, problems)
     if problems is not None and (index < 0).any():
         problems.append(
             _problem("missing_image", index < 0, ids, "annotations whose image_id is not in images")
         )
-    cache: dict[str, bytes] = {}
-    extra = members_all(anns, ANNOTATION_FIELDS, cache, spaced)
     instances = Instances(
         keypoints=keypoints,
         boxes=box,
-        areas=areas_arr,
+        areas=areas,
         iscrowd=flags,
         image_index=index,
         ids=ids,
@@ -296,8 +314,6 @@ def _annotations_fast(
     areas = np.array([a.area for a in anns], dtype=np.float64)
     flags = _check_scalars(areas, [a.iscrowd for a in anns], file, where)
     ids = [a.id for a in anns]
-    index = _image_index([a.image_id for a in anns], images, file, where)
-    _check_unique(ids, file, "annotations", where)
     extra = [b""] * len(anns)
     for name, key in _FAST_EXTRA:
         values = [getattr(a, name) for a in anns]
@@ -307,19 +323,9 @@ def _annotations_fast(
             e if v is _ABSENT else (e + b"," if e else b"") + key + (compact(v) if spaced else v)
             for e, v in zip(extra, values, strict=True)
         ]
-    instances = Instances(
-        keypoints=keypoints,
-        boxes=box,
-        areas=areas,
-        iscrowd=flags,
-        image_index=index,
-        ids=ids,
-        num_keypoints=np.array(
-            [-1 if a.num_keypoints is None else a.num_keypoints for a in anns], dtype=np.int64
-        ),
-        extra=extra,
-    )
-    return Dataset(images=images, instances=instances, keypoint_names=names, format="coco", skipped=skipped)
+    nkp = [a.num_keypoints for a in anns]
+    columns = (keypoints, box, areas, flags, ids, [a.image_id for a in anns], nkp, extra)
+    return _dataset(images, names, skipped, columns, file, where)
 
 
 def _reindex(err: KpmergeError, where: Any) -> KpmergeError:
