@@ -47,18 +47,26 @@ def data_files(scale: float, cache: Path) -> dict[str, Path]:
 
 # Each step runs under this small launcher: Linux counts the RSS a process had before exec in its child's
 # peak (ru_maxrss), so children of the benchmark process itself would inherit its memory as their floor.
-# ru_maxrss is exact for one process; the launcher also samples the summed RSS of the whole process tree
-# (kpmerge may read inputs in helper processes) every 10 ms.
+# ru_maxrss is exact for one process; the launcher also samples the memory of the whole process tree
+# (kpmerge may read inputs and write output in forked helper processes) every 10 ms, summing each
+# process's proportional set size (PSS), so that pages a helper shares with its parent count once.
 RUNNER = """
 import json, os, subprocess, sys, time
+
+def own_memory(p):
+    try:  # proportional: pages a forked helper shares with its parent are counted once in all
+        with open(f"/proc/{p}/smaps_rollup") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("Pss:"))
+    except (OSError, StopIteration):
+        with open(f"/proc/{p}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 def tree_rss(pid):
     total, todo = 0, [pid]
     while todo:
         p = todo.pop()
         try:
-            with open(f"/proc/{p}/statm") as f:
-                total += int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            total += own_memory(p)
             for task in os.listdir(f"/proc/{p}/task"):
                 with open(f"/proc/{p}/task/{task}/children") as f:
                     todo += [int(c) for c in f.read().split()]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import mmap
 import os
 import pickle
 import signal
@@ -13,7 +14,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
@@ -182,7 +182,7 @@ def load_sources(
     """`load_source` of every spec, in order; large inputs are read side by side on several cores.
 
     The first source is read here while forked helper processes (at most one per spare core) read
-    the next ones and hand them back pickled. A helper that fails is retried here, so errors are
+    the next ones and leave them in memory files. A helper that fails is retried here, so errors are
     the ones a plain sequential read raises, in source order.
 
     Args:
@@ -204,20 +204,21 @@ def load_sources(
             and (os.cpu_count() or 1) > 1
             and sum(_size(s.path) for s in specs[1:]) >= PARALLEL_MIN_BYTES
         )
-    if not parallel or helpers < 1 or not hasattr(os, "fork") or threading.active_count() > 1:
+    forkable = hasattr(os, "fork") and hasattr(os, "memfd_create") and threading.active_count() == 1
+    if not parallel or helpers < 1 or not forkable:
         return [done(load_source(s)) for s in specs]
     children = [_fork_load(spec) for spec in specs[1 : 1 + helpers]]
     collected: set[int] = set()
     try:
         out = [done(load_source(specs[0]))]
-        for spec, (pid, reader) in zip(specs[1 : 1 + helpers], children, strict=True):
-            result = _collect(pid, reader)
+        for spec, (pid, fd) in zip(specs[1 : 1 + helpers], children, strict=True):
+            result = _collect(pid, fd)
             collected.add(pid)
             out.append(done(result or load_source(spec)))
         out += [done(load_source(s)) for s in specs[1 + helpers :]]
     finally:
-        for pid, reader in children:
-            reader.close()
+        for pid, fd in children:
+            os.close(fd)
             if pid not in collected:  # an error or an interrupt here: the helper's work is not needed
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
@@ -232,31 +233,58 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _fork_load(spec: SourceSpec) -> tuple[int, BinaryIO]:
-    """Start a helper process that reads `spec` and pickles the Source (or None on failure) back."""
-    read_fd, write_fd = os.pipe()
+def _fork_load(spec: SourceSpec) -> tuple[int, int]:
+    """Start a helper process that reads `spec` and leaves the Source (or None) in a memory file.
+
+    The Source is pickled with its numpy arrays out of band (protocol 5), each written raw and aligned,
+    so the caller maps them instead of unpickling and copying them.
+    """
+    fd = os.memfd_create("kpmerge-source", os.MFD_CLOEXEC)
     pid = os.fork()
     if pid == 0:  # the helper: never returns
         try:
-            os.close(read_fd)
             try:
                 result = load_source(spec)
             except BaseException:
                 result = None
-            with os.fdopen(write_fd, "wb") as f:
-                pickle.dump(result, f, protocol=pickle.HIGHEST_PROTOCOL)
+            buffers: list[pickle.PickleBuffer] = []
+            head = pickle.dumps(result, protocol=5, buffer_callback=buffers.append)
+            raws = [b.raw() for b in buffers]
+            table = np.zeros(2 * len(raws) + 2, dtype=np.int64)
+            table[:2] = len(raws), len(head)
+            offset = _aligned(table.nbytes + len(head))
+            for i, raw in enumerate(raws):
+                table[2 + 2 * i : 4 + 2 * i] = offset, raw.nbytes
+                offset = _aligned(offset + raw.nbytes)
+            with os.fdopen(fd, "wb", closefd=False) as f:
+                f.write(table.tobytes())
+                f.write(head)
+                for (start, _), raw in zip(table[2:].reshape(-1, 2).tolist(), raws, strict=True):
+                    f.seek(start)
+                    f.write(raw)
         finally:
             os._exit(0)
-    os.close(write_fd)
-    return pid, os.fdopen(read_fd, "rb")
+    return pid, fd
 
 
-def _collect(pid: int, reader: BinaryIO) -> Source | None:
+def _aligned(offset: int) -> int:
+    return -(-offset // 64) * 64
+
+
+def _collect(pid: int, fd: int) -> Source | None:
+    """The helper's Source, its arrays backed by the memory file (None when it failed)."""
+    _reap(pid)
     try:
-        result = pickle.load(reader)
+        size = os.fstat(fd).st_size
+        if size < 16:
+            return None
+        data = memoryview(mmap.mmap(fd, size, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)))
+        count, head_size = np.frombuffer(data, dtype=np.int64, count=2).tolist()
+        table = np.frombuffer(data, dtype=np.int64, count=2 * count, offset=16).reshape(-1, 2).tolist()
+        start = 16 + 16 * count
+        result = pickle.loads(data[start : start + head_size], buffers=[data[a : a + n] for a, n in table])
     except Exception:
         result = None
-    _reap(pid)
     return result if isinstance(result, Source) else None
 
 
