@@ -278,6 +278,8 @@ class _ProgressBars:
             self.close()
             from tqdm import tqdm
 
+            # No monitor thread: kpmerge forks helper processes only while it runs a single thread.
+            tqdm.monitor_interval = 0
             unit = {"read": "source", "write": "record"}.get(step, "step")
             self.bar = tqdm(
                 total=total, desc=step, unit=unit, file=sys.stderr, disable=None, delay=self.bar_delay

@@ -10,7 +10,7 @@ import mmap
 import re
 import warnings
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import repeat
 from operator import itemgetter
@@ -180,6 +180,39 @@ def no_gc() -> Iterator[None]:
     finally:
         if was:
             gc.enable()
+
+
+class Chunks:
+    """A file's bytes as consecutive pieces, each made on demand by a function.
+
+    Iterating makes them in order. Pieces can also be made out of order (`make`), in another process
+    (see `output.write_folder`); `progress`, when given, is told the records each piece holds.
+    """
+
+    def __init__(
+        self, pieces: Sequence[tuple[int, Callable[[], bytes]]], progress: Callable[[int], None] | None = None
+    ) -> None:
+        self.pieces = list(pieces)
+        self.progress = progress
+
+    def __len__(self) -> int:
+        return len(self.pieces)
+
+    def records(self, i: int) -> int:
+        """How many records piece `i` holds."""
+        return self.pieces[i][0]
+
+    def make(self, i: int) -> bytes:
+        """Piece `i`'s bytes (progress is not told)."""
+        return self.pieces[i][1]()
+
+    def __iter__(self) -> Iterator[bytes]:
+        with no_gc():
+            for records, make in self.pieces:
+                data = make()
+                if self.progress is not None and records:
+                    self.progress(records)
+                yield data
 
 
 def key_bytes(key: str, cache: dict[str, bytes]) -> bytes:

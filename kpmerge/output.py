@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import gzip as gzip_module
+import mmap
 import os
 import queue
 import shutil
+import signal
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
@@ -18,7 +23,7 @@ from . import __version__
 from .build import AREA_FACTOR, Merged
 from .errors import KpmergeError, UsageError
 from .formats.coco import dataset_to_coco_chunks
-from .jsonio import dumps_pretty
+from .jsonio import Chunks, dumps_pretty, no_gc
 from .layouts import Layout
 
 if TYPE_CHECKING:
@@ -36,7 +41,7 @@ def annotations_bytes(merged: Merged) -> bytes:
     return b"".join(annotations_chunks(merged))
 
 
-def annotations_chunks(merged: Merged, progress: Callable[[int], None] | None = None) -> Iterator[bytes]:
+def annotations_chunks(merged: Merged, progress: Callable[[int], None] | None = None) -> Chunks:
     """`annotations_bytes` as consecutive chunks; `progress` gets the records each chunk holds."""
     lay = merged.layout
     info = {
@@ -289,19 +294,38 @@ def write_folder(
     return path
 
 
+PARALLEL_MIN_PIECES = 64
+"""`Chunks` of at least this many pieces are made by two processes at once (where fork exists)."""
+
+
 def _write_chunks(path: Path, chunks: Iterable[bytes]) -> None:
-    """Write chunks in order; a thread does the writing while the next chunk is made."""
+    """Write chunks in order; large `Chunks` are made from both ends at once, the last ones by a helper."""
+    forkable = hasattr(os, "fork") and hasattr(os, "memfd_create") and threading.active_count() == 1
+    if (
+        isinstance(chunks, Chunks)
+        and len(chunks) >= PARALLEL_MIN_PIECES
+        and forkable
+        and (os.cpu_count() or 1) > 1
+        and sys.platform.startswith("linux")  # forking is not safe with the system libraries of macOS
+    ):
+        _write_from_both_ends(path, chunks)
+    else:
+        with open(path, "wb") as f:
+            _write_in_thread(f, chunks)
+
+
+def _write_in_thread(f: BinaryIO, chunks: Iterable[bytes]) -> None:
+    """Write chunks to `f` in order; a thread does the writing while the next chunk is made."""
     pending: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
     failed: list[BaseException] = []
 
     def writer() -> None:
-        with open(path, "wb") as f:
-            while (chunk := pending.get()) is not None:
-                if not failed:
-                    try:
-                        f.write(chunk)
-                    except BaseException as exc:  # handed to the caller's thread below
-                        failed.append(exc)
+        while (chunk := pending.get()) is not None:
+            if not failed:
+                try:
+                    f.write(chunk)
+                except BaseException as exc:  # handed to the caller's thread below
+                    failed.append(exc)
 
     thread = threading.Thread(target=writer, name="kpmerge-writer", daemon=True)
     thread.start()
@@ -315,6 +339,109 @@ def _write_chunks(path: Path, chunks: Iterable[bytes]) -> None:
         thread.join()
     if failed:
         raise failed[0]
+
+
+def _write_from_both_ends(path: Path, chunks: Chunks) -> None:
+    """Write `chunks` into `path`: this process makes pieces from the front, a forked helper from the back.
+
+    The helper writes each piece it makes to a part file beside `path` and notes where in a shared
+    table; once the two meet, its pieces are copied after this process's ones, in order. If the helper
+    fails, this process makes the helper's pieces itself, so errors are the ones a plain write raises.
+    """
+    n = len(chunks)
+    table_fd = os.memfd_create("kpmerge-pieces", os.MFD_CLOEXEC)
+    os.ftruncate(table_fd, 8 * (2 + 2 * n))
+    shared = mmap.mmap(table_fd, 8 * (2 + 2 * n))
+    # [front, back] then (offset, length) per piece: the front takes pieces front, front+1, ...; the
+    # back takes back-1, back-2, ...; both under a lock on the table.
+    table = np.frombuffer(shared, dtype=np.int64)
+    table[:2] = 0, n
+    table[2:] = -1
+    places = table[2:].reshape(n, 2)
+    part = path.with_name(path.name + ".part")
+    pid = os.fork()
+    if pid == 0:  # the helper: never returns
+        code = 1
+        try:
+            with open(part, "wb") as f, no_gc():
+                offset = 0
+                while (i := _take(table_fd, table, back=True)) is not None:
+                    data = chunks.make(i)
+                    f.write(data)
+                    places[i] = offset, len(data)
+                    offset += len(data)
+            code = 0
+        finally:
+            os._exit(code)
+    reaped = False
+    try:
+        told = n  # the helper's pieces told to progress: told..n-1
+
+        def front() -> Iterator[bytes]:
+            nonlocal told
+            while (i := _take(table_fd, table, back=False)) is not None:
+                data = chunks.make(i)
+                if chunks.progress is not None:
+                    done = told
+                    while done > 0 and places[done - 1, 1] >= 0:
+                        done -= 1
+                    chunks.progress(chunks.records(i) + sum(chunks.records(j) for j in range(done, told)))
+                    told = done
+                yield data
+
+        with open(path, "wb") as f, no_gc():
+            _write_in_thread(f, front())
+        _, status = os.waitpid(pid, 0)
+        reaped = True
+        first = int(table[0])
+        rest = range(first, n)
+        if os.waitstatus_to_exitcode(status) == 0 and (places[first:, 1] >= 0).all():
+            with open(part, "rb") as src, open(path, "r+b") as dst:
+                at = dst.seek(0, os.SEEK_END)
+                for i in rest:
+                    _copy_range(src.fileno(), dst.fileno(), int(places[i, 0]), at, int(places[i, 1]))
+                    at += int(places[i, 1])
+        else:
+            with open(path, "ab") as f:
+                _write_in_thread(f, Chunks([chunks.pieces[i] for i in rest]))
+        if chunks.progress is not None and told > first:
+            chunks.progress(sum(chunks.records(j) for j in range(first, told)))
+    finally:
+        if not reaped:  # an error or an interrupt here: the helper's work is not needed
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+        os.close(table_fd)  # the shared table is unmapped when the last array over it goes
+        part.unlink(missing_ok=True)
+
+
+def _take(fd: int, table: np.ndarray, back: bool) -> int | None:
+    """Claim the next piece from the back or the front of the table; None when none is left."""
+    fcntl.lockf(fd, fcntl.LOCK_EX)
+    try:
+        front, end = int(table[0]), int(table[1])
+        if front >= end:
+            return None
+        if back:
+            table[1] = end - 1
+            return end - 1
+        table[0] = front + 1
+        return front
+    finally:
+        fcntl.lockf(fd, fcntl.LOCK_UN)
+
+
+def _copy_range(src: int, dst: int, src_at: int, dst_at: int, size: int) -> None:
+    """Copy `size` bytes between files in the kernel (copy_file_range), else through memory."""
+    while size > 0:
+        try:
+            done = os.copy_file_range(src, dst, size, src_at, dst_at)
+        except OSError:
+            done = 0
+        if done <= 0:
+            done = os.pwrite(dst, os.pread(src, min(size, 1 << 24), src_at), dst_at)
+        src_at, dst_at, size = src_at + done, dst_at + done, size - done
 
 
 def write_output(

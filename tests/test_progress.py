@@ -47,3 +47,16 @@ def test_bars_draw_on_a_terminal_only(monkeypatch):
         bars("write", 10, 10)
         bars.close()
         assert ("write" in stream.getvalue()) is drawn
+
+
+def test_bars_start_no_thread(monkeypatch):
+    # Helper processes are forked only while kpmerge runs one thread; a tqdm monitor thread would stop that.
+    import threading
+
+    monkeypatch.setattr(cli_module.sys, "stderr", _Terminal())
+    bars = cli_module._ProgressBars()
+    bars.bar_delay = 0.0
+    bars("read", 0, 2)
+    bars("read", 1, 2)
+    assert not [t for t in threading.enumerate() if "tqdm" in t.name]
+    bars.close()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from operator import itemgetter, methodcaller
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,6 +17,7 @@ from ..errors import KpmergeError
 from ..instances import Dataset, Images, Instances, Problem
 from ..jsonio import (
     NULL,
+    Chunks,
     Raw,
     compact,
     decode,
@@ -578,7 +580,7 @@ def dataset_to_coco_chunks(
     image_ids: list[Any] | None = None,
     annotation_ids: list[Any] | None = None,
     progress: Callable[[int], None] | None = None,
-) -> Iterator[bytes]:
+) -> Chunks:
     """`dataset_to_coco`'s bytes as consecutive chunks, to write without holding the whole file.
 
     Args:
@@ -599,21 +601,25 @@ def dataset_to_coco_chunks(
     head = b"{"
     if info is not None:
         head += b'"info":' + orjson.dumps(info) + b","
-    yield head + b'"images":['
-    with no_gc():
-        for lo in range(0, len(images), CHUNK_RECORDS):
-            hi = min(lo + CHUNK_RECORDS, len(images))
-            yield (b",\n" if lo else b"") + b"".join(_image_pieces(images, img_ids, lo, hi))
-            if progress is not None:
-                progress(hi - lo)
-    yield b'],\n"annotations":['
-    with no_gc():
-        for lo in range(0, len(inst), CHUNK_RECORDS):
-            hi = min(lo + CHUNK_RECORDS, len(inst))
-            yield (b",\n" if lo else b"") + b"".join(_annotation_pieces(inst, ann_ids, img_ids, lo, hi))
-            if progress is not None:
-                progress(hi - lo)
-    yield b'],\n"categories":[' + orjson.dumps(category) + b"]}\n"
+    head += b'"images":['
+
+    def image_chunk(lo: int, hi: int) -> bytes:
+        return (b",\n" if lo else b"") + b"".join(_image_pieces(images, img_ids, lo, hi))
+
+    def annotation_chunk(lo: int, hi: int) -> bytes:
+        pieces = _annotation_pieces(inst, ann_ids, img_ids, lo, hi)
+        return (b",\n" if lo else b"") + b"".join(pieces)
+
+    pieces: list[tuple[int, Callable[[], bytes]]] = [(0, lambda: head)]
+    for lo in range(0, len(images), CHUNK_RECORDS):
+        hi = min(lo + CHUNK_RECORDS, len(images))
+        pieces.append((hi - lo, partial(image_chunk, lo, hi)))
+    pieces.append((0, lambda: b'],\n"annotations":['))
+    for lo in range(0, len(inst), CHUNK_RECORDS):
+        hi = min(lo + CHUNK_RECORDS, len(inst))
+        pieces.append((hi - lo, partial(annotation_chunk, lo, hi)))
+    pieces.append((0, lambda: b'],\n"categories":[' + orjson.dumps(category) + b"]}\n"))
+    return Chunks(pieces, progress)
 
 
 def _interleave(columns: list[list[bytes] | bytes], n: int) -> list[bytes]:

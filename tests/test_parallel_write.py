@@ -1,0 +1,91 @@
+"""annotations.json made from both ends at once: here from the front, by a forked helper from the back."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from kpmerge import output
+from kpmerge.cli import cli
+from kpmerge.formats import coco
+from kpmerge.jsonio import Chunks
+from kpmerge.synth import synth_aic, synth_coco
+
+pytestmark = pytest.mark.skipif(
+    not (sys.platform.startswith("linux") and hasattr(os, "fork")), reason="helpers are forked on Linux only"
+)
+
+
+def _pid_pieces(n: int, fail_in_helper: bool = False, fail_here_at: int | None = None) -> Chunks:
+    """Pieces that name the process that made them (and can fail in one of the two)."""
+    parent = os.getpid()
+
+    def make(i: int) -> bytes:
+        time.sleep(0.002)  # long enough for both processes to take pieces
+        if fail_in_helper and os.getpid() != parent:
+            raise RuntimeError("helper failure")
+        if i == fail_here_at and os.getpid() == parent:
+            raise RuntimeError("failure here")
+        return f"{i} {os.getpid()}\n".encode()
+
+    return Chunks([(1, lambda i=i: make(i)) for i in range(n)])
+
+
+def _made(path) -> list[tuple[int, int]]:
+    return [tuple(map(int, line.split())) for line in path.read_text().splitlines()]
+
+
+def test_pieces_land_in_order_and_both_processes_make_some(tmp_path):
+    path = tmp_path / "a.json"
+    told: list[int] = []
+    chunks = _pid_pieces(200)
+    chunks.progress = told.append
+    output._write_from_both_ends(path, chunks)
+    made = _made(path)
+    assert [i for i, _ in made] == list(range(200))
+    makers = [pid for _, pid in made]
+    assert makers[0] == os.getpid() and makers[-1] != os.getpid()  # the helper took the back
+    assert makers == sorted(makers, key=lambda pid: pid != os.getpid())  # one run each, front then back
+    assert sum(told) == 200
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]  # no part file left
+
+
+def test_a_failing_helper_leaves_its_pieces_to_this_process(tmp_path):
+    path = tmp_path / "a.json"
+    output._write_from_both_ends(path, _pid_pieces(100, fail_in_helper=True))
+    assert _made(path) == [(i, os.getpid()) for i in range(100)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
+
+
+def test_an_error_here_stops_the_helper_and_leaves_no_part_file(tmp_path):
+    path = tmp_path / "a.json"
+    with pytest.raises(RuntimeError, match="failure here"):
+        output._write_from_both_ends(path, _pid_pieces(100, fail_here_at=5))
+    assert not (tmp_path / "a.json.part").exists()
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # the helper was reaped
+
+
+def test_cli_output_is_the_same_bytes_made_by_one_or_two_processes(monkeypatch, tmp_path):
+    c, a = tmp_path / "coco_small.json", tmp_path / "aic_small.json"
+    c.write_bytes(synth_coco(scale=0.002, seed=3))
+    a.write_bytes(synth_aic(scale=0.002, seed=3))
+    monkeypatch.setattr(coco, "CHUNK_RECORDS", 16)
+    pieces_made: list[int] = []
+    real = output._write_from_both_ends
+    monkeypatch.setattr(
+        output, "_write_from_both_ends", lambda p, ch: (pieces_made.append(len(ch)), real(p, ch))
+    )
+    outs = {}
+    for label, minimum in (("one", 10**9), ("two", 1)):
+        monkeypatch.setattr(output, "PARALLEL_MIN_PIECES", minimum)
+        out = tmp_path / label
+        result = CliRunner().invoke(cli, ["combine", str(c), str(a), "-o", str(out), "-q"])
+        assert result.exit_code == 0, result.output
+        outs[label] = (out / "annotations.json").read_bytes()
+    assert len(pieces_made) == 1 and pieces_made[0] > 50
+    assert outs["one"] == outs["two"]
