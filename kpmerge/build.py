@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
 from typing import Any
 
 import numpy as np
-import orjson
 
 from .errors import UsageError
 from .instances import Dataset, Images, Instances
-from .jsonio import json_values, no_gc
+from .jsonio import no_gc
 from .layouts import BUILTIN_ORDER, Layout, builtin_layout, canonical_name
 from .mapping import Mapping, MappingSpec, apply_mapping, build_mapping, resolve_entries
 
@@ -71,10 +69,14 @@ class Merged:
     Attributes:
         mode: `merge` or `combine`.
         layout: The target layout.
-        dataset: All images and instances, sources contiguous in input order, ids renumbered from 1;
-            each record's extra members start with `source` and `source_id`.
+        dataset: All images and instances, sources contiguous in input order, ids renumbered from 1.
         sources: One report per source, in input order.
         source_index: (N,) the source of each instance.
+        image_source_ids: (M,) each image's id in its source.
+        source_ids: (N,) each instance's id in its source.
+
+    Outputs write `source` (the source's name) and `source_id` as the first extra members of every
+    image and annotation record.
     """
 
     mode: str
@@ -82,6 +84,14 @@ class Merged:
     dataset: Dataset
     sources: tuple[SourceReport, ...]
     source_index: np.ndarray
+    image_source_ids: np.ndarray
+    source_ids: np.ndarray
+
+    @property
+    def image_source_index(self) -> np.ndarray:
+        """(M,) the source of each image."""
+        sizes = [r.image_range[1] - r.image_range[0] for r in self.sources]
+        return np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
 
 
 def merge(
@@ -243,7 +253,7 @@ def _assemble(
     ]
     keypoints = np.empty((sum(sizes), len(layout), 3), dtype=np.float64)
     boxes, areas, iscrowd, image_index, source_index = [], [], [], [], []
-    file_names, widths, heights, img_extra, ann_extra = [], [], [], [], []
+    file_names, widths, heights, img_extra, ann_extra, img_ids, ann_ids = [], [], [], [], [], [], []
     reports = []
     img_start = ann_start = 0
     for i, (s, m, keep) in enumerate(zip(sources, mappings, keeps, strict=True)):
@@ -257,16 +267,16 @@ def _assemble(
         iscrowd.append(inst.iscrowd)
         image_index.append(inst.image_index + img_start)
         source_index.append(np.full(n_ann, i, dtype=np.int64))
-        tag = orjson.dumps(s.name)
-        file_names.extend(
-            ds.images.file_names.tolist()
-            if not s.image_prefix
-            else [s.image_prefix + f for f in ds.images.file_names.tolist()]
-        )
+        names = ds.images.file_names
+        if s.image_prefix:
+            names = np.array([s.image_prefix + f for f in names.tolist()] or [], dtype=object)
+        file_names.append(names)
         widths.append(ds.images.widths)
         heights.append(ds.images.heights)
-        img_extra.extend(_tag_all(tag, ds.images.ids, ds.images.extra))
-        ann_extra.extend(_tag_all(tag, inst.ids, inst.extra))
+        img_extra.append(ds.images.extra)
+        ann_extra.append(inst.extra)
+        img_ids.append(ds.images.ids)
+        ann_ids.append(inst.ids)
         reports.append(
             SourceReport(
                 name=s.name,
@@ -288,10 +298,10 @@ def _assemble(
         ann_start += n_ann
     images = Images(
         ids=np.arange(1, img_start + 1),
-        file_names=file_names,
+        file_names=_joined(file_names),
         widths=np.concatenate(widths),
         heights=np.concatenate(heights),
-        extra=img_extra,
+        extra=_joined(img_extra),
     )
     instances = Instances(
         keypoints=keypoints,
@@ -301,7 +311,7 @@ def _assemble(
         image_index=np.concatenate(image_index),
         ids=np.arange(1, ann_start + 1),
         num_keypoints=np.count_nonzero(keypoints[:, :, 2] > 0, axis=1),
-        extra=ann_extra,
+        extra=_joined(ann_extra),
     )
     dataset = Dataset(images=images, instances=instances, keypoint_names=layout.keypoints, format="coco")
     return Merged(
@@ -310,12 +320,11 @@ def _assemble(
         dataset=dataset,
         sources=tuple(reports),
         source_index=np.concatenate(source_index),
+        image_source_ids=_joined(img_ids),
+        source_ids=_joined(ann_ids),
     )
 
 
-def _tag_all(tag: bytes, source_ids: Any, extra: Any) -> list[bytes]:
-    """Each record's extra members, after `"source":<tag>,"source_id":<its original id>`."""
-    head = repeat(b'"source":' + tag + b',"source_id":')
-    values = extra.tolist() if isinstance(extra, np.ndarray) else list(extra)
-    seps = repeat(b",") if all(values) else [b"," if v else b"" for v in values]
-    return list(map(b"".join, zip(head, json_values(source_ids), seps, values, strict=False)))
+def _joined(columns: list[np.ndarray]) -> np.ndarray:
+    """Object columns end to end, as one object array."""
+    return np.concatenate(columns) if columns else np.empty(0, dtype=object)

@@ -23,6 +23,10 @@ def _column(value: object, dtype: type, shape: tuple[int | None, ...], name: str
 
 
 def _objects(values: object, n: int, name: str) -> Ids:
+    if isinstance(values, np.ndarray) and values.dtype == object and values.shape == (n,):
+        arr = values.view()  # already one object per row: share it
+        arr.flags.writeable = False
+        return arr
     arr = np.empty(n, dtype=object)
     if isinstance(values, np.ndarray) and values.dtype != object:
         values = values.tolist()  # plain Python ints and strs, which JSON writers take

@@ -22,7 +22,7 @@ import numpy as np
 from . import __version__
 from .build import AREA_FACTOR, Merged
 from .errors import KpmergeError, UsageError
-from .formats.coco import dataset_to_coco_chunks
+from .formats.coco import SourceTags, dataset_to_coco_chunks
 from .jsonio import Chunks, dumps_pretty, no_gc
 from .layouts import Layout
 
@@ -49,7 +49,16 @@ def annotations_chunks(merged: Merged, progress: Callable[[int], None] | None = 
         "layout": lay.name,
     }
     skeleton = [[a + 1, b + 1] for a, b in lay.skeleton_ids]
-    return dataset_to_coco_chunks(merged.dataset, list(lay.keypoints), skeleton, info, progress=progress)
+    names = [s.name for s in merged.sources]
+    return dataset_to_coco_chunks(
+        merged.dataset,
+        list(lay.keypoints),
+        skeleton,
+        info,
+        progress=progress,
+        image_tags=SourceTags(names, merged.image_source_index, merged.image_source_ids),
+        annotation_tags=SourceTags(names, merged.source_index, merged.source_ids),
+    )
 
 
 def layout_metainfo(layout: Layout) -> dict[str, Any]:

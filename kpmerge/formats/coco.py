@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from functools import partial
 from operator import itemgetter, methodcaller
 from pathlib import Path
@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import msgspec
 import numpy as np
+import orjson
 
 from ..errors import KpmergeError
 from ..instances import Dataset, Images, Instances, Problem
@@ -580,14 +581,16 @@ def dataset_to_coco_chunks(
     image_ids: list[Any] | None = None,
     annotation_ids: list[Any] | None = None,
     progress: Callable[[int], None] | None = None,
+    image_tags: SourceTags | None = None,
+    annotation_tags: SourceTags | None = None,
 ) -> Chunks:
     """`dataset_to_coco`'s bytes as consecutive chunks, to write without holding the whole file.
 
     Args:
         progress: Called with the number of records (images, then annotations) each chunk holds.
+        image_tags: `source` and `source_id` to write first among each image's extra members.
+        annotation_tags: The same for each annotation.
     """
-    import orjson
-
     images, inst = dataset.images, dataset.instances
     img_ids = json_values(image_ids if image_ids is not None else images.ids)
     ann_ids = json_values(annotation_ids if annotation_ids is not None else inst.ids)
@@ -604,10 +607,10 @@ def dataset_to_coco_chunks(
     head += b'"images":['
 
     def image_chunk(lo: int, hi: int) -> bytes:
-        return (b",\n" if lo else b"") + b"".join(_image_pieces(images, img_ids, lo, hi))
+        return (b",\n" if lo else b"") + b"".join(_image_pieces(images, img_ids, lo, hi, image_tags))
 
     def annotation_chunk(lo: int, hi: int) -> bytes:
-        pieces = _annotation_pieces(inst, ann_ids, img_ids, lo, hi)
+        pieces = _annotation_pieces(inst, ann_ids, img_ids, lo, hi, annotation_tags)
         return (b",\n" if lo else b"") + b"".join(pieces)
 
     pieces: list[tuple[int, Callable[[], bytes]]] = [(0, lambda: head)]
@@ -646,33 +649,63 @@ def _optional(key: bytes, values: list[bytes]) -> tuple[list[bytes] | bytes, lis
     return [b"" if v == b"null" else key for v in values], [b"" if v == b"null" else v for v in values]
 
 
-def _extra_columns(extra: Any) -> tuple[list[bytes] | bytes, list[bytes]]:
-    values = extra.tolist()
+@dataclass(frozen=True, eq=False)
+class SourceTags:
+    """The `source` and `source_id` members a merged output writes first among a record's extra members.
+
+    Attributes:
+        names: The source names.
+        index: (n,) each record's source, as a position in `names`.
+        ids: (n,) each record's id in its source.
+    """
+
+    names: Sequence[str]
+    index: np.ndarray
+    ids: np.ndarray
+
+    def columns(self, lo: int, hi: int) -> list[list[bytes] | bytes]:
+        """Columns for `_interleave` of records lo..hi: `"source":<name>,"source_id":<id>`."""
+        names = [b'"source":' + orjson.dumps(name) + b',"source_id":' for name in self.names]
+        return [[names[i] for i in self.index[lo:hi].tolist()], json_values(self.ids[lo:hi])]
+
+
+def _extra_columns(extra: Any, tags: SourceTags | None, lo: int, hi: int) -> list[list[bytes] | bytes]:
+    """Columns of the extra members of records lo..hi (after `tags`, if given), led by a comma."""
+    values = extra[lo:hi].tolist()
+    lead: list[list[bytes] | bytes] = [b",", *tags.columns(lo, hi)] if tags is not None else []
     if all(values):
-        return b",", values
-    return [b"," if v else b"" for v in values], values
+        return [*lead, b",", values]
+    if tags is None:
+        return [[b"," if v else b"" for v in values], values]
+    return [*lead, [b"," if v else b"" for v in values], values]
 
 
-def _image_pieces(images: Images, img_ids: list[bytes], lo: int, hi: int) -> list[bytes]:
+def _image_pieces(
+    images: Images, img_ids: list[bytes], lo: int, hi: int, tags: SourceTags | None = None
+) -> list[bytes]:
     k_w, v_w = _optional(b',"width":', number_list(images.widths[lo:hi]))
     k_h, v_h = _optional(b',"height":', number_list(images.heights[lo:hi]))
-    sep, extra = _extra_columns(images.extra[lo:hi])
     columns = [b'{"id":', img_ids[lo:hi], b',"file_name":', json_values(images.file_names[lo:hi])]
-    columns += [k_w, v_w, k_h, v_h, sep, extra, b"}"]
+    columns += [k_w, v_w, k_h, v_h, *_extra_columns(images.extra, tags, lo, hi), b"}"]
     return _interleave(columns, hi - lo)
 
 
 def _annotation_pieces(
-    inst: Instances, ann_ids: list[bytes], img_ids: list[bytes], lo: int, hi: int
+    inst: Instances,
+    ann_ids: list[bytes],
+    img_ids: list[bytes],
+    lo: int,
+    hi: int,
+    tags: SourceTags | None = None,
 ) -> list[bytes]:
     n = hi - lo
     kp = inst.keypoints[lo:hi]
     of_image = [img_ids[i] for i in inst.image_index[lo:hi].tolist()]
     k_area, v_area = _optional(b',"area":', number_list(inst.areas[lo:hi]))
-    sep, extra = _extra_columns(inst.extra[lo:hi])
     labelled = np.count_nonzero(kp[:, :, 2] > 0, axis=1)
     columns = [b'{"id":', ann_ids[lo:hi], b',"image_id":', of_image, b',"category_id":1,"keypoints":[']
     columns += [number_rows(kp.reshape(n, 3 * kp.shape[1])), b'],"num_keypoints":']
     columns += [json_values(labelled), b',"bbox":[', number_rows(inst.boxes[lo:hi]), b"]"]
-    columns += [k_area, v_area, b',"iscrowd":', json_values(inst.iscrowd[lo:hi]), sep, extra, b"}"]
+    columns += [k_area, v_area, b',"iscrowd":', json_values(inst.iscrowd[lo:hi])]
+    columns += [*_extra_columns(inst.extra, tags, lo, hi), b"}"]
     return _interleave(columns, n)
