@@ -326,30 +326,25 @@ def _float_chunk(raws: Sequence[Raw | bytes], width: int, out: npt.NDArray[np.fl
     if width < 2:  # with a comma in every row, valid JSON rows hold no empty element
         return False
     blob = b",".join(raws)
-    if b'"' in blob:
+    # Each row is valid JSON (the decoder checked). Without strings or objects, a row that starts with
+    # `[`, ends with `]` and holds no other bracket is a flat list of scalars; `width - 1` commas inside
+    # make it `width` of them.
+    if b'"' in blob or b"{" in blob or blob.count(b"[") != m or blob.count(b"]") != m:
         return False
     buf = np.frombuffer(blob, dtype=np.uint8)
-    # Each row must be `[...]` with no other bracket inside: a flat list of scalars.
     lengths = np.fromiter(map(len, raws), dtype=np.int64, count=m)
     starts = np.cumsum(lengths + 1) - lengths - 1
-    opens = np.flatnonzero(buf == 0x5B)
-    closes = np.flatnonzero(buf == 0x5D)
-    if not (np.array_equal(opens, starts) and np.array_equal(closes, starts + lengths - 1)):
+    if (lengths < 3).any() or (buf[starts] != 0x5B).any() or (buf[starts + lengths - 1] != 0x5D).any():
         return False
-    if (lengths < 3).any():
-        return False
-    comma_at = np.flatnonzero(buf == 0x2C)
-    commas = np.searchsorted(comma_at, closes) - np.searchsorted(comma_at, opens)
+    commas = np.add.reduceat((buf == 0x2C).view(np.uint8), starts, dtype=np.int64)
+    commas[:-1] -= 1  # the comma that joins each row to the next
     if (commas != width - 1).any():
         return False
+    del buf
     numbers = blob.replace(b"[", b"").replace(b"]", b"")
-    # Longest stretch between two commas (or a bracket and a comma): bounds every number's length.
-    longest = max(
-        int(np.diff(comma_at).max(initial=0)), int(comma_at[0] - opens[0]), int(closes[-1] - comma_at[-1])
-    )
-    del blob, buf
-    # Integers of at most 18 characters (the common case) parse in C without Python objects.
-    if b"." not in numbers and b"e" not in numbers and b"E" not in numbers and longest <= 19:
+    del blob
+    # Integers (the common case) parse in C without Python objects.
+    if b"." not in numbers and b"e" not in numbers and b"E" not in numbers:
         ints = _int_values(numbers, m * width)
         if ints is not None:
             out.reshape(-1)[:] = ints
@@ -364,15 +359,21 @@ def _float_chunk(raws: Sequence[Raw | bytes], width: int, out: npt.NDArray[np.fl
     return True
 
 
+INT_LIMIT = 10**17
+"""Integers parsed by numpy stay below this (larger ones, or any that overflowed int64, go to msgspec)."""
+
+
 def _int_values(numbers: bytes, count: int) -> npt.NDArray[np.int64] | None:
-    """`count` comma-separated JSON integers (each below 10**18), or None when they are not that."""
+    """`count` comma-separated JSON integers, each of size below INT_LIMIT; else None."""
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         try:
             ints = np.fromstring(numbers, dtype=np.int64, sep=",")
         except (DeprecationWarning, ValueError):
             return None
-    return ints if ints.shape[0] == count else None
+    if ints.shape[0] != count or (count and (int(ints.max()) >= INT_LIMIT or int(ints.min()) <= -INT_LIMIT)):
+        return None
+    return ints
 
 
 def json_values(values: Sequence[Any]) -> list[bytes]:
