@@ -454,7 +454,7 @@ def _pretty(obj: Any, depth: int) -> bytes:
     if isinstance(obj, dict) and obj:
         items = [pad + orjson.dumps(str(k)) + b": " + _pretty(v, depth + 1) for k, v in obj.items()]
         return b"{\n" + b",\n".join(items) + b"\n" + b"  " * depth + b"}"
-    if isinstance(obj, list | tuple) and any(isinstance(v, dict) for v in obj):
+    if isinstance(obj, list | tuple) and any(issubclass(t, dict) for t in set(map(type, obj))):
         items = [pad + _pretty(v, depth + 1) for v in obj]
         return b"[\n" + b",\n".join(items) + b"\n" + b"  " * depth + b"]"
     return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY)

@@ -592,8 +592,8 @@ def dataset_to_coco_chunks(
         annotation_tags: The same for each annotation.
     """
     images, inst = dataset.images, dataset.instances
-    img_ids = json_values(image_ids if image_ids is not None else images.ids)
-    ann_ids = json_values(annotation_ids if annotation_ids is not None else inst.ids)
+    img_ids = np.asarray(image_ids, dtype=object) if image_ids is not None else images.ids
+    ann_ids = np.asarray(annotation_ids, dtype=object) if annotation_ids is not None else inst.ids
     category = {
         "id": 1,
         "name": "person",
@@ -607,10 +607,12 @@ def dataset_to_coco_chunks(
     head += b'"images":['
 
     def image_chunk(lo: int, hi: int) -> bytes:
-        return (b",\n" if lo else b"") + b"".join(_image_pieces(images, img_ids, lo, hi, image_tags))
+        ids = json_values(img_ids[lo:hi])
+        return (b",\n" if lo else b"") + b"".join(_image_pieces(images, ids, lo, hi, image_tags))
 
     def annotation_chunk(lo: int, hi: int) -> bytes:
-        pieces = _annotation_pieces(inst, ann_ids, img_ids, lo, hi, annotation_tags)
+        ids, of_image = json_values(ann_ids[lo:hi]), json_values(img_ids[inst.image_index[lo:hi]])
+        pieces = _annotation_pieces(inst, ids, of_image, lo, hi, annotation_tags)
         return (b",\n" if lo else b"") + b"".join(pieces)
 
     pieces: list[tuple[int, Callable[[], bytes]]] = [(0, lambda: head)]
@@ -681,29 +683,28 @@ def _extra_columns(extra: Any, tags: SourceTags | None, lo: int, hi: int) -> lis
 
 
 def _image_pieces(
-    images: Images, img_ids: list[bytes], lo: int, hi: int, tags: SourceTags | None = None
+    images: Images, ids: list[bytes], lo: int, hi: int, tags: SourceTags | None = None
 ) -> list[bytes]:
     k_w, v_w = _optional(b',"width":', number_list(images.widths[lo:hi]))
     k_h, v_h = _optional(b',"height":', number_list(images.heights[lo:hi]))
-    columns = [b'{"id":', img_ids[lo:hi], b',"file_name":', json_values(images.file_names[lo:hi])]
+    columns = [b'{"id":', ids, b',"file_name":', json_values(images.file_names[lo:hi])]
     columns += [k_w, v_w, k_h, v_h, *_extra_columns(images.extra, tags, lo, hi), b"}"]
     return _interleave(columns, hi - lo)
 
 
 def _annotation_pieces(
     inst: Instances,
-    ann_ids: list[bytes],
-    img_ids: list[bytes],
+    ids: list[bytes],
+    of_image: list[bytes],
     lo: int,
     hi: int,
     tags: SourceTags | None = None,
 ) -> list[bytes]:
     n = hi - lo
     kp = inst.keypoints[lo:hi]
-    of_image = [img_ids[i] for i in inst.image_index[lo:hi].tolist()]
     k_area, v_area = _optional(b',"area":', number_list(inst.areas[lo:hi]))
     labelled = np.count_nonzero(kp[:, :, 2] > 0, axis=1)
-    columns = [b'{"id":', ann_ids[lo:hi], b',"image_id":', of_image, b',"category_id":1,"keypoints":[']
+    columns = [b'{"id":', ids, b',"image_id":', of_image, b',"category_id":1,"keypoints":[']
     columns += [number_rows(kp.reshape(n, 3 * kp.shape[1])), b'],"num_keypoints":']
     columns += [json_values(labelled), b',"bbox":[', number_rows(inst.boxes[lo:hi]), b"]"]
     columns += [k_area, v_area, b',"iscrowd":', json_values(inst.iscrowd[lo:hi])]
