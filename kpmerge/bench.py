@@ -48,8 +48,10 @@ def data_files(scale: float, cache: Path) -> dict[str, Path]:
 # Each step runs under this small launcher: Linux counts the RSS a process had before exec in its child's
 # peak (ru_maxrss), so children of the benchmark process itself would inherit its memory as their floor.
 # ru_maxrss is exact for one process; the launcher also samples the memory of the whole process tree
-# (kpmerge may read inputs and write output in forked helper processes) every 10 ms, summing each
-# process's proportional set size (PSS), so that pages a helper shares with its parent count once.
+# (kpmerge may read inputs and write output in forked helper processes), summing each process's
+# proportional set size (PSS), so that pages a helper shares with its parent count once. Reading PSS
+# walks the page tables (several ms for a large process), so samples are spaced to take at most a
+# tenth of one core (every 10 ms at least).
 RUNNER = """
 import json, os, subprocess, sys, time
 
@@ -82,8 +84,9 @@ while True:
     pid, status, usage = os.wait4(p.pid, os.WNOHANG)
     if pid:
         break
+    t0 = time.perf_counter()
     peak = max(peak, tree_rss(p.pid))
-    time.sleep(0.01)
+    time.sleep(max(0.01, 10 * (time.perf_counter() - t0)))  # the sampling takes at most 1/11 of a core
 wall = time.perf_counter() - t
 print(json.dumps([wall, usage.ru_maxrss * 1024, peak, os.waitstatus_to_exitcode(status)]))
 """
