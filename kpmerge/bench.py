@@ -47,11 +47,11 @@ def data_files(scale: float, cache: Path) -> dict[str, Path]:
 
 # Each step runs under this small launcher: Linux counts the RSS a process had before exec in its child's
 # peak (ru_maxrss), so children of the benchmark process itself would inherit its memory as their floor.
-# ru_maxrss is exact for one process; the launcher also samples the memory of the whole process tree
-# (kpmerge may read inputs and write output in forked helper processes), summing each process's
-# proportional set size (PSS), so that pages a helper shares with its parent count once. Reading PSS
-# walks the page tables (several ms for a large process), so samples are spaced to take at most a
-# tenth of one core (every 10 ms at least).
+# ru_maxrss is exact for one process. As kpmerge may read inputs and write output in forked helper
+# processes, the launcher can also sample the memory of the whole process tree every 10 ms, summing each
+# process's proportional set size (PSS), so that pages a helper shares with its parent count once.
+# Reading PSS walks the page tables (several ms for a large process) and would take CPU from the step it
+# measures, so timed runs do not sample: one more run per step does.
 RUNNER = """
 import json, os, subprocess, sys, time
 
@@ -76,7 +76,7 @@ def tree_rss(pid):
             pass
     return total
 
-cmd = json.loads(sys.argv[1])
+cmd, sample = json.loads(sys.argv[1]), sys.argv[2] == "1"
 t = time.perf_counter()
 p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
 peak = 0
@@ -84,21 +84,24 @@ while True:
     pid, status, usage = os.wait4(p.pid, os.WNOHANG)
     if pid:
         break
-    t0 = time.perf_counter()
-    peak = max(peak, tree_rss(p.pid))
-    time.sleep(max(0.01, 10 * (time.perf_counter() - t0)))  # the sampling takes at most 1/11 of a core
+    if sample:
+        peak = max(peak, tree_rss(p.pid))
+    time.sleep(0.01)
 wall = time.perf_counter() - t
 print(json.dumps([wall, usage.ru_maxrss * 1024, peak, os.waitstatus_to_exitcode(status)]))
 """
 
 
-def run_once(cmd: list[str]) -> tuple[float, float]:
+def run_once(cmd: list[str], sample: bool = True) -> tuple[float, float]:
     """Wall seconds and peak memory (MB) of one whole process and any helpers it starts.
 
-    The peak is the larger of the process's own exact peak RSS and the sampled sum over its process tree.
+    The peak is the larger of the process's own exact peak RSS and (with `sample`) the sampled sum over
+    its process tree; sampling takes some CPU from the process measured.
     """
     done = subprocess.run(
-        [sys.executable, "-S", "-c", RUNNER, json.dumps(cmd)], capture_output=True, text=True
+        [sys.executable, "-S", "-c", RUNNER, json.dumps(cmd), "1" if sample else "0"],
+        capture_output=True,
+        text=True,
     )
     if done.returncode != 0 or not done.stdout.strip():
         raise RuntimeError(f"{' '.join(cmd)}: launcher failed:\n{done.stderr}")
@@ -135,27 +138,35 @@ def steps(paths: dict[str, Path], out: Path) -> tuple[dict[str, list[str]], list
 
 
 def measure(cmds: dict[str, list[str]], runs: int) -> dict[str, dict[str, Any]]:
-    """Run every step `runs` times, steps interleaved; medians of wall time and peak memory."""
+    """Run every step `runs` times, steps interleaved, then once more sampling memory; medians of wall
+    time and peak memory (the larger of the median own peak and the process tree's sampled peak)."""
     walls: dict[str, list[float]] = {k: [] for k in cmds}
     rss: dict[str, list[float]] = {k: [] for k in cmds}
-    for r in range(runs):
+    tree: dict[str, float] = {}
+    for r in range(runs + 1):  # the last run samples the memory of the process tree and is not timed
         for name, cmd in cmds.items():
             if "-o" in cmd:  # a fresh output folder each time (removing the last one is not timed)
                 shutil.rmtree(cmd[cmd.index("-o") + 1], ignore_errors=True)
-            wall, mem = run_once(cmd)
+            wall, mem = run_once(cmd, sample=r == runs)
+            if r == runs:
+                tree[name] = round(mem, 1)
+                print(f"  memory run {name}: {mem:.0f} MB", file=sys.stderr, flush=True)
+                continue
             walls[name].append(round(wall, 3))
             rss[name].append(round(mem, 1))
             print(f"  run {r + 1}/{runs} {name}: {wall:.2f} s, {mem:.0f} MB", file=sys.stderr, flush=True)
+    peaks = {name: max(statistics.median(rss[name]), tree[name]) for name in cmds}
     ref = next(k for k in cmds if k.startswith("reference"))
-    ref_wall, ref_rss = statistics.median(walls[ref]), statistics.median(rss[ref])
+    ref_wall = statistics.median(walls[ref])
     return {
         name: {
             "wall_s": walls[name],
             "peak_rss_mb": rss[name],
+            "peak_tree_mb": tree[name],
             "wall_s_median": round(statistics.median(walls[name]), 3),
-            "peak_rss_mb_median": round(statistics.median(rss[name]), 1),
+            "peak_rss_mb_median": round(peaks[name], 1),
             "wall_ratio_to_reference": round(statistics.median(walls[name]) / ref_wall, 3),
-            "rss_ratio_to_reference": round(statistics.median(rss[name]) / ref_rss, 3),
+            "rss_ratio_to_reference": round(peaks[name] / peaks[ref], 3),
         }
         for name in cmds
     }
