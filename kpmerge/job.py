@@ -90,20 +90,22 @@ def _stem(path: Path) -> str:
     return name
 
 
-def load_source(spec: SourceSpec) -> Source:
+def load_source(spec: SourceSpec, checksum: bool = True) -> Source:
     """Read one source: its file, format, layout; facts for the manifest (path, sha256, format, origin).
 
-    Coordinates of a layout with origin 1 (MPII, JHMDB) are shifted to 0-based here.
+    Coordinates of a layout with origin 1 (MPII, JHMDB) are shifted to 0-based here. Without
+    `checksum`, the manifest's sha256 is left None (for a caller that takes it itself).
     """
     # The checksum is taken in a thread while the file is parsed (hashlib releases the GIL).
     with ThreadPoolExecutor(max_workers=1) as pool:
-        sha256 = pool.submit(_sha256, spec.path)
+        sha256 = pool.submit(_sha256, spec.path) if checksum else None
         try:
             dataset = read_dataset(spec.path, spec.format, spec.image_dir)
         except BaseException:
-            sha256.cancel()
+            if sha256 is not None:
+                sha256.cancel()
             raise
-        digest = sha256.result()
+        digest = sha256.result() if sha256 is not None else None
     k = dataset.instances.k
     if spec.layout is not None:
         layout = load_layout(spec.layout)
@@ -182,8 +184,9 @@ def load_sources(
     """`load_source` of every spec, in order; large inputs are read side by side on several cores.
 
     The first source is read here while forked helper processes (at most one per spare core) read
-    the next ones and leave them in memory files. A helper that fails is retried here, so errors are
-    the ones a plain sequential read raises, in source order.
+    the next ones and leave them in memory files; their checksums are taken here, in threads, while
+    this process waits less than its helpers. A helper that fails is retried here, so errors are the
+    ones a plain sequential read raises, in source order.
 
     Args:
         specs: The sources.
@@ -209,14 +212,20 @@ def load_sources(
         return [done(load_source(s)) for s in specs]
     children = [_fork_load(spec) for spec in specs[1 : 1 + helpers]]
     collected: set[int] = set()
+    checksums = ThreadPoolExecutor(max_workers=helpers)
     try:
+        digests = [checksums.submit(_sha256, spec.path) for spec in specs[1 : 1 + helpers]]
         out = [done(load_source(specs[0]))]
-        for spec, (pid, fd) in zip(specs[1 : 1 + helpers], children, strict=True):
+        for spec, (pid, fd), digest in zip(specs[1 : 1 + helpers], children, digests, strict=True):
             result = _collect(pid, fd)
             collected.add(pid)
-            out.append(done(result or load_source(spec)))
+            if result is None:
+                out.append(done(load_source(spec)))
+            else:
+                out.append(done(replace(result, meta={**result.meta, "sha256": digest.result()})))
         out += [done(load_source(s)) for s in specs[1 + helpers :]]
     finally:
+        checksums.shutdown(cancel_futures=True)
         for pid, fd in children:
             os.close(fd)
             if pid not in collected:  # an error or an interrupt here: the helper's work is not needed
@@ -244,7 +253,7 @@ def _fork_load(spec: SourceSpec) -> tuple[int, int]:
     if pid == 0:  # the helper: never returns
         try:
             try:
-                result = load_source(spec)
+                result = load_source(spec, checksum=False)
             except BaseException:
                 result = None
             buffers: list[pickle.PickleBuffer] = []

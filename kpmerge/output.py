@@ -147,7 +147,7 @@ def trainable_pools(merged: Merged) -> list[np.ndarray]:
     inst = merged.dataset.instances
     ok = (
         (inst.iscrowd == 0)
-        & (inst.keypoints[:, :, 2] > 0).any(axis=1)
+        & (inst.num_keypoints > 0)  # merge and combine count the labelled keypoints after mapping
         & (inst.boxes[:, 2] > 0)
         & (inst.boxes[:, 3] > 0)
     )
