@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from itertools import chain
+from itertools import chain, repeat
+from operator import attrgetter, is_, itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -135,18 +136,23 @@ def _read_fast(data: bytes, spaced: bool) -> tuple[list[str], _People, list[byte
         records = msgspec.json.decode(data, type=list[_Record])
     except msgspec.DecodeError:
         return None
-    image_ids = [r.image_id for r in records]
+    image_ids = list(map(attrgetter("image_id"), records))
     if len(set(image_ids)) != len(image_ids):
         return None  # the checked path reports the duplicate
     people = _people_fast(
-        [r.keypoint_annotations for r in records], [r.human_annotations for r in records], image_ids
+        list(map(attrgetter("keypoint_annotations"), records)),
+        list(map(attrgetter("human_annotations"), records)),
+        image_ids,
     )
     if people is None:
         return None
-    urls = [r.url for r in records]
+    urls = list(map(attrgetter("url"), records))
     del records
     url_key = b'"url":'
-    extra = [b"" if u is _NO_URL else url_key + (compact(u) if spaced else u) for u in urls]
+    if spaced or any(map(is_, urls, repeat(_NO_URL))):
+        extra = [b"" if u is _NO_URL else url_key + (compact(u) if spaced else u) for u in urls]
+    else:
+        extra = list(map(url_key.__add__, urls))
     return image_ids, people, extra
 
 
@@ -186,7 +192,7 @@ def _people_fast(
     del people, boxes
     if names and not _HUMANS.fullmatch("\n".join(names)):
         return None
-    number = np.fromiter(map(int, [h[5:] for h in names]), dtype=np.int64, count=len(names))
+    number = np.fromiter(map(int, map(itemgetter(slice(5, None)), names)), dtype=np.int64, count=len(names))
     record = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
     order = np.lexsort((number, record))
     number, record = number[order], record[order]
@@ -194,12 +200,13 @@ def _people_fast(
         return None  # e.g. human1 and human01 in one record
     picks = order.tolist()
     if not (np.diff(order) == 1).all():
-        kp_raws, box_raws = [kp_raws[j] for j in picks], [box_raws[j] for j in picks]
+        kp_raws, box_raws = list(map(kp_raws.__getitem__, picks)), list(map(box_raws.__getitem__, picks))
     kp = float_rows(kp_raws, 3 * K)
     xyxy = float_rows(box_raws, 4)
     if kp is None or xyxy is None:
         return None
-    ann_ids = [f"{image_ids[i]}/{names[j]}" for i, j in zip(record.tolist(), picks, strict=True)]
+    of_image = map(image_ids.__getitem__, record.tolist())
+    ann_ids = list(map("/".join, zip(of_image, map(names.__getitem__, picks), strict=True)))
     return kp.reshape(len(picks), K, 3), xyxy, ann_ids, record
 
 

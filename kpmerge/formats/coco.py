@@ -6,7 +6,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
-from operator import itemgetter, methodcaller
+from itertools import repeat
+from operator import attrgetter, is_, itemgetter, methodcaller
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -286,7 +287,7 @@ def _dataset(
         iscrowd=flags,
         image_index=index,
         ids=ids,
-        num_keypoints=np.array([-1 if n is None else n for n in nkp], dtype=np.int64),
+        num_keypoints=np.array([-1 if n is None else n for n in nkp] if None in nkp else nkp, dtype=np.int64),
         extra=extra,
     )
     return Dataset(images=images, instances=instances, keypoint_names=names, format="coco", skipped=skipped)
@@ -301,33 +302,46 @@ def _annotations_fast(
     spaced: bool,
 ) -> Dataset | None:
     """`_annotations` for typed records; None when a row needs the checked path's error report."""
-    keep = [i for i, a in enumerate(records) if a.category_id == cat_id or a.category_id is None]
+    cats = list(map(attrgetter("category_id"), records))
+    keep: list[int] | range = range(len(records))
+    if cats.count(cat_id) != len(cats):
+        keep = [i for i, c in enumerate(cats) if c == cat_id or c is None]
     skipped = {"other_category": len(records) - len(keep)} if len(keep) != len(records) else {}
     anns = [records[i] for i in keep] if skipped else records
     where = keep if skipped else range(len(records))
-    kp_raws = [a.keypoints for a in anns]
+
+    def column(name: str) -> list[Any]:
+        return list(map(attrgetter(name), anns))
+
+    kp_raws = column("keypoints")
     k = len(names) if names else _row_length(kp_raws) // 3
     kp = float_rows(kp_raws, 3 * k) if k else None
     del kp_raws
-    box = float_rows([a.bbox for a in anns], 4)
+    box = float_rows(column("bbox"), 4)
     if kp is None or box is None:
         return None
     keypoints = _check_keypoints(kp.reshape(len(anns), k, 3), file, where)
     box = _check_boxes(box, file, where)
-    areas = np.array([a.area for a in anns], dtype=np.float64)
-    flags = _check_scalars(areas, [a.iscrowd for a in anns], file, where)
-    ids = [a.id for a in anns]
-    extra = [b""] * len(anns)
+    areas = np.array(column("area"), dtype=np.float64)
+    flags = _check_scalars(areas, column("iscrowd"), file, where)
+    extra: list[bytes] | None = None
     for name, key in _FAST_EXTRA:
-        values = [getattr(a, name) for a in anns]
-        if all(v is _ABSENT for v in values):
+        values = column(name)
+        absent = list(map(is_, values, repeat(_ABSENT)))
+        if all(absent):
             continue
-        extra = [
-            e if v is _ABSENT else (e + b"," if e else b"") + key + (compact(v) if spaced else v)
-            for e, v in zip(extra, values, strict=True)
-        ]
-    nkp = [a.num_keypoints for a in anns]
-    columns = (keypoints, box, areas, flags, ids, [a.image_id for a in anns], nkp, extra)
+        if spaced:
+            values = [v if a else compact(v) for v, a in zip(values, absent, strict=True)]
+        if any(absent):
+            members = [b"" if a else key + v for v, a in zip(values, absent, strict=True)]
+        else:
+            members = list(map(key.__add__, values))
+        if extra is None:
+            extra = members
+        else:
+            extra = [e + b"," + m if e and m else e or m for e, m in zip(extra, members, strict=True)]
+    columns = (keypoints, box, areas, flags, column("id"), column("image_id"), column("num_keypoints"))
+    columns += (extra if extra is not None else [b""] * len(anns),)
     return _dataset(images, names, skipped, columns, file, where)
 
 
@@ -357,7 +371,9 @@ def _check_range(
 def _check_scalars(areas: np.ndarray, crowd: list[Any], file: Any, where: Any) -> np.ndarray:
     """Check areas (>= 0) and iscrowd (0 or 1); returns iscrowd as int64 with 0 where absent."""
     _check_range(areas, 0, True, file, "annotations", "area", where)
-    flags = np.array([int(c or 0) for c in crowd], dtype=np.int64).reshape(len(crowd))
+    flags = np.array([int(c or 0) for c in crowd] if None in crowd else crowd, dtype=np.int64).reshape(
+        len(crowd)
+    )
     bad = (flags != 0) & (flags != 1)
     if bad.any():
         j = int(np.argmax(bad))
