@@ -214,30 +214,31 @@ def apply_mapping(
     ends are labelled, else (0, 0, 0); unmapped targets are (0, 0, 0). `out`, when given, is an
     (N, Kt, 3) float64 array to write into (and is returned).
     """
-    n = keypoints.shape[0]
+    n, kt = keypoints.shape[0], len(mapping.target)
     if out is None:
-        out = np.zeros((n, len(mapping.target), 3), dtype=np.float64)
+        out = np.empty((n, kt, 3), dtype=np.float64)
     elif not out.flags.c_contiguous:
         out[...] = apply_mapping(keypoints, mapping)
         return out
-    else:
-        out[...] = 0.0
-    single = sorted((t, term[0]) for term, t in mapping.pairs if len(term) == 1)
-    if single:
-        # Gather whole columns of (N, K * 3) views: far faster than fancy indexing on the middle axis.
-        tgt = np.array([t for t, _ in single], dtype=np.int64)
-        src = np.array([s for _, s in single], dtype=np.int64)
-        flat_out = out.reshape(n, 3 * out.shape[1])
-        flat_kp = np.ascontiguousarray(keypoints).reshape(n, 3 * keypoints.shape[1])
-        t0, size = int(tgt[0]), len(tgt)
-        if (np.diff(src) == 1).all() and (np.diff(tgt) == 1).all():
-            block: npt.NDArray[np.float64] = flat_kp[:, 3 * int(src[0]) : 3 * (int(src[0]) + size)]
-        else:
-            block = np.take(flat_kp, (3 * src[:, None] + np.arange(3)).ravel(), axis=1)
-        if (np.diff(tgt) == 1).all():
-            flat_out[:, 3 * t0 : 3 * (t0 + size)] = block
-        else:
-            flat_out[:, (3 * tgt[:, None] + np.arange(3)).ravel()] = block
+    # Gather whole columns of (N, K * 3) views straight into `out` (far faster than fancy indexing on
+    # the middle axis, and no temporary array), then zero the targets no single entry fills.
+    flat_out = out.reshape(n, 3 * kt)
+    flat_kp = np.ascontiguousarray(keypoints).reshape(n, 3 * keypoints.shape[1])
+    source_of = np.full(kt, -1, dtype=np.int64)
+    for term, t in mapping.pairs:
+        if len(term) == 1:
+            source_of[t] = term[0]
+    mapped = source_of >= 0
+    first = int(np.argmax(mapped)) if mapped.any() else kt
+    size = int(np.count_nonzero(mapped))
+    if size and mapped[first : first + size].all() and (np.diff(source_of[first : first + size]) == 1).all():
+        src = int(source_of[first])
+        flat_out[:, 3 * first : 3 * (first + size)] = flat_kp[:, 3 * src : 3 * (src + size)]
+    elif size:
+        columns = (3 * np.maximum(source_of, 0)[:, None] + np.arange(3)).ravel()
+        np.take(flat_kp, columns, axis=1, out=flat_out, mode="clip")
+    for t in np.flatnonzero(~mapped).tolist():
+        out[:, t] = 0.0
     mids = [(term, t) for term, t in mapping.pairs if len(term) == 2]
     if mids:
         a = keypoints[:, [term[0] for term, _ in mids]]

@@ -122,3 +122,14 @@ def test_apply_copies_exactly_and_zeroes_unmapped():
     for s, t in MMPOSE_AIC_TO_COCO:
         np.testing.assert_array_equal(out[:, t], kp[:, s])
     np.testing.assert_array_equal(out[:, :5], 0)
+
+
+@pytest.mark.parametrize(("source", "target"), [("aic", "coco"), ("coco", "coco_aic"), ("coco", "aic")])
+def test_apply_into_a_used_array_overwrites_every_element(source, target):
+    m = build_mapping(builtin_layout(source), builtin_layout(target))
+    rng = np.random.default_rng(1)
+    kp = rng.uniform(0, 500, (5, len(m.source), 3))
+    out = np.full((5, len(m.target), 3), 7.0)
+    assert apply_mapping(kp, m, out=out) is out
+    np.testing.assert_array_equal(out, apply_mapping(kp, m))
+    assert not (out == 7.0).any()
