@@ -23,8 +23,9 @@ def _column(value: object, dtype: type, shape: tuple[int | None, ...], name: str
 
 
 def _objects(values: object, n: int, name: str) -> Ids:
-    if isinstance(values, np.ndarray) and values.dtype == object and values.shape == (n,):
-        arr = values.view()  # already one object per row: share it
+    if isinstance(values, np.ndarray) and values.shape == (n,) and values.dtype.kind in "Oiu":
+        # already one object per row (share it), or integers (as Python ints, which JSON writers take)
+        arr = values.view() if values.dtype == object else values.astype(object)
         arr.flags.writeable = False
         return arr
     arr = np.empty(n, dtype=object)
