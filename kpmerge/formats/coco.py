@@ -658,13 +658,15 @@ def _interleave(columns: list[list[bytes] | bytes], n: int) -> list[bytes]:
     return out
 
 
-def _optional(key: bytes, values: list[bytes]) -> tuple[list[bytes] | bytes, list[bytes] | bytes]:
-    """Key and value columns for a member left out where the value is null."""
-    if b"null" not in values:
-        return key, values
-    if all(v == b"null" for v in values):
+def _optional(key: bytes, values: np.ndarray) -> tuple[list[bytes] | bytes, list[bytes] | bytes]:
+    """Key and value columns for a number member left out where the value is NaN (missing)."""
+    missing = np.isnan(values)
+    if not missing.any():
+        return key, number_list(values)
+    if missing.all():
         return b"", b""
-    return [b"" if v == b"null" else key for v in values], [b"" if v == b"null" else v for v in values]
+    texts = number_list(values)
+    return [b"" if m else key for m in missing.tolist()], [b"" if v == b"null" else v for v in texts]
 
 
 @dataclass(frozen=True, eq=False)
@@ -684,7 +686,10 @@ class SourceTags:
     def columns(self, lo: int, hi: int) -> list[list[bytes] | bytes]:
         """Columns for `_interleave` of records lo..hi: `"source":<name>,"source_id":<id>`."""
         names = [b'"source":' + orjson.dumps(name) + b',"source_id":' for name in self.names]
-        return [[names[i] for i in self.index[lo:hi].tolist()], json_values(self.ids[lo:hi])]
+        index = self.index[lo:hi]
+        if len(index) and (index == index[0]).all():  # merged sources are contiguous: one per chunk
+            return [names[int(index[0])], json_values(self.ids[lo:hi])]
+        return [[names[i] for i in index.tolist()], json_values(self.ids[lo:hi])]
 
 
 def _extra_columns(extra: Any, tags: SourceTags | None, lo: int, hi: int) -> list[list[bytes] | bytes]:
@@ -701,8 +706,8 @@ def _extra_columns(extra: Any, tags: SourceTags | None, lo: int, hi: int) -> lis
 def _image_pieces(
     images: Images, ids: list[bytes], lo: int, hi: int, tags: SourceTags | None = None
 ) -> list[bytes]:
-    k_w, v_w = _optional(b',"width":', number_list(images.widths[lo:hi]))
-    k_h, v_h = _optional(b',"height":', number_list(images.heights[lo:hi]))
+    k_w, v_w = _optional(b',"width":', images.widths[lo:hi])
+    k_h, v_h = _optional(b',"height":', images.heights[lo:hi])
     columns = [b'{"id":', ids, b',"file_name":', json_values(images.file_names[lo:hi])]
     columns += [k_w, v_w, k_h, v_h, *_extra_columns(images.extra, tags, lo, hi), b"}"]
     return _interleave(columns, hi - lo)
@@ -718,7 +723,7 @@ def _annotation_pieces(
 ) -> list[bytes]:
     n = hi - lo
     kp = inst.keypoints[lo:hi]
-    k_area, v_area = _optional(b',"area":', number_list(inst.areas[lo:hi]))
+    k_area, v_area = _optional(b',"area":', inst.areas[lo:hi])
     labelled = np.count_nonzero(kp[:, :, 2] > 0, axis=1)
     columns = [b'{"id":', ids, b',"image_id":', of_image, b',"category_id":1,"keypoints":[']
     columns += [number_rows(kp.reshape(n, 3 * kp.shape[1])), b'],"num_keypoints":']
