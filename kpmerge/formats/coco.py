@@ -332,14 +332,13 @@ def _annotations_fast(
             continue
         if spaced:
             values = [v if a else compact(v) for v, a in zip(values, absent, strict=True)]
-        if any(absent):
-            members = [b"" if a else key + v for v, a in zip(values, absent, strict=True)]
+        if extra is not None:  # after other members (one pass: values such as polygons are large)
+            pairs = zip(extra, values, absent, strict=True)
+            extra = [e if a else (e + b"," if e else b"") + key + v for e, v, a in pairs]
+        elif any(absent):
+            extra = [b"" if a else key + v for v, a in zip(values, absent, strict=True)]
         else:
-            members = list(map(key.__add__, values))
-        if extra is None:
-            extra = members
-        else:
-            extra = [e + b"," + m if e and m else e or m for e, m in zip(extra, members, strict=True)]
+            extra = list(map(key.__add__, values))
     columns = (keypoints, box, areas, flags, column("id"), column("image_id"), column("num_keypoints"))
     columns += (extra if extra is not None else [b""] * len(anns),)
     return _dataset(images, names, skipped, columns, file, where)
