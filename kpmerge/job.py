@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import mmap
 import os
-import pickle
 import signal
 import sys
 import threading
@@ -21,6 +19,7 @@ from .build import Merged, Source, combine, merge
 from .errors import KpmergeError, UsageError
 from .exports import check_exports, export_files
 from .formats.detect import read_dataset
+from .handoff import read_object, write_object
 from .instances import Dataset
 from .layouts import Layout, detect_layout, load_layout
 from .mapping import MappingSpec
@@ -179,19 +178,22 @@ Progress = Callable[[str, int, int], None]
 
 
 def load_sources(
-    specs: Sequence[SourceSpec], parallel: bool | None = None, progress: Progress | None = None
+    specs: Sequence[SourceSpec],
+    parallel: bool | None = None,
+    progress: Progress | None = None,
+    checksum: bool = True,
 ) -> list[Source]:
     """`load_source` of every spec, in order; large inputs are read side by side on several cores.
 
     The first source is read here while forked helper processes (at most one per spare core) read
-    the next ones and leave them in memory files; their checksums are taken here, in threads, while
-    this process waits less than its helpers. A helper that fails is retried here, so errors are the
-    ones a plain sequential read raises, in source order.
+    the next ones and leave them in memory files. A helper that fails is retried here, so errors are
+    the ones a plain sequential read raises, in source order.
 
     Args:
         specs: The sources.
         parallel: Force (True) or forbid (False) helper processes; None decides by input size.
         progress: Told of each source read (step `read`).
+        checksum: Take each file's sha256 (else left None, for a caller that takes it later).
     """
     if progress is not None:
         progress("read", 0, len(specs))
@@ -209,23 +211,17 @@ def load_sources(
         )
     forkable = hasattr(os, "fork") and hasattr(os, "memfd_create") and threading.active_count() == 1
     if not parallel or helpers < 1 or not forkable:
-        return [done(load_source(s)) for s in specs]
-    children = [_fork_load(spec) for spec in specs[1 : 1 + helpers]]
+        return [done(load_source(s, checksum)) for s in specs]
+    children = [_fork_load(spec, checksum) for spec in specs[1 : 1 + helpers]]
     collected: set[int] = set()
-    checksums = ThreadPoolExecutor(max_workers=helpers)
     try:
-        digests = [checksums.submit(_sha256, spec.path) for spec in specs[1 : 1 + helpers]]
-        out = [done(load_source(specs[0]))]
-        for spec, (pid, fd), digest in zip(specs[1 : 1 + helpers], children, digests, strict=True):
+        out = [done(load_source(specs[0], checksum))]
+        for spec, (pid, fd) in zip(specs[1 : 1 + helpers], children, strict=True):
             result = _collect(pid, fd)
             collected.add(pid)
-            if result is None:
-                out.append(done(load_source(spec)))
-            else:
-                out.append(done(replace(result, meta={**result.meta, "sha256": digest.result()})))
-        out += [done(load_source(s)) for s in specs[1 + helpers :]]
+            out.append(done(result or load_source(spec, checksum)))
+        out += [done(load_source(s, checksum)) for s in specs[1 + helpers :]]
     finally:
-        checksums.shutdown(cancel_futures=True)
         for pid, fd in children:
             os.close(fd)
             if pid not in collected:  # an error or an interrupt here: the helper's work is not needed
@@ -242,56 +238,27 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _fork_load(spec: SourceSpec) -> tuple[int, int]:
-    """Start a helper process that reads `spec` and leaves the Source (or None) in a memory file.
-
-    The Source is pickled with its numpy arrays out of band (protocol 5), each written raw and aligned,
-    so the caller maps them instead of unpickling and copying them.
-    """
+def _fork_load(spec: SourceSpec, checksum: bool) -> tuple[int, int]:
+    """Start a helper process that reads `spec` and leaves the Source (or None) in a memory file."""
     fd = os.memfd_create("kpmerge-source", os.MFD_CLOEXEC)
     pid = os.fork()
     if pid == 0:  # the helper: never returns
         try:
             try:
-                result = load_source(spec, checksum=False)
+                result = load_source(spec, checksum)
             except BaseException:
                 result = None
-            buffers: list[pickle.PickleBuffer] = []
-            head = pickle.dumps(result, protocol=5, buffer_callback=buffers.append)
-            raws = [b.raw() for b in buffers]
-            table = np.zeros(2 * len(raws) + 2, dtype=np.int64)
-            table[:2] = len(raws), len(head)
-            offset = _aligned(table.nbytes + len(head))
-            for i, raw in enumerate(raws):
-                table[2 + 2 * i : 4 + 2 * i] = offset, raw.nbytes
-                offset = _aligned(offset + raw.nbytes)
-            with os.fdopen(fd, "wb", closefd=False) as f:
-                f.write(table.tobytes())
-                f.write(head)
-                for (start, _), raw in zip(table[2:].reshape(-1, 2).tolist(), raws, strict=True):
-                    f.seek(start)
-                    f.write(raw)
+            write_object(fd, result)
         finally:
             os._exit(0)
     return pid, fd
-
-
-def _aligned(offset: int) -> int:
-    return -(-offset // 64) * 64
 
 
 def _collect(pid: int, fd: int) -> Source | None:
     """The helper's Source, its arrays backed by the memory file (None when it failed)."""
     _reap(pid)
     try:
-        size = os.fstat(fd).st_size
-        if size < 16:
-            return None
-        data = memoryview(mmap.mmap(fd, size, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)))
-        count, head_size = np.frombuffer(data, dtype=np.int64, count=2).tolist()
-        table = np.frombuffer(data, dtype=np.int64, count=2 * count, offset=16).reshape(-1, 2).tolist()
-        start = 16 + 16 * count
-        result = pickle.loads(data[start : start + head_size], buffers=[data[a : a + n] for a, n in table])
+        result = read_object(fd)
     except Exception:
         result = None
     return result if isinstance(result, Source) else None
@@ -311,21 +278,33 @@ def build_job(job: Job, progress: Progress | None = None) -> Merged:
     if dupes:
         raise UsageError(f"source name {dupes[0]!r} is used twice; name sources NAME=PATH")
     sampling_options(job)
-    sources = load_sources(job.sources, progress=progress)
+    if job.mode == "combine" and job.target is not None:
+        raise UsageError("combine builds its own layout: --target goes with merge")
+    target: Layout | None = load_layout(job.target) if job.target is not None else None
+    if target is not None and target.origin:
+        target = replace(target, origin=0)  # outputs are 0-based
+    sources = load_sources(job.sources, progress=progress, checksum=False)
     if progress is not None:
         progress(job.mode, 0, 1)
-    if job.mode == "merge":
-        target: Layout | None = load_layout(job.target) if job.target is not None else None
-        if target is not None and target.origin:
-            target = replace(target, origin=0)  # outputs are 0-based
-        merged = merge(sources, target, drop_empty=job.drop_empty, drop_crowd=job.drop_crowd)
-    else:
-        if job.target is not None:
-            raise UsageError("combine builds its own layout: --target goes with merge")
-        merged = combine(sources, drop_empty=job.drop_empty, drop_crowd=job.drop_crowd)
+    # Checksums are taken in threads while the sources are merged, which leaves a core free (reading
+    # keeps every core busy); hashlib releases the GIL.
+    with ThreadPoolExecutor(max_workers=len(sources)) as pool:
+        digests = [pool.submit(_sha256, spec.path) for spec in job.sources]
+        try:
+            if job.mode == "merge":
+                merged = merge(sources, target, drop_empty=job.drop_empty, drop_crowd=job.drop_crowd)
+            else:
+                merged = combine(sources, drop_empty=job.drop_empty, drop_crowd=job.drop_crowd)
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise
+        reports = tuple(
+            replace(r, meta={**r.meta, "sha256": d.result()})
+            for r, d in zip(merged.sources, digests, strict=True)
+        )
     if progress is not None:
         progress(job.mode, 1, 1)
-    return merged
+    return replace(merged, sources=reports)
 
 
 def _check_inputs_outside(job: Job) -> None:

@@ -1,0 +1,90 @@
+"""Objects handed from a forked helper process to its parent through a memory file, fast.
+
+numpy arrays travel out of band (pickle protocol 5), each written raw and aligned, and are mapped by
+the reader, not copied. Object arrays of text (ids, file names, raw JSON members) travel as one joined
+blob each, which is several times faster than pickling every string.
+"""
+
+from __future__ import annotations
+
+import io
+import mmap
+import os
+import pickle
+from typing import Any
+
+import numpy as np
+
+ALIGN = 64
+
+
+def write_object(fd: int, obj: Any) -> None:
+    """Write `obj` into the (empty) file `fd` for `read_object`."""
+    buffers: list[pickle.PickleBuffer] = []
+    head = io.BytesIO()
+    _Pickler(head, protocol=5, buffer_callback=buffers.append).dump(obj)
+    raws = [b.raw() for b in buffers]
+    table = np.zeros(2 * len(raws) + 2, dtype=np.int64)
+    table[:2] = len(raws), head.tell()
+    offset = _aligned(table.nbytes + head.tell())
+    for i, raw in enumerate(raws):
+        table[2 + 2 * i : 4 + 2 * i] = offset, raw.nbytes
+        offset = _aligned(offset + raw.nbytes)
+    with os.fdopen(fd, "wb", closefd=False) as f:
+        f.write(table.tobytes())
+        f.write(head.getbuffer())
+        for (start, _), raw in zip(table[2:].reshape(-1, 2).tolist(), raws, strict=True):
+            f.seek(start)
+            f.write(raw)
+
+
+def read_object(fd: int) -> Any:
+    """The object `write_object` left in `fd`; its numpy arrays are backed by a mapping of the file."""
+    size = os.fstat(fd).st_size
+    if size < 16:
+        raise EOFError("nothing was written")
+    data = memoryview(mmap.mmap(fd, size, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)))
+    count, head_size = np.frombuffer(data, dtype=np.int64, count=2).tolist()
+    table = np.frombuffer(data, dtype=np.int64, count=2 * count, offset=16).reshape(-1, 2).tolist()
+    start = 16 + 16 * count
+    return pickle.loads(data[start : start + head_size], buffers=[data[a : a + n] for a, n in table])
+
+
+def _aligned(offset: int) -> int:
+    return -(-offset // ALIGN) * ALIGN
+
+
+class _Pickler(pickle.Pickler):
+    def reducer_override(self, obj: Any) -> Any:
+        if type(obj) is np.ndarray and obj.dtype == object and obj.ndim == 1:
+            return _object_column(obj)
+        return NotImplemented
+
+
+def _object_column(arr: np.ndarray) -> tuple[Any, tuple[Any, ...]]:
+    """How to rebuild a 1-D object array, read-only if it was: from one joined blob when it holds only
+    str (or only bytes) without newlines, else from a list."""
+    values = arr.tolist()
+    writeable = bool(arr.flags.writeable)
+    kinds = set(map(type, values))
+    if kinds == {str}:
+        blob, kind = "\n".join(values).encode("utf-8", "surrogatepass"), "str"
+    elif kinds == {bytes}:
+        blob, kind = b"\n".join(values), "bytes"
+    else:
+        return _rebuild_objects, (values, writeable)
+    if blob.count(b"\n") != len(values) - 1:
+        return _rebuild_objects, (values, writeable)
+    return _rebuild_text_column, (blob, kind, writeable)
+
+
+def _rebuild_text_column(blob: bytes, kind: str, writeable: bool) -> np.ndarray:
+    text = blob.decode("utf-8", "surrogatepass").split("\n") if kind == "str" else blob.split(b"\n")
+    return _rebuild_objects(text, writeable)
+
+
+def _rebuild_objects(values: list[Any], writeable: bool) -> np.ndarray:
+    arr = np.empty(len(values), dtype=object)
+    arr[:] = values
+    arr.flags.writeable = writeable
+    return arr
