@@ -288,7 +288,7 @@ def build_job(job: Job, progress: Progress | None = None) -> Merged:
         progress(job.mode, 0, 1)
     # Checksums are taken in threads while the sources are merged, which leaves a core free (reading
     # keeps every core busy); hashlib releases the GIL.
-    with ThreadPoolExecutor(max_workers=len(sources)) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, len(sources))) as pool:
         digests = [pool.submit(_sha256, spec.path) for spec in job.sources]
         try:
             if job.mode == "merge":

@@ -378,12 +378,11 @@ def _int_values(numbers: bytes, count: int) -> npt.NDArray[np.int64] | None:
 
 def json_values(values: Sequence[Any]) -> list[bytes]:
     """Each value as JSON bytes; in bulk when all are ints or all are plain strings."""
-    if isinstance(values, np.ndarray) and values.dtype.kind in "iu" and values.ndim == 1:
+    if isinstance(values, np.ndarray) and values.dtype.kind == "i" and values.ndim == 1:  # signed ints
         if not len(values):
             return []
-        return orjson.dumps(values.astype(np.int64, copy=False), option=orjson.OPT_SERIALIZE_NUMPY)[
-            1:-1
-        ].split(b",")
+        blob = orjson.dumps(values.astype(np.int64, copy=False), option=orjson.OPT_SERIALIZE_NUMPY)
+        return blob[1:-1].split(b",")
     seq = values.tolist() if isinstance(values, np.ndarray) else list(values)
     if not seq:
         return []

@@ -318,3 +318,17 @@ def test_parallel_load_stops_helpers_when_the_first_source_fails(tmp_path, synth
     bad.write_bytes(b"{")
     with pytest.raises(Exception, match=r"bad\.json"):
         load_sources([SourceSpec(path=bad), SourceSpec(path=synth_files[1])], parallel=True)
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.array([1, -2, 2**62], dtype=np.int64),
+        np.array([3, 4], dtype=np.int32),
+        np.array([2**63 + 5, 1], dtype=np.uint64),
+        np.array([], dtype=np.int64),
+        np.array([7, "x"], dtype=object),
+    ],
+)
+def test_json_values_of_arrays(array):
+    assert [json.loads(v) for v in jsonio.json_values(array)] == array.tolist()
