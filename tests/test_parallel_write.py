@@ -10,12 +10,14 @@ import pytest
 from click.testing import CliRunner
 
 from kpmerge import output
+from kpmerge.build import combine
 from kpmerge.cli import cli
 from kpmerge.formats import coco
+from kpmerge.job import SourceSpec, load_source
 from kpmerge.jsonio import Chunks
 from kpmerge.synth import synth_aic, synth_coco
 
-pytestmark = pytest.mark.skipif(
+_linux_only = pytest.mark.skipif(
     not (sys.platform.startswith("linux") and hasattr(os, "fork")), reason="helpers are forked on Linux only"
 )
 
@@ -39,6 +41,7 @@ def _made(path) -> list[tuple[int, int]]:
     return [tuple(map(int, line.split())) for line in path.read_text().splitlines()]
 
 
+@_linux_only
 def test_pieces_land_in_order_and_both_processes_make_some(tmp_path):
     path = tmp_path / "a.json"
     told: list[int] = []
@@ -54,6 +57,7 @@ def test_pieces_land_in_order_and_both_processes_make_some(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]  # no part file left
 
 
+@_linux_only
 def test_a_failing_helper_leaves_its_pieces_to_this_process(tmp_path):
     path = tmp_path / "a.json"
     output._write_from_both_ends(path, _pid_pieces(100, fail_in_helper=True))
@@ -61,6 +65,7 @@ def test_a_failing_helper_leaves_its_pieces_to_this_process(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
 
 
+@_linux_only
 def test_an_error_here_stops_the_helper_and_leaves_no_part_file(tmp_path):
     path = tmp_path / "a.json"
     with pytest.raises(RuntimeError, match="failure here"):
@@ -70,6 +75,7 @@ def test_an_error_here_stops_the_helper_and_leaves_no_part_file(tmp_path):
         os.waitpid(-1, os.WNOHANG)  # the helper was reaped
 
 
+@_linux_only
 def test_cli_output_is_the_same_bytes_made_by_one_or_two_processes(monkeypatch, tmp_path):
     c, a = tmp_path / "coco_small.json", tmp_path / "aic_small.json"
     c.write_bytes(synth_coco(scale=0.002, seed=3))
@@ -89,3 +95,14 @@ def test_cli_output_is_the_same_bytes_made_by_one_or_two_processes(monkeypatch, 
         outs[label] = (out / "annotations.json").read_bytes()
     assert len(pieces_made) == 1 and pieces_made[0] > 50
     assert outs["one"] == outs["two"]
+
+
+def test_chunk_size_does_not_change_the_bytes(monkeypatch, tmp_path):
+    # Chunks of one source write the source tag once for all records; chunks across sources one each.
+    c, a = tmp_path / "coco_small.json", tmp_path / "aic_small.json"
+    c.write_bytes(synth_coco(scale=0.001, seed=4))
+    a.write_bytes(synth_aic(scale=0.001, seed=4))
+    merged = combine([load_source(SourceSpec(path=c)), load_source(SourceSpec(path=a))])
+    whole = output.annotations_bytes(merged)
+    monkeypatch.setattr(coco, "CHUNK_RECORDS", 7)
+    assert output.annotations_bytes(merged) == whole
