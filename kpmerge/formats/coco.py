@@ -370,9 +370,8 @@ def _check_range(
 def _check_scalars(areas: np.ndarray, crowd: list[Any], file: Any, where: Any) -> np.ndarray:
     """Check areas (>= 0) and iscrowd (0 or 1); returns iscrowd as int64 with 0 where absent."""
     _check_range(areas, 0, True, file, "annotations", "area", where)
-    flags = np.array([int(c or 0) for c in crowd] if None in crowd else crowd, dtype=np.int64).reshape(
-        len(crowd)
-    )
+    values = [int(c or 0) for c in crowd] if None in crowd else crowd
+    flags = np.array(values, dtype=np.int64).reshape(len(crowd))
     bad = (flags != 0) & (flags != 1)
     if bad.any():
         j = int(np.argmax(bad))
