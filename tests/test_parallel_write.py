@@ -9,13 +9,15 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from kpmerge import output
+from kpmerge import job, output
 from kpmerge.build import combine
 from kpmerge.cli import cli
 from kpmerge.formats import coco
 from kpmerge.job import SourceSpec, load_source
 from kpmerge.jsonio import Chunks
 from kpmerge.synth import synth_aic, synth_coco
+
+from .conftest import AIC_RAW, COCO_STYLE, fixture, needs_fixtures
 
 _linux_only = pytest.mark.skipif(
     not (sys.platform.startswith("linux") and hasattr(os, "fork")), reason="helpers are forked on Linux only"
@@ -106,3 +108,22 @@ def test_chunk_size_does_not_change_the_bytes(monkeypatch, tmp_path):
     whole = output.annotations_bytes(merged)
     monkeypatch.setattr(coco, "CHUNK_RECORDS", 7)
     assert output.annotations_bytes(merged) == whole
+
+
+@_linux_only
+@needs_fixtures
+@pytest.mark.parametrize("mode", ["combine", "merge"])
+def test_real_fixtures_give_the_same_bytes_with_helpers_forced(monkeypatch, tmp_path, mode):
+    # Every COCO-style fixture and the raw AIC records, read and written with and without helpers.
+    sources = [f"s{i}={fixture(rel)}" for i, rel in enumerate(COCO_STYLE)] + [f"raw={AIC_RAW}"]
+    target = ["--target", "coco"] if mode == "merge" else []
+    monkeypatch.setattr(coco, "CHUNK_RECORDS", 3)
+    outs = {}
+    for label, helpers in (("plain", False), ("helpers", True)):
+        monkeypatch.setattr(output, "PARALLEL_MIN_PIECES", 1 if helpers else 10**9)
+        monkeypatch.setattr(job, "PARALLEL_MIN_BYTES", 0 if helpers else 2**62)
+        out = tmp_path / label
+        result = CliRunner().invoke(cli, [mode, *sources, *target, "-o", str(out), "-q"])
+        assert result.exit_code == 0, result.output
+        outs[label] = {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+    assert outs["plain"] == outs["helpers"]
