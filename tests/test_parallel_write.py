@@ -16,8 +16,7 @@ from kpmerge.formats import coco
 from kpmerge.job import SourceSpec, load_source
 from kpmerge.jsonio import Chunks
 from kpmerge.synth import synth_aic, synth_coco
-
-from .conftest import AIC_RAW, COCO_STYLE, fixture, needs_fixtures
+from tests.conftest import AIC_RAW, COCO_STYLE, fixture, needs_fixtures
 
 _linux_only = pytest.mark.skipif(
     not (sys.platform.startswith("linux") and hasattr(os, "fork")), reason="helpers are forked on Linux only"
