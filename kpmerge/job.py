@@ -216,13 +216,15 @@ def load_sources(
     collected: set[int] = set()
     try:
         out = [done(load_source(specs[0], checksum))]
-        for spec, (pid, fd) in zip(specs[1 : 1 + helpers], children, strict=True):
-            result = _collect(pid, fd)
-            collected.add(pid)
+        for spec, child in zip(specs[1 : 1 + helpers], children, strict=True):
+            result = None
+            if child is not None:
+                result = _collect(*child)
+                collected.add(child[0])
             out.append(done(result or load_source(spec, checksum)))
         out += [done(load_source(s, checksum)) for s in specs[1 + helpers :]]
     finally:
-        for pid, fd in children:
+        for pid, fd in filter(None, children):
             os.close(fd)
             if pid not in collected:  # an error or an interrupt here: the helper's work is not needed
                 with contextlib.suppress(ProcessLookupError):
@@ -238,10 +240,20 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _fork_load(spec: SourceSpec, checksum: bool) -> tuple[int, int]:
-    """Start a helper process that reads `spec` and leaves the Source (or None) in a memory file."""
-    fd = os.memfd_create("kpmerge-source", os.MFD_CLOEXEC)
-    pid = os.fork()
+def _fork_load(spec: SourceSpec, checksum: bool) -> tuple[int, int] | None:
+    """Start a helper process that reads `spec` and leaves the Source (or None) in a memory file.
+
+    None when no helper can be started (no memory for a fork, say): the caller reads `spec` itself.
+    """
+    try:
+        fd = os.memfd_create("kpmerge-source", os.MFD_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(fd)
+        return None
     if pid == 0:  # the helper: never returns
         try:
             try:

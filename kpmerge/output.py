@@ -317,10 +317,10 @@ def _write_chunks(path: Path, chunks: Iterable[bytes]) -> None:
         and (os.cpu_count() or 1) > 1
         and sys.platform.startswith("linux")  # forking is not safe with the system libraries of macOS
     ):
-        _write_from_both_ends(path, chunks)
-    else:
-        with open(path, "wb") as f:
-            _write_in_thread(f, chunks)
+        if _write_from_both_ends(path, chunks):
+            return
+    with open(path, "wb") as f:
+        _write_in_thread(f, chunks)
 
 
 def _write_in_thread(f: BinaryIO, chunks: Iterable[bytes]) -> None:
@@ -350,17 +350,25 @@ def _write_in_thread(f: BinaryIO, chunks: Iterable[bytes]) -> None:
         raise failed[0]
 
 
-def _write_from_both_ends(path: Path, chunks: Chunks) -> None:
+def _write_from_both_ends(path: Path, chunks: Chunks) -> bool:
     """Write `chunks` into `path`: this process makes pieces from the front, a forked helper from the back.
 
     The helper writes each piece it makes to a part file beside `path` and notes where in a shared
     table; once the two meet, its pieces are copied after this process's ones, in order. If the helper
     fails, this process makes the helper's pieces itself, so errors are the ones a plain write raises.
+    False (nothing written) when no helper can be started (no memory for a fork, say).
     """
     n = len(chunks)
-    table_fd = os.memfd_create("kpmerge-pieces", os.MFD_CLOEXEC)
-    os.ftruncate(table_fd, 8 * (2 + 2 * n))
-    shared = mmap.mmap(table_fd, 8 * (2 + 2 * n))
+    try:
+        table_fd = os.memfd_create("kpmerge-pieces", os.MFD_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        os.ftruncate(table_fd, 8 * (2 + 2 * n))
+        shared = mmap.mmap(table_fd, 8 * (2 + 2 * n))
+    except OSError:
+        os.close(table_fd)
+        return False
     # [front, back] then (offset, length) per piece: the front takes pieces front, front+1, ...; the
     # back takes back-1, back-2, ...; both under a lock on the table.
     table = np.frombuffer(shared, dtype=np.int64)
@@ -368,7 +376,11 @@ def _write_from_both_ends(path: Path, chunks: Chunks) -> None:
     table[2:] = -1
     places = table[2:].reshape(n, 2)
     part = path.with_name(path.name + ".part")
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(table_fd)
+        return False
     if pid == 0:  # the helper: never returns
         code = 1
         try:
@@ -423,6 +435,7 @@ def _write_from_both_ends(path: Path, chunks: Chunks) -> None:
                 os.waitpid(pid, 0)
         os.close(table_fd)  # the shared table is unmapped when the last array over it goes
         part.unlink(missing_ok=True)
+    return True
 
 
 def _take(fd: int, table: np.ndarray, back: bool) -> int | None:

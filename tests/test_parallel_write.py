@@ -126,3 +126,29 @@ def test_real_fixtures_give_the_same_bytes_with_helpers_forced(monkeypatch, tmp_
         assert result.exit_code == 0, result.output
         outs[label] = {p.name: p.read_bytes() for p in sorted(out.iterdir())}
     assert outs["plain"] == outs["helpers"]
+
+
+def _no_fork():
+    raise OSError(12, "Cannot allocate memory")
+
+
+@_linux_only
+def test_no_memory_for_a_helper_writes_here(monkeypatch, tmp_path):
+    monkeypatch.setattr(output.os, "fork", _no_fork)
+    path = tmp_path / "a.json"
+    output._write_chunks(path, _pid_pieces(100))
+    assert _made(path) == [(i, os.getpid()) for i in range(100)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
+
+
+@_linux_only
+def test_no_memory_for_a_read_helper_reads_here(monkeypatch, tmp_path):
+    c, a = tmp_path / "coco_small.json", tmp_path / "aic_small.json"
+    c.write_bytes(synth_coco(scale=0.001, seed=5))
+    a.write_bytes(synth_aic(scale=0.001, seed=5))
+    specs = [SourceSpec(path=c), SourceSpec(path=a)]
+    plain = job.load_sources(specs, parallel=False)
+    monkeypatch.setattr(job.os, "fork", _no_fork)
+    forced = job.load_sources(specs, parallel=True)
+    for one, two in zip(plain, forced, strict=True):
+        assert one.meta == two.meta and one.dataset.instances == two.dataset.instances
