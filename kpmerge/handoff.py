@@ -1,4 +1,4 @@
-"""Objects handed from a forked helper process to its parent through a memory file, fast.
+"""Forked helper processes and the memory files they share; objects handed back through them, fast.
 
 numpy arrays travel out of band (pickle protocol 5), each written raw and aligned, and are mapped by
 the reader, not copied. Object arrays of text (ids, file names, raw JSON members) travel as one joined
@@ -16,6 +16,25 @@ from typing import Any
 import numpy as np
 
 ALIGN = 64
+
+
+def fork_with_memory_file(name: str, content: bytes = b"") -> tuple[int, int, mmap.mmap | None] | None:
+    """A memory file holding `content` and mapped (when not empty), then a forked helper process that
+    shares both: `(pid, fd, mapping)`, with pid 0 in the helper. None when any of them cannot be made
+    (no memory for a fork, say)."""
+    try:
+        fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        mapping = None
+        if content:
+            os.pwrite(fd, content, 0)
+            mapping = mmap.mmap(fd, len(content))
+        return os.fork(), fd, mapping
+    except OSError:
+        os.close(fd)
+        return None
 
 
 def write_object(fd: int, obj: Any) -> None:

@@ -19,7 +19,7 @@ from .build import Merged, Source, combine, merge
 from .errors import KpmergeError, UsageError
 from .exports import check_exports, export_files
 from .formats.detect import read_dataset
-from .handoff import read_object, write_object
+from .handoff import fork_with_memory_file, read_object, write_object
 from .instances import Dataset
 from .layouts import Layout, detect_layout, load_layout
 from .mapping import MappingSpec
@@ -245,15 +245,10 @@ def _fork_load(spec: SourceSpec, checksum: bool) -> tuple[int, int] | None:
 
     None when no helper can be started (no memory for a fork, say): the caller reads `spec` itself.
     """
-    try:
-        fd = os.memfd_create("kpmerge-source", os.MFD_CLOEXEC)
-    except OSError:
+    started = fork_with_memory_file("kpmerge-source")
+    if started is None:
         return None
-    try:
-        pid = os.fork()
-    except OSError:
-        os.close(fd)
-        return None
+    pid, fd, _ = started
     if pid == 0:  # the helper: never returns
         try:
             try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import gzip as gzip_module
-import mmap
 import os
 import queue
 import shutil
@@ -23,6 +22,7 @@ from . import __version__
 from .build import AREA_FACTOR, Merged
 from .errors import KpmergeError, UsageError
 from .formats.coco import SourceTags, dataset_to_coco_chunks
+from .handoff import fork_with_memory_file
 from .jsonio import Chunks, dumps_pretty, no_gc
 from .layouts import Layout
 
@@ -359,28 +359,16 @@ def _write_from_both_ends(path: Path, chunks: Chunks) -> bool:
     False (nothing written) when no helper can be started (no memory for a fork, say).
     """
     n = len(chunks)
-    try:
-        table_fd = os.memfd_create("kpmerge-pieces", os.MFD_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        os.ftruncate(table_fd, 8 * (2 + 2 * n))
-        shared = mmap.mmap(table_fd, 8 * (2 + 2 * n))
-    except OSError:
-        os.close(table_fd)
-        return False
     # [front, back] then (offset, length) per piece: the front takes pieces front, front+1, ...; the
-    # back takes back-1, back-2, ...; both under a lock on the table.
-    table = np.frombuffer(shared, dtype=np.int64)
-    table[:2] = 0, n
-    table[2:] = -1
+    # back takes back-1, back-2, ...; both under a lock on the table, a memory file both map.
+    start = np.concatenate([[0, n], np.full(2 * n, -1)]).astype(np.int64)
+    started = fork_with_memory_file("kpmerge-pieces", start.tobytes())
+    if started is None:
+        return False
+    pid, table_fd, mapping = started
+    table = np.frombuffer(mapping, dtype=np.int64)
     places = table[2:].reshape(n, 2)
     part = path.with_name(path.name + ".part")
-    try:
-        pid = os.fork()
-    except OSError:
-        os.close(table_fd)
-        return False
     if pid == 0:  # the helper: never returns
         code = 1
         try:
