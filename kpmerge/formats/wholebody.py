@@ -18,12 +18,23 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..errors import KpmergeError
 from ..instances import Dataset
-from ..jsonio import Raw, decode, decode_column, key_bytes, members, no_gc, number_rows, read_bytes
+from ..jsonio import (
+    Raw,
+    decode,
+    decode_column,
+    float_rows,
+    key_bytes,
+    members_all,
+    no_gc,
+    number_rows,
+    read_bytes,
+)
 from ..layouts import builtin_layout
 from .coco import coco_to_dataset, dataset_to_coco
 
@@ -62,18 +73,11 @@ def wholebody_to_dataset(data: bytes, file: str | Path | None = None) -> Dataset
         blocks = [inst.keypoints.reshape(len(inst), BODY, 3)]
         changed = 0
         for name, k in PARTS:
-            try:
-                rows = decode_column([r[name] for r in records], list[float], file, "", name)
-            except KpmergeError as err:
-                raise KpmergeError(err.message, file, _by_id(err.json_path or "", ids)) from None
-            for j, row in enumerate(rows):
-                if len(row) != 3 * k:
-                    raise KpmergeError(
-                        f"expected {3 * k} numbers ({k} keypoints x 3), got {len(row)}",
-                        file,
-                        f"$.annotations[id={ids[j]}].{name}",
-                    )
-            part = np.array(rows, dtype=np.float64).reshape(len(rows), k, 3)
+            raws = [r[name] for r in records]
+            flat = float_rows(raws, 3 * k)  # in bulk; None sends irregular rows to the checks below
+            part = (flat if flat is not None else _part_rows(raws, name, k, ids, file)).reshape(
+                len(raws), k, 3
+            )
             bad = ~np.isfinite(part)
             if bad.any():
                 j, kk, c = (int(x) for x in np.argwhere(bad)[0])
@@ -88,14 +92,29 @@ def wholebody_to_dataset(data: bytes, file: str | Path | None = None) -> Dataset
             part = np.where(labelled[:, :, None], part, 0.0)
             part[:, :, 2] = np.where((v == 1) | (v == 2), v, np.where(labelled, 2.0, 0.0))
             blocks.append(part)
-        cache: dict[str, bytes] = {}
-        extra = [members(r, PART_FIELDS, cache) for r in records]
+        extra = members_all(records, PART_FIELDS, {})
     keypoints = np.concatenate(blocks, axis=1) if len(inst) else np.zeros((0, K, 3))
     notes = body.notes
     if changed:
         notes += (f"{changed} whole-body visibilities other than 0, 1, 2 read as 2 (v > 0) or 0",)
     instances = replace(inst.with_keypoints(keypoints), extra=extra)
     return replace(body, instances=instances, keypoint_names=None, format="coco_wholebody", notes=notes)
+
+
+def _part_rows(raws: list[Raw], name: str, k: int, ids: list[object], file: Any) -> np.ndarray:
+    """A part's rows decoded one by one, raising KpmergeError at the first that is not 3 * k numbers."""
+    try:
+        rows = decode_column(raws, list[float], file, "", name)
+    except KpmergeError as err:
+        raise KpmergeError(err.message, file, _by_id(err.json_path or "", ids)) from None
+    for j, row in enumerate(rows):
+        if len(row) != 3 * k:
+            raise KpmergeError(
+                f"expected {3 * k} numbers ({k} keypoints x 3), got {len(row)}",
+                file,
+                f"$.annotations[id={ids[j]}].{name}",
+            )
+    return np.array(rows, dtype=np.float64)
 
 
 def _by_id(path: str, ids: list[object]) -> str:
