@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 from .errors import KpmergeError
 
@@ -62,3 +65,21 @@ def _jpeg_size(f, p: Path) -> tuple[int, int]:  # type: ignore[no-untyped-def]
             return w, h
         f.seek(length - 2, 1)
     raise KpmergeError("JPEG without a readable frame header: cannot read its size", file=p)
+
+
+def folder_sizes(
+    folder: str | Path | None, file_names: Sequence[str], kind: str
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Widths, heights (float64) and notes for images `file_names` of `folder`, for a file format whose
+    records hold no sizes (`kind`, e.g. "MPII files"): without a folder NaN, and a note that says so.
+    """
+    n = len(file_names)
+    if folder is None:
+        note = f"{kind} hold no image sizes: width and height left out (give an image folder to read them)"
+        return np.full(n, np.nan), np.full(n, np.nan), (note,) if n else ()
+    sizes = [image_size(Path(folder) / name) for name in file_names]
+    return (
+        np.array([w for w, _ in sizes], dtype=np.float64).reshape(n),
+        np.array([h for _, h in sizes], dtype=np.float64).reshape(n),
+        (),
+    )

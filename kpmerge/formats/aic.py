@@ -13,7 +13,7 @@ import msgspec
 import numpy as np
 
 from ..errors import KpmergeError
-from ..imagesize import image_size
+from ..imagesize import folder_sizes
 from ..instances import Dataset, Images, Instances, Problem
 from ..jsonio import (
     Raw,
@@ -84,7 +84,7 @@ def aic_to_dataset(
             valid = (vis == 1) | (vis == 2) | (vis == 3)
             vis[valid] = 3.0 - vis[valid]
         box = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
-        widths, heights, notes = _sizes(image_ids, image_dir)
+        widths, heights, notes = folder_sizes(image_dir, [f"{i}.jpg" for i in image_ids], "raw AIC files")
         images = Images(
             ids=image_ids,
             file_names=[f"{i}.jpg" for i in image_ids],
@@ -308,23 +308,6 @@ def _check_values(
             file,
             where(j, "human_annotations"),
         )
-
-
-def _sizes(
-    image_ids: list[str], image_dir: str | Path | None
-) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    n = len(image_ids)
-    if image_dir is None:
-        note = (
-            "raw AIC files hold no image sizes: width and height left out (give an image folder to read them)"
-        )
-        return np.full(n, np.nan), np.full(n, np.nan), (note,) if n else ()
-    sizes = [image_size(Path(image_dir) / f"{i}.jpg") for i in image_ids]
-    return (
-        np.array([w for w, _ in sizes], dtype=np.float64).reshape(n),
-        np.array([h for _, h in sizes], dtype=np.float64).reshape(n),
-        (),
-    )
 
 
 def write_aic(dataset: Dataset, path: str | Path) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import KpmergeError
-from ..imagesize import image_size
+from ..imagesize import folder_sizes
 from ..instances import Dataset, Images, Instances
 from ..jsonio import Raw, decode, decode_column, key_bytes, members, no_gc, read_bytes
 
@@ -90,7 +90,7 @@ def mpii_to_dataset(
             num_keypoints=np.full(n, -1),
             extra=[members(r, RECORD_FIELDS, cache) for r in records],
         )
-        widths, heights, notes = _sizes(image_names, image_dir)
+        widths, heights, notes = folder_sizes(image_dir, image_names, "MPII files")
         images = Images(
             ids=image_names,
             file_names=image_names,
@@ -134,19 +134,6 @@ def _check_values(xy: np.ndarray, v: np.ndarray, center: np.ndarray, scale: np.n
     if bad_s.any():
         i = int(np.argmax(bad_s))
         raise KpmergeError(f"expected a scale > 0, got {scale[i]:g}", file, f"$[{i}].scale")
-
-
-def _sizes(names: list[str], image_dir: str | Path | None) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    n = len(names)
-    if image_dir is None:
-        note = "MPII files hold no image sizes: width and height left out (give an image folder to read them)"
-        return np.full(n, np.nan), np.full(n, np.nan), (note,) if n else ()
-    sizes = [image_size(Path(image_dir) / name) for name in names]
-    return (
-        np.array([w for w, _ in sizes], dtype=np.float64).reshape(n),
-        np.array([h for _, h in sizes], dtype=np.float64).reshape(n),
-        (),
-    )
 
 
 def write_mpii(dataset: Dataset, path: str | Path) -> None:
