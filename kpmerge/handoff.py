@@ -11,11 +11,25 @@ import io
 import mmap
 import os
 import pickle
+import sys
+import threading
 from typing import Any
 
 import numpy as np
 
 ALIGN = 64
+
+
+def helpers_pay() -> bool:
+    """Whether helper processes are used unless a caller says otherwise: on Linux (forking is not safe
+    with the system libraries of macOS), with a spare core."""
+    return sys.platform.startswith("linux") and (os.cpu_count() or 1) > 1
+
+
+def can_fork() -> bool:
+    """Whether a helper process may be forked now: fork and memory files exist, and one thread runs
+    (forking a threaded process is unsafe)."""
+    return hasattr(os, "fork") and hasattr(os, "memfd_create") and threading.active_count() == 1
 
 
 def fork_with_memory_file(name: str, content: bytes = b"") -> tuple[int, int, mmap.mmap | None] | None:

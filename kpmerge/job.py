@@ -6,8 +6,6 @@ import contextlib
 import hashlib
 import os
 import signal
-import sys
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -19,7 +17,7 @@ from .build import Merged, Source, combine, merge
 from .errors import KpmergeError, UsageError
 from .exports import check_exports, export_files
 from .formats.detect import read_dataset
-from .handoff import fork_with_memory_file, read_object, write_object
+from .handoff import can_fork, fork_with_memory_file, helpers_pay, read_object, write_object
 from .instances import Dataset
 from .layouts import Layout, detect_layout, load_layout
 from .mapping import MappingSpec
@@ -202,15 +200,9 @@ def load_sources(
     else:
         done = lambda src: src  # noqa: E731
     helpers = min(len(specs) - 1, max(1, (os.cpu_count() or 1) - 1))
-    if parallel is None:  # Linux only: forking is not safe with the system libraries of macOS
-        parallel = (
-            sys.platform.startswith("linux")
-            and helpers > 0
-            and (os.cpu_count() or 1) > 1
-            and sum(_size(s.path) for s in specs[1:]) >= PARALLEL_MIN_BYTES
-        )
-    forkable = hasattr(os, "fork") and hasattr(os, "memfd_create") and threading.active_count() == 1
-    if not parallel or helpers < 1 or not forkable:
+    if parallel is None:
+        parallel = helpers_pay() and sum(_size(s.path) for s in specs[1:]) >= PARALLEL_MIN_BYTES
+    if not parallel or helpers < 1 or not can_fork():
         return [done(load_source(s, checksum)) for s in specs]
     children = [_fork_load(spec, checksum) for spec in specs[1 : 1 + helpers]]
     collected: set[int] = set()

@@ -9,7 +9,6 @@ import os
 import queue
 import shutil
 import signal
-import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -22,7 +21,7 @@ from . import __version__
 from .build import AREA_FACTOR, Merged
 from .errors import KpmergeError, UsageError
 from .formats.coco import SourceTags, dataset_to_coco_chunks
-from .handoff import fork_with_memory_file
+from .handoff import can_fork, fork_with_memory_file, helpers_pay
 from .jsonio import Chunks, dumps_pretty, no_gc
 from .layouts import Layout
 
@@ -309,16 +308,9 @@ PARALLEL_MIN_PIECES = 64
 
 def _write_chunks(path: Path, chunks: Iterable[bytes]) -> None:
     """Write chunks in order; large `Chunks` are made from both ends at once, the last ones by a helper."""
-    forkable = hasattr(os, "fork") and hasattr(os, "memfd_create") and threading.active_count() == 1
-    if (
-        isinstance(chunks, Chunks)
-        and len(chunks) >= PARALLEL_MIN_PIECES
-        and forkable
-        and (os.cpu_count() or 1) > 1
-        and sys.platform.startswith("linux")  # forking is not safe with the system libraries of macOS
-    ):
-        if _write_from_both_ends(path, chunks):
-            return
+    large = isinstance(chunks, Chunks) and len(chunks) >= PARALLEL_MIN_PIECES
+    if large and helpers_pay() and can_fork() and _write_from_both_ends(path, chunks):
+        return
     with open(path, "wb") as f:
         _write_in_thread(f, chunks)
 
