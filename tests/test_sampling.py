@@ -511,8 +511,8 @@ def test_run_job_refuses_a_source_without_slots_and_writes_nothing(tmp_path):
 
 def readme_sampler_code() -> str:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme.split("### Training MMPose from the manifest", 1)[1]
-    return section.split("```python\n", 1)[1].split("```", 1)[0]
+    blocks = [b.split("```", 1)[0] for b in readme.split("```python\n")[1:]]
+    return next(b for b in blocks if "class KpmergeSampler" in b)
 
 
 class FakeDataset:
