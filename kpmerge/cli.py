@@ -212,6 +212,16 @@ def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+def jobs_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--jobs N: processes to use at most (the same bytes whatever N is)."""
+    return click.option(
+        "--jobs",
+        "-j",
+        type=click.IntRange(min=1),
+        help="Processes to use at most (default: the CPUs this process may use; 1: no helper processes).",
+    )(f)
+
+
 def export_option(f: Callable[..., Any]) -> Callable[..., Any]:
     """--export NAME (repeatable): extra files for other trainers, in subfolders of OUT."""
     return click.option(
@@ -315,13 +325,14 @@ def _job(
         seed=opts["seed"],
         batch_size=opts["batch_size"],
         exports=opts["exports"],
+        jobs=opts["jobs"],
     )
 
 
-def _run(job: Job, quiet: bool) -> None:
+def _run(job: Job, quiet: bool, jobs: int | None = None) -> None:
     bars = _ProgressBars() if not quiet and sys.stderr.isatty() else None
     try:
-        merged = run_job(job, progress=bars)
+        merged = run_job(job, progress=bars, jobs=jobs)
     finally:
         if bars is not None:
             bars.close()
@@ -377,6 +388,7 @@ def cli(debug: bool) -> None:
 @sampling_options
 @output_options
 @export_option
+@jobs_option
 def merge(
     sources: tuple[str, ...], target: str | None, out: Path, force: bool, quiet: bool, **opts: Any
 ) -> None:
@@ -393,6 +405,7 @@ def merge(
 @sampling_options
 @output_options
 @export_option
+@jobs_option
 def combine(sources: tuple[str, ...], out: Path, force: bool, quiet: bool, **opts: Any) -> None:
     """Build the union layout of all sources and map every source into it.
 
@@ -406,13 +419,14 @@ def combine(sources: tuple[str, ...], out: Path, force: bool, quiet: bool, **opt
 @click.option("-o", "--out", type=click.Path(path_type=Path), help="Output folder (overrides the recipe's).")
 @click.option("--force", is_flag=True, default=None, help="Replace the output folder if it exists.")
 @click.option("--quiet", "-q", is_flag=True, help="No summary or progress on stderr.")
-def run(recipe: Path, out: Path | None, force: bool | None, quiet: bool) -> None:
+@jobs_option
+def run(recipe: Path, out: Path | None, force: bool | None, quiet: bool, jobs: int | None) -> None:
     """Run a merge or combine described by a TOML recipe.
 
     Example: kpmerge run sample_data/recipe.toml -o sample_out --force
     """
     job = read_recipe(recipe, force=force, output=out)
-    _run(job, quiet)
+    _run(job, quiet, jobs)
 
 
 @cli.command()

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
-import signal
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +15,11 @@ from .build import Merged, Source, combine, merge
 from .errors import KpmergeError, UsageError
 from .exports import check_exports, export_files
 from .formats.detect import read_dataset
-from .handoff import can_fork, fork_with_memory_file, helpers_pay, read_object, write_object
 from .instances import Dataset
 from .layouts import Layout, detect_layout, load_layout
 from .mapping import MappingSpec
 from .output import check_output_path, output_files, trainable_pools, write_folder
+from .parallel import resolve_jobs, run_tasks
 from .sampling import SamplingOptions
 
 MODES = ("merge", "combine")
@@ -78,6 +76,8 @@ class Job:
     seed: int = 0
     batch_size: int | None = None
     exports: tuple[str, ...] = ()
+    jobs: int | None = None
+    """Processes to use at most (None: the CPUs this process may use; 1: no helper processes)."""
 
 
 def _stem(path: Path) -> str:
@@ -168,7 +168,7 @@ def sampling_options(job: Job) -> SamplingOptions:
 
 
 PARALLEL_MIN_BYTES = 32 * 2**20
-"""Inputs after the first of at least this size in all are read in helper processes (where fork exists)."""
+"""Inputs after the first are read in helper processes only when they hold at least this many bytes."""
 
 
 Progress = Callable[[str, int, int], None]
@@ -177,52 +177,31 @@ Progress = Callable[[str, int, int], None]
 
 def load_sources(
     specs: Sequence[SourceSpec],
-    parallel: bool | None = None,
+    jobs: int | None = 1,
     progress: Progress | None = None,
     checksum: bool = True,
 ) -> list[Source]:
-    """`load_source` of every spec, in order; large inputs are read side by side on several cores.
+    """`load_source` of every spec, in order; with `jobs` > 1, large inputs are read side by side.
 
-    The first source is read here while forked helper processes (at most one per spare core) read
-    the next ones and leave them in memory files. A helper that fails is retried here, so errors are
-    the ones a plain sequential read raises, in source order.
+    The same sources come back whatever `jobs` is (see `kpmerge.parallel.run_tasks`).
 
     Args:
         specs: The sources.
-        parallel: Force (True) or forbid (False) helper processes; None decides by input size.
+        jobs: Processes to use at most (None: the CPUs this process may use). Helper processes start
+            only when the inputs after the first hold at least `PARALLEL_MIN_BYTES`.
         progress: Told of each source read (step `read`).
         checksum: Take each file's sha256 (else left None, for a caller that takes it later).
     """
+    done = None
     if progress is not None:
         progress("read", 0, len(specs))
         step = progress
-        done: Callable[[Source], Source] = lambda src: (step("read", 1, len(specs)), src)[1]  # noqa: E731
-    else:
-        done = lambda src: src  # noqa: E731
-    helpers = min(len(specs) - 1, max(1, (os.cpu_count() or 1) - 1))
-    if parallel is None:
-        parallel = helpers_pay() and sum(_size(s.path) for s in specs[1:]) >= PARALLEL_MIN_BYTES
-    if not parallel or helpers < 1 or not can_fork():
-        return [done(load_source(s, checksum)) for s in specs]
-    children = [_fork_load(spec, checksum) for spec in specs[1 : 1 + helpers]]
-    collected: set[int] = set()
-    try:
-        out = [done(load_source(specs[0], checksum))]
-        for spec, child in zip(specs[1 : 1 + helpers], children, strict=True):
-            result = None
-            if child is not None:
-                result = _collect(*child)
-                collected.add(child[0])
-            out.append(done(result or load_source(spec, checksum)))
-        out += [done(load_source(s, checksum)) for s in specs[1 + helpers :]]
-    finally:
-        for pid, fd in filter(None, children):
-            os.close(fd)
-            if pid not in collected:  # an error or an interrupt here: the helper's work is not needed
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            _reap(pid)
-    return out
+        done = lambda src: (step("read", 1, len(specs)), src)[1]  # noqa: E731
+    jobs = resolve_jobs(jobs)
+    if sum(_size(s.path) for s in specs[1:]) < PARALLEL_MIN_BYTES:
+        jobs = 1
+    tasks = [partial(load_source, spec, checksum) for spec in specs]
+    return run_tasks(tasks, jobs, done)
 
 
 def _size(path: Path) -> int:
@@ -232,44 +211,8 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _fork_load(spec: SourceSpec, checksum: bool) -> tuple[int, int] | None:
-    """Start a helper process that reads `spec` and leaves the Source (or None) in a memory file.
-
-    None when no helper can be started (no memory for a fork, say): the caller reads `spec` itself.
-    """
-    started = fork_with_memory_file("kpmerge-source")
-    if started is None:
-        return None
-    pid, fd, _ = started
-    if pid == 0:  # the helper: never returns
-        try:
-            try:
-                result = load_source(spec, checksum)
-            except BaseException:
-                result = None
-            write_object(fd, result)
-        finally:
-            os._exit(0)
-    return pid, fd
-
-
-def _collect(pid: int, fd: int) -> Source | None:
-    """The helper's Source, its arrays backed by the memory file (None when it failed)."""
-    _reap(pid)
-    try:
-        result = read_object(fd)
-    except Exception:
-        result = None
-    return result if isinstance(result, Source) else None
-
-
-def _reap(pid: int) -> None:
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, 0)
-
-
-def build_job(job: Job, progress: Progress | None = None) -> Merged:
-    """Read every source and merge or combine them (no output written); see `run_job` for `progress`."""
+def build_job(job: Job, progress: Progress | None = None, jobs: int | None = None) -> Merged:
+    """Read every source and merge or combine them (no output written); see `run_job` for the rest."""
     if job.mode not in MODES:
         raise UsageError(f"mode must be one of {', '.join(MODES)}, got {job.mode!r}")
     names = [s.source_name for s in job.sources]
@@ -282,7 +225,7 @@ def build_job(job: Job, progress: Progress | None = None) -> Merged:
     target: Layout | None = load_layout(job.target) if job.target is not None else None
     if target is not None and target.origin:
         target = replace(target, origin=0)  # outputs are 0-based
-    sources = load_sources(job.sources, progress=progress, checksum=False)
+    sources = load_sources(job.sources, jobs if jobs is not None else job.jobs, progress, checksum=False)
     if progress is not None:
         progress(job.mode, 0, 1)
     # Checksums are taken in threads while the sources are merged, which leaves a core free (reading
@@ -315,7 +258,7 @@ def _check_inputs_outside(job: Job) -> None:
                 raise UsageError(f"the output folder holds the input {p}; choose another", file=job.output)
 
 
-def run_job(job: Job, progress: Progress | None = None) -> Merged:
+def run_job(job: Job, progress: Progress | None = None, jobs: int | None = None) -> Merged:
     """Build the job and write its output folder atomically; returns what was written.
 
     Args:
@@ -323,11 +266,13 @@ def run_job(job: Job, progress: Progress | None = None) -> Merged:
         progress: Optional `progress(step, done, total)` callback (see `Progress`); steps are `read`
             (sources), the mode (`merge` or `combine`) and `write` (records of annotations.json).
             kpmerge itself draws nothing.
+        jobs: Processes to use at most, overriding `job.jobs` (None: as the job says; 1: no helper
+            processes). The output is the same bytes whatever it is.
     """
     check_output_path(job.output, job.force)
     check_exports(job.exports)
     _check_inputs_outside(job)
-    merged = build_job(job, progress)
+    merged = build_job(job, progress, jobs)
     sampling = sampling_options(job)
     sampling.check([s.name for s in merged.sources], [len(p) for p in trainable_pools(merged)])
     write = None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import gzip as gzip_module
 import os
 import queue
@@ -420,6 +419,8 @@ def _write_from_both_ends(path: Path, chunks: Chunks) -> bool:
 
 def _take(fd: int, table: np.ndarray, back: bool) -> int | None:
     """Claim the next piece from the back or the front of the table; None when none is left."""
+    import fcntl  # POSIX only; this path runs only where fork exists
+
     fcntl.lockf(fd, fcntl.LOCK_EX)
     try:
         front, end = int(table[0]), int(table[1])

@@ -22,6 +22,7 @@ TOP_KEYS = {
     "batch_size",
     "sources",
     "export",
+    "jobs",
 }
 SOURCE_KEYS = {
     "name",
@@ -122,7 +123,7 @@ def recipe_to_job(
     for key in ("force", "drop_empty", "drop_crowd", "gzip"):
         if key in data and not isinstance(data[key], bool):
             raise fail(key, "expected true or false")
-    for key, least in (("seed", 0), ("batch_size", 1)):
+    for key, least in (("seed", 0), ("batch_size", 1), ("jobs", 1)):
         if key in data and (not _is_number(data[key], least) or not isinstance(data[key], int)):
             raise fail(key, f"expected an integer >= {least}, got {data[key]!r}")
     exports = data.get("export", [])
@@ -145,6 +146,7 @@ def recipe_to_job(
         seed=data.get("seed", 0),
         batch_size=data.get("batch_size"),
         exports=tuple(dict.fromkeys(exports)),
+        jobs=data.get("jobs"),
     )
 
 

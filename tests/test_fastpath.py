@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from kpmerge import jsonio
+from kpmerge import job, jsonio
 from kpmerge.cli import cli
 from kpmerge.formats import aic, coco
 from kpmerge.job import SourceSpec, load_sources
@@ -229,7 +229,8 @@ def test_chunked_writer_equals_one_piece(monkeypatch):
 
 
 @pytest.fixture
-def synth_files(tmp_path):
+def synth_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(job, "PARALLEL_MIN_BYTES", 0)  # helper processes for these small files too
     c, a = tmp_path / "coco_small.json", tmp_path / "aic_small.json"
     c.write_bytes(synth_coco(scale=0.002, seed=1))
     a.write_bytes(synth_aic(scale=0.002, seed=1))
@@ -238,8 +239,8 @@ def synth_files(tmp_path):
 
 def test_parallel_load_equals_sequential(synth_files):
     specs = [SourceSpec(path=p) for p in synth_files]
-    one = load_sources(specs, parallel=False)
-    two = load_sources(specs, parallel=True)
+    one = load_sources(specs, jobs=1)
+    two = load_sources(specs, jobs=2)
     for s1, s2 in zip(one, two, strict=True):
         assert s1.name == s2.name and s1.meta == s2.meta and s1.layout == s2.layout
         assert s1.dataset.images == s2.dataset.images and s1.dataset.instances == s2.dataset.instances
@@ -251,9 +252,9 @@ def test_parallel_load_reports_the_first_error_in_order(tmp_path, synth_files):
     bad.write_bytes(b'[{"image_id": "x", "keypoint_annotations": {"human1": [1]}, "human_annotations": {}}]')
     specs = [SourceSpec(path=synth_files[0]), SourceSpec(path=bad)]
     with pytest.raises(Exception) as parallel:
-        load_sources(specs, parallel=True)
+        load_sources(specs, jobs=2)
     with pytest.raises(Exception) as sequential:
-        load_sources(specs, parallel=False)
+        load_sources(specs, jobs=1)
     assert str(parallel.value) == str(sequential.value)
     assert type(parallel.value) is type(sequential.value)
 
@@ -317,7 +318,7 @@ def test_parallel_load_stops_helpers_when_the_first_source_fails(tmp_path, synth
     bad = tmp_path / "bad.json"
     bad.write_bytes(b"{")
     with pytest.raises(Exception, match=r"bad\.json"):
-        load_sources([SourceSpec(path=bad), SourceSpec(path=synth_files[1])], parallel=True)
+        load_sources([SourceSpec(path=bad), SourceSpec(path=synth_files[1])], jobs=2)
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from kpmerge import job, output
+from kpmerge import job, output, parallel
 from kpmerge.build import combine
 from kpmerge.cli import cli
 from kpmerge.formats import coco
@@ -147,8 +147,9 @@ def test_no_memory_for_a_read_helper_reads_here(monkeypatch, tmp_path):
     c.write_bytes(synth_coco(scale=0.001, seed=5))
     a.write_bytes(synth_aic(scale=0.001, seed=5))
     specs = [SourceSpec(path=c), SourceSpec(path=a)]
-    plain = job.load_sources(specs, parallel=False)
-    monkeypatch.setattr(job.os, "fork", _no_fork)
-    forced = job.load_sources(specs, parallel=True)
+    plain = job.load_sources(specs, jobs=1)
+    monkeypatch.setattr(job, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(parallel.os, "fork", _no_fork)
+    forced = job.load_sources(specs, jobs=2)
     for one, two in zip(plain, forced, strict=True):
         assert one.meta == two.meta and one.dataset.instances == two.dataset.instances

@@ -1,0 +1,222 @@
+"""The one place where kpmerge starts processes: how many it may use, and tasks run beside this one.
+
+Everything here has a plain sequential path that gives the same results; helper processes are an
+optimisation used only where they are safe (Linux: fork and memory files; one running thread) and
+only when the caller's `jobs` allows more than one. A helper's result comes back through a memory
+file: numpy arrays travel out of band and are mapped, not copied, and object arrays of text (ids,
+file names, raw JSON members) as one joined blob each, several times faster than pickling every string.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import mmap
+import os
+import pickle
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+T = TypeVar("T")
+ALIGN = 64
+
+
+def available_cpus() -> int:
+    """The CPUs this process may really use: its affinity mask, capped by a cgroup CPU quota."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    quota = _cgroup_quota()
+    if quota is not None:
+        cpus = min(cpus, max(1, int(quota)))
+    return max(1, cpus)
+
+
+def _cgroup_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """CPUs allowed by the cgroup (v2 `cpu.max`, or v1 `cpu.cfs_quota_us` / `cpu.cfs_period_us`)."""
+    try:
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period_us = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return quota_us / period_us if quota_us > 0 and period_us > 0 else None
+
+
+def resolve_jobs(jobs: int | None) -> int:
+    """`jobs` checked (at least 1), or the available CPUs when None."""
+    if jobs is None:
+        return available_cpus()
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
+    return jobs
+
+
+def can_fork() -> bool:
+    """Whether a helper process may be forked now: Linux (forking is not safe with macOS's system
+    libraries), fork and memory files exist, and one thread runs (forking a threaded process is unsafe)."""
+    return (
+        sys.platform.startswith("linux")
+        and hasattr(os, "fork")
+        and hasattr(os, "memfd_create")
+        and threading.active_count() == 1
+    )
+
+
+def run_tasks(tasks: Sequence[Callable[[], T]], jobs: int, done: Callable[[T], T] | None = None) -> list[T]:
+    """The results of `tasks`, in order: the first runs here, up to `jobs - 1` of the others in helpers.
+
+    A helper that cannot be started or fails is replaced by running its task here, so errors are the
+    ones a sequential run raises, in task order. An error or interrupt here kills the helpers.
+
+    Args:
+        tasks: Functions without arguments whose results can be pickled.
+        jobs: Processes to use at most, this one included (1: everything runs here).
+        done: Called with each result as it is taken, in order (progress).
+    """
+    finish: Callable[[T], T] = done or (lambda result: result)
+    helpers = min(len(tasks) - 1, jobs - 1)
+    if helpers < 1 or not can_fork():
+        return [finish(task()) for task in tasks]
+    children = [_start(task) for task in tasks[1 : 1 + helpers]]
+    collected: set[int] = set()
+    try:
+        out = [finish(tasks[0]())]
+        for task, child in zip(tasks[1 : 1 + helpers], children, strict=True):
+            result: Any = None
+            if child is not None:
+                result = _collect(*child)
+                collected.add(child[0])
+            out.append(finish(result if result is not None else task()))
+        out += [finish(task()) for task in tasks[1 + helpers :]]
+    finally:
+        for pid, fd in filter(None, children):
+            os.close(fd)
+            if pid not in collected:  # an error or an interrupt here: the helper's work is not needed
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            _reap(pid)
+    return out
+
+
+def _start(task: Callable[[], Any]) -> tuple[int, int] | None:
+    """A forked helper that runs `task` and leaves its result (None when it failed) in a memory file.
+
+    None when no helper can be started (no memory for a fork, say).
+    """
+    try:
+        fd = os.memfd_create("kpmerge-task", os.MFD_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(fd)
+        return None
+    if pid == 0:  # the helper: never returns
+        try:
+            try:
+                result = task()
+            except BaseException:
+                result = None
+            write_object(fd, result)
+        finally:
+            os._exit(0)
+    return pid, fd
+
+
+def _collect(pid: int, fd: int) -> Any:
+    """The helper's result, its arrays backed by the memory file (None when it failed)."""
+    _reap(pid)
+    try:
+        return read_object(fd)
+    except Exception:
+        return None
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+def write_object(fd: int, obj: object) -> None:
+    """Write `obj` into the (empty) file `fd` for `read_object`."""
+    buffers: list[pickle.PickleBuffer] = []
+    head = io.BytesIO()
+    _Pickler(head, protocol=5, buffer_callback=buffers.append).dump(obj)
+    raws = [b.raw() for b in buffers]
+    table = np.zeros(2 * len(raws) + 2, dtype=np.int64)
+    table[:2] = len(raws), head.tell()
+    offset = _aligned(table.nbytes + head.tell())
+    for i, raw in enumerate(raws):
+        table[2 + 2 * i : 4 + 2 * i] = offset, raw.nbytes
+        offset = _aligned(offset + raw.nbytes)
+    with os.fdopen(fd, "wb", closefd=False) as f:
+        f.write(table.tobytes())
+        f.write(head.getbuffer())
+        for (start, _), raw in zip(table[2:].reshape(-1, 2).tolist(), raws, strict=True):
+            f.seek(start)
+            f.write(raw)
+
+
+def read_object(fd: int) -> Any:
+    """The object `write_object` left in `fd`; its numpy arrays are backed by a mapping of the file."""
+    size = os.fstat(fd).st_size
+    if size < 16:
+        raise EOFError("nothing was written")
+    data = memoryview(mmap.mmap(fd, size, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)))
+    count, head_size = np.frombuffer(data, dtype=np.int64, count=2).tolist()
+    table = np.frombuffer(data, dtype=np.int64, count=2 * count, offset=16).reshape(-1, 2).tolist()
+    start = 16 + 16 * count
+    return pickle.loads(data[start : start + head_size], buffers=[data[a : a + n] for a, n in table])
+
+
+def _aligned(offset: int) -> int:
+    return -(-offset // ALIGN) * ALIGN
+
+
+class _Pickler(pickle.Pickler):
+    def reducer_override(self, obj: Any) -> Any:
+        if type(obj) is np.ndarray and obj.dtype == object and obj.ndim == 1:
+            return _object_column(obj)
+        return NotImplemented
+
+
+def _object_column(arr: np.ndarray) -> tuple[Any, tuple[Any, ...]]:
+    """How to rebuild a 1-D object array, read-only if it was: from one joined blob when it holds only
+    str (or only bytes) without newlines, else from a list."""
+    values = arr.tolist()
+    writeable = bool(arr.flags.writeable)
+    try:  # str.join takes only str: no need to look at every type first
+        blob, kind = "\n".join(values).encode("utf-8", "surrogatepass"), "str"
+    except TypeError:
+        if set(map(type, values)) != {bytes}:
+            return _rebuild_objects, (values, writeable)
+        blob, kind = b"\n".join(values), "bytes"
+    if blob.count(b"\n") != len(values) - 1:
+        return _rebuild_objects, (values, writeable)
+    return _rebuild_text_column, (pickle.PickleBuffer(blob), kind, writeable)  # the blob out of band
+
+
+def _rebuild_text_column(blob: Any, kind: str, writeable: bool) -> np.ndarray:
+    if kind == "str":
+        return _rebuild_objects(str(blob, "utf-8", "surrogatepass").split("\n"), writeable)
+    return _rebuild_objects(bytes(blob).split(b"\n"), writeable)
+
+
+def _rebuild_objects(values: list[Any], writeable: bool) -> np.ndarray:
+    arr = np.empty(len(values), dtype=object)
+    arr[:] = values
+    arr.flags.writeable = writeable
+    return arr

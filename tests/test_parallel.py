@@ -1,0 +1,187 @@
+"""kpmerge.parallel: CPUs available, tasks beside this process, objects handed back through memory files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from kpmerge import parallel
+
+_memory_files = pytest.mark.skipif(not hasattr(os, "memfd_create"), reason="memory files are Linux-only")
+
+
+def _trip(obj):
+    fd = os.memfd_create("test")
+    try:
+        parallel.write_object(fd, obj)
+        return parallel.read_object(fd)
+    finally:
+        os.close(fd)
+
+
+def _objects(values, writeable=True):
+    arr = np.empty(len(values), dtype=object)
+    arr[:] = values
+    arr.flags.writeable = writeable
+    return arr
+
+
+@_memory_files
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["a", "b/human1", "", "é ü 中", "\ud800 lone surrogate"],  # text, joined into one blob
+        [b'"url":"x"', b"", b"\xff raw"],
+        ["with\nnewline", "plain"],  # a newline inside: pickled one by one instead
+        [b"a\nb", b"c"],
+        [1, "mixed", None],
+        ["only"],
+        [""],
+    ],
+)
+def test_object_columns_come_back_equal_with_their_flags(values):
+    for writeable in (True, False):
+        back = _trip({"col": _objects(values, writeable)})["col"]
+        assert back.dtype == object and back.tolist() == values
+        assert back.flags.writeable is writeable
+
+
+@_memory_files
+def test_numeric_arrays_come_back_equal_and_mapped():
+    kp = np.arange(2 * 14 * 3, dtype=np.float64).reshape(2, 14, 3)
+    kp.flags.writeable = False
+    back = _trip((kp, np.array([1, 2], dtype=np.int64), "name"))
+    np.testing.assert_array_equal(back[0], kp)
+    assert back[0].dtype == kp.dtype and not back[0].flags.writeable
+    assert not back[0].flags.owndata  # a view of the mapped file, not a copy
+    assert back[1].tolist() == [1, 2] and back[2] == "name"
+
+
+@_memory_files
+def test_an_empty_file_is_an_error():
+    fd = os.memfd_create("test")
+    try:
+        with pytest.raises(EOFError):
+            parallel.read_object(fd)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({"cpu.max": "max 100000\n"}, None),
+        ({"cpu.max": "150000 100000\n"}, 1.5),
+        ({"cpu.max": "50000 100000\n"}, 0.5),
+        ({"cpu/cpu.cfs_quota_us": "200000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 2.0),
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+        ({}, None),
+        ({"cpu.max": "garbage"}, None),
+    ],
+)
+def test_cgroup_quota(tmp_path, files, expected):
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert parallel._cgroup_quota(tmp_path) == expected
+
+
+@pytest.mark.parametrize(
+    ("affinity", "quota", "expected"), [(8, None, 8), (8, 1.5, 1), (8, 0.5, 1), (2, 4.0, 2)]
+)
+def test_available_cpus_takes_affinity_and_quota(monkeypatch, affinity, quota, expected):
+    monkeypatch.setattr(parallel.os, "sched_getaffinity", lambda pid: set(range(affinity)), raising=False)
+    monkeypatch.setattr(parallel, "_cgroup_quota", lambda: quota)
+    assert parallel.available_cpus() == expected
+
+
+def test_resolve_jobs(monkeypatch):
+    monkeypatch.setattr(parallel, "available_cpus", lambda: 3)
+    assert parallel.resolve_jobs(None) == 3
+    assert parallel.resolve_jobs(1) == 1
+    with pytest.raises(ValueError, match="at least 1"):
+        parallel.resolve_jobs(0)
+
+
+def _forbidden_fork():
+    raise AssertionError("no process may be started")
+
+
+def test_one_job_runs_everything_here_in_order(monkeypatch):
+    monkeypatch.setattr(parallel.os, "fork", _forbidden_fork, raising=False)
+    seen = []
+    out = parallel.run_tasks(
+        [lambda i=i: i * i for i in range(4)], jobs=1, done=lambda r: seen.append(r) or r
+    )
+    assert out == [0, 1, 4, 9] and seen == out
+
+
+def test_no_fork_off_linux(monkeypatch):
+    monkeypatch.setattr(parallel.sys, "platform", "win32")
+    monkeypatch.setattr(parallel.os, "fork", _forbidden_fork, raising=False)
+    assert not parallel.can_fork()
+    assert parallel.run_tasks([lambda: 1, lambda: 2], jobs=2) == [1, 2]
+
+
+@_memory_files
+def test_helpers_give_the_same_results_in_order():
+    pid = os.getpid()
+    tasks = [lambda i=i: (i, np.arange(i), os.getpid() != pid) for i in range(3)]
+    out = parallel.run_tasks(tasks, jobs=3)
+    assert [r[0] for r in out] == [0, 1, 2]
+    assert all(np.array_equal(r[1], np.arange(i)) for i, r in enumerate(out))
+    assert [r[2] for r in out] == [False, True, True]  # the first here, the others in helpers
+
+
+@_memory_files
+def test_a_failing_helper_task_is_run_again_here_and_raises_in_order():
+    calls = []
+
+    def bad():
+        calls.append(os.getpid())
+        raise RuntimeError("bad task")
+
+    with pytest.raises(RuntimeError, match="bad task"):
+        parallel.run_tasks([lambda: 0, bad], jobs=2)
+    assert calls == [os.getpid()]  # the helper's failure was not seen here: the task ran again here
+
+
+def test_kpmerge_imports_without_posix_only_modules():
+    # Windows has no fcntl, termios, resource or memfd: kpmerge must import and plan without them.
+    code = (
+        "import sys\n"
+        "for m in ('fcntl', 'termios', 'resource', 'pwd', 'grp'): sys.modules[m] = None\n"
+        "import kpmerge.cli, kpmerge.job, kpmerge.parallel, kpmerge.inspect, kpmerge.sampling\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_jobs_option_gives_the_same_bytes_and_is_checked(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from kpmerge import job
+    from kpmerge.cli import cli
+    from kpmerge.recipe import recipe_to_job
+    from kpmerge.synth import synth_coco
+
+    monkeypatch.setattr(job, "PARALLEL_MIN_BYTES", 0)
+    files = []
+    for seed in (1, 2):
+        files.append(tmp_path / f"c{seed}.json")
+        files[-1].write_bytes(synth_coco(scale=0.001, seed=seed))
+    outs = []
+    for jobs in ("1", "2"):
+        out = tmp_path / f"out{jobs}"
+        args = ["combine", f"a={files[0]}", f"b={files[1]}", "-o", str(out), "-q", "--jobs", jobs]
+        assert CliRunner().invoke(cli, args, catch_exceptions=False).exit_code == 0
+        outs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
+    assert outs[0] == outs[1]
+    bad = CliRunner().invoke(cli, ["combine", f"a={files[0]}", "-o", str(tmp_path / "x"), "--jobs", "0"])
+    assert bad.exit_code == 2 and "--jobs" in bad.stderr
+    data = {"mode": "combine", "output": "o", "sources": [{"path": "a.json"}], "jobs": 3}
+    assert recipe_to_job(data, tmp_path).jobs == 3
