@@ -53,19 +53,26 @@ def slot_counts(pool_sizes: Sequence[int], factors: Sequence[float]) -> list[int
 
 
 def stratified_slots(n: int, m: int, seed: int, epoch: int, source: int) -> Indices:
-    """(m,) positions in a pool of n: slot j draws uniformly among the integers in [j*n/m, (j+1)*n/m).
+    """(m,) positions in a pool of n, ascending: `round(n * f)` draws for a dataset-level factor f.
 
-    With m = 2n every position appears exactly twice; with m = n/2 exactly one of each consecutive pair.
-    Slot j's draw is the j-th number of the stream of (seed, epoch, source).
+    With m <= n, slot j draws uniformly among the integer positions of its stratum `[j*n/m, (j+1)*n/m)`,
+    i.e. `ceil(j*n/m)` .. `ceil((j+1)*n/m) - 1`: no position twice, and with m = n/2 exactly one of each
+    consecutive pair. With m > n, every position appears `m // n` times and the `m % n` remaining slots
+    draw the same way among `m % n` strata of the pool, so every position appears floor(m/n) or
+    ceil(m/n) times (m = 2n: exactly twice). Draw k is the k-th number of the stream of (seed, epoch,
+    source).
     """
     if m == 0 or n == 0:
         return np.zeros(0, dtype=np.int64)
-    j = np.arange(m, dtype=np.int64)
-    u = _rng(seed, _STRATA, epoch, source).random(m)
-    pos = np.floor((j * n + u * n) / m).astype(np.int64)
-    lo = (j * n) // m
-    hi = ((j + 1) * n - 1) // m  # the last integer below (j + 1) * n / m
-    return np.clip(pos, lo, np.maximum(lo, hi))
+    copies, extra = divmod(m, n) if m > n else (0, m)
+    every = np.repeat(np.arange(n, dtype=np.int64), copies)
+    if not extra:
+        return every
+    k = np.arange(extra + 1, dtype=np.int64)
+    bounds = -(-k * n // extra)  # ceil(k * n / extra): stratum k is bounds[k] .. bounds[k + 1] - 1
+    u = _rng(seed, _STRATA, epoch, source).random(extra)
+    drawn = bounds[:-1] + np.minimum(np.floor(u * np.diff(bounds)).astype(np.int64), np.diff(bounds) - 1)
+    return np.sort(np.concatenate([every, drawn]), kind="stable") if copies else drawn
 
 
 def batch_counts(batch_size: int, ratios: Sequence[float], names: Sequence[str] | None = None) -> list[int]:

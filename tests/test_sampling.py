@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from contextlib import nullcontext
 from pathlib import Path
@@ -86,6 +87,41 @@ def test_every_slot_draws_inside_its_stratum(n, m, seed, epoch):
     # j * n / m <= pos + 1 and pos < (j + 1) * n / m, in integers (a stratum may hold no integer)
     assert (pos * m < (j + 1) * n).all()
     assert ((pos + 1) * m > j * n).all()
+
+
+def test_fractional_factor_draws_inside_the_integer_stratum():
+    # slot 1 of 2 over a pool of 5: stratum [2.5, 5) holds positions 3 and 4, never 2
+    for seed in range(64):
+        pos = stratified_slots(5, 2, seed, 0, 0).tolist()
+        assert pos[0] in (0, 1, 2) and pos[1] in (3, 4), (seed, pos)
+    assert stratified_slots(5, 2, 16, 0, 0).tolist() != [2, 2]
+
+
+_ODD_OR_PRIME = st.one_of(
+    st.integers(0, 400).map(lambda i: 2 * i + 1),
+    st.sampled_from([2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 97, 101, 257, 1009, 2761]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(n=_ODD_OR_PRIME, f=st.floats(0, 3, exclude_min=True), seed=st.integers(0, 2**32), epoch=st.integers(0, 99))
+def test_factor_property_exact_count_no_repeat_below_1_floor_or_ceil_above(n, f, seed, epoch):
+    m = slot_counts([n], [f])[0]
+    pos = stratified_slots(n, m, seed, epoch, 3)
+    assert len(pos) == m == round(n * f)
+    assert ((pos >= 0) & (pos < n)).all()
+    counts = np.bincount(pos, minlength=n)
+    if f <= 1:
+        assert counts.max(initial=0) <= 1  # no instance twice in an epoch
+        j = np.arange(m)
+        assert (pos >= -(-j * n // m)).all() and (pos < -(-(j + 1) * n // m)).all()
+    else:
+        assert set(counts.tolist()) <= {math.floor(f), math.ceil(f)}
+    assert np.array_equal(pos, stratified_slots(n, m, seed, epoch, 3))  # same (seed, epoch): same draws
+    extra = m % n if m > n else m  # slots beyond floor(m / n) copies of every instance
+    choices = np.diff(-(-np.arange(extra + 1) * n // max(extra, 1)))  # positions in each extra's stratum
+    if extra and choices.max() >= 2:  # more than one possible draw: epochs differ
+        assert len({tuple(stratified_slots(n, m, seed, e, 3).tolist()) for e in range(24)}) > 1
 
 
 @pytest.mark.parametrize(
