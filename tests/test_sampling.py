@@ -104,7 +104,12 @@ _ODD_OR_PRIME = st.one_of(
 
 
 @settings(max_examples=300, deadline=None)
-@given(n=_ODD_OR_PRIME, f=st.floats(0, 3, exclude_min=True), seed=st.integers(0, 2**32), epoch=st.integers(0, 99))
+@given(
+    n=_ODD_OR_PRIME,
+    f=st.floats(0, 3, exclude_min=True),
+    seed=st.integers(0, 2**32),
+    epoch=st.integers(0, 99),
+)
 def test_factor_property_exact_count_no_repeat_below_1_floor_or_ceil_above(n, f, seed, epoch):
     m = slot_counts([n], [f])[0]
     pos = stratified_slots(n, m, seed, epoch, 3)
