@@ -7,7 +7,7 @@ Every statistic is an array reduction over the columnar `Instances`; the readers
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +18,11 @@ import orjson
 from .errors import KpmergeError, UsageError
 from .formats.coco import coco_to_dataset
 from .formats.detect import read_dataset
-from .instances import Dataset, Instances, Problem
+from .instances import Dataset, Problem
 from .jsonio import read_mapped
 from .layouts import Layout, canonical_name, detect_layout, layout_from_dict, load_layout, normalize_name
 from .mapping import build_mapping
+from .pools import trainable_mask
 
 BOX_MARGIN = 0.1
 """A labelled keypoint is `outside_box` when it lies beyond the box by more than this share of the box's
@@ -105,7 +106,7 @@ class FileReport:
         layout: The layout name, or None when no layout fits.
         images: Image records.
         annotations: Annotations read (of the keypoint category).
-        trainable: Not crowd, at least one labelled keypoint, box width and height > 0.
+        trainable: The instances MMPose 1.3 keeps in top-down mode (`kpmerge.pools`).
         crowd: Crowd annotations.
         keypoints: Per keypoint counts, in layout order.
         problems: Problems found, errors first.
@@ -319,7 +320,7 @@ def inspect_dataset(dataset: Dataset, path: str = "", layout: Layout | None = No
         raise UsageError(f"layout {lay.name} has {len(lay)} keypoints but the file has {inst.k}", file=path)
     names = _names(dataset, lay)
     problems = list(dataset.problems) + check_instances(dataset)
-    trainable, crowd = _pool(inst)
+    trainable, crowd = _pool(dataset)
     return FileReport(
         path=path,
         format=dataset.format,
@@ -410,12 +411,14 @@ def _sorted(problems: list[Problem]) -> tuple[Problem, ...]:
     return tuple(sorted(problems, key=lambda p: order.get(p.severity, len(order))))
 
 
-def _pool(inst: Instances) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
-    """Trainable (not crowd, >= 1 labelled keypoint, box w, h > 0) and crowd masks."""
-    crowd = inst.iscrowd > 0
-    labelled = (inst.keypoints[:, :, 2] > 0).any(axis=1)
-    positive = (inst.boxes[:, 2] > 0) & (inst.boxes[:, 3] > 0)
-    return ~crowd & labelled & positive, crowd
+def _pool(dataset: Dataset) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Trainable (what MMPose 1.3 keeps in top-down mode, `kpmerge.pools`) and crowd masks."""
+    inst = dataset.instances
+    if dataset.format not in ("coco", "coco_wholebody"):
+        # Not a COCO file: num_keypoints is what kpmerge would write, the count of v > 0.
+        inst = replace(inst, num_keypoints=inst.labelled_counts())
+    images = dataset.images
+    return trainable_mask(inst, images.widths, images.heights), inst.iscrowd > 0
 
 
 def _detect(dataset: Dataset, notes: list[str]) -> Layout | None:
@@ -509,7 +512,7 @@ def _sources(
         defined_by_name = {
             s.get("name"): s.get("defined_keypoints") for s in meta["sources"] if isinstance(s, dict)
         }
-    trainable, crowd = _pool(inst)
+    trainable, crowd = _pool(dataset)
     out, wrong = [], []
     end = 0
     for i, s in enumerate(manifest["sources"]):

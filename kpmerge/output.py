@@ -23,6 +23,7 @@ from .formats.coco import SourceTags, dataset_to_coco_chunks
 from .handoff import can_fork, fork_with_memory_file, helpers_pay
 from .jsonio import Chunks, dumps_pretty, no_gc
 from .layouts import Layout
+from .pools import trainable_mask
 
 if TYPE_CHECKING:
     from .sampling import SamplingOptions
@@ -140,16 +141,10 @@ def _paper(layout: Layout) -> Any:
 
 
 def trainable_pools(merged: Merged) -> list[np.ndarray]:
-    """Per source, (n,) positions in the annotations array that training may draw: not crowd, at least
-    one labelled keypoint (v > 0) after mapping, box width and height > 0."""
-    inst = merged.dataset.instances
-    ok = (
-        (inst.iscrowd == 0)
-        & (inst.num_keypoints > 0)  # merge and combine count the labelled keypoints after mapping
-        & (inst.boxes[:, 2] > 0)
-        & (inst.boxes[:, 3] > 0)
-    )
-    positions = np.flatnonzero(ok)
+    """Per source, (n,) positions in the annotations array that training may draw: the instances
+    MMPose 1.3 keeps in top-down mode (`kpmerge.pools.trainable_mask`)."""
+    images = merged.dataset.images
+    positions = np.flatnonzero(trainable_mask(merged.dataset.instances, images.widths, images.heights))
     owner = np.asarray(merged.source_index)[positions]
     return [positions[owner == i] for i in range(len(merged.sources))]
 
