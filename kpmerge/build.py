@@ -12,7 +12,7 @@ from .errors import UsageError
 from .instances import Dataset, Images, Instances
 from .jsonio import no_gc
 from .layouts import BUILTIN_ORDER, Layout, builtin_layout, canonical_name
-from .mapping import Mapping, MappingSpec, apply_mapping, build_mapping, resolve_entries
+from .mapping import Mapping, MappingSpec, apply_mapping, build_mapping, is_auto, resolve_entries
 
 AREA_FACTOR = 0.53
 """Area of a box-only annotation as a share of its box (MMPose's assumption for AIC)."""
@@ -119,20 +119,28 @@ def merge(
 
 
 def combine(sources: Sequence[Source], drop_empty: bool = False, drop_crowd: bool = False) -> Merged:
-    """Build the union layout of all sources and map every source into it (SPEC 4)."""
+    """Build the union layout of all sources and map every source into it (SPEC 4).
+
+    Raises:
+        UsageError: for a bad mapping, duplicate source names, or a mapping given for the first source
+            (its layout starts the union; `merge` with a target maps it elsewhere).
+    """
     _check_sources(sources)
+    first = sources[0]
+    if first.mapping != "auto":
+        raise UsageError(
+            f"combine: a mapping for the first source ({first.name}) cannot be used: its layout starts the "
+            "union, so its keypoints keep their own places; to map it into another layout use merge --target"
+        )
     layout = union_layout(sources)
-    mappings = []
-    for i, s in enumerate(sources):
-        spec = s.mapping if (i > 0 and not isinstance(s.mapping, str)) else "auto"
-        mappings.append(build_mapping(s.layout, layout, _union_spec(s, layout, spec)))
+    mappings = [build_mapping(s.layout, layout, _union_spec(s, layout, s.mapping)) for s in sources]
     with no_gc():
         return _assemble("combine", layout, sources, mappings, drop_empty, drop_crowd)
 
 
 def _union_spec(source: Source, union: Layout, spec: MappingSpec) -> MappingSpec:
     """Explicit entries plus, for the keypoints they leave out, the union's own (appended) names."""
-    if isinstance(spec, str):
+    if is_auto(spec):  # auto matches the appended keypoints by their own names
         return spec
     entries = list(spec)
     used = {i for term, _ in resolve_entries(source.layout, union, entries) for i in term}

@@ -86,7 +86,8 @@ class EpochRange(click.ParamType):
 
 
 class MappingValue(click.ParamType):
-    """`auto`, a JSON file of entries, or inline `SRC:TGT,...` with `A+B:TGT` for a midpoint."""
+    """`auto`, a JSON file of entries, or inline `SRC:TGT,...` with `A+B:TGT` for a midpoint;
+    `auto,SRC:TGT,...` maps by name, then the entries override or add."""
 
     name = "MAPPING"
 
@@ -96,6 +97,10 @@ class MappingValue(click.ParamType):
         text = value.strip()
         if text == "auto":
             return "auto"
+        head, sep, rest = text.partition(",")
+        if head.strip() == "auto" and sep:  # auto by name, then the entries override or add
+            entries = self.convert(rest, param, ctx)
+            return ["auto", *entries] if entries != "auto" else "auto"
         if text.endswith(".json"):
             try:
                 entries = json.loads(Path(text).read_text("utf-8"))
@@ -150,7 +155,8 @@ def source_options(f: Callable[..., Any]) -> Callable[..., Any]:
             "mappings",
             multiple=True,
             type=PairValue(),
-            help="Mapping per source: auto, a JSON file, or SRC:TGT,... (A+B:TGT is a midpoint).",
+            help="Mapping per source: auto, a JSON file, or SRC:TGT,... (A+B:TGT is a midpoint); "
+            "auto,SRC:TGT,... maps by name, then the entries override or add.",
         ),
         click.option(
             "--image-prefix",
@@ -368,6 +374,12 @@ def summary(merged: Merged, out: Path) -> str:
     notes = [f"note: {s.name}: {n}" for s in merged.sources for n in s.notes]
     notes += [
         f"note: {s.name}: {a} matched {b} by synonym" for s in merged.sources for a, b in s.mapping.aliases
+    ]
+    notes += [
+        f"note: {s.name}: target keypoints left unmapped: "
+        + ", ".join(merged.layout.keypoints[t] for t in s.mapping.unmapped)
+        for s in merged.sources
+        if s.mapping.unmapped
     ]
     return "\n".join([head, *lines, *notes])
 

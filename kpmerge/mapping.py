@@ -16,7 +16,20 @@ Term = tuple[int, ...]
 """A mapping source: one source index, or two for a midpoint."""
 
 MappingSpec = str | Sequence[Any]
-"""`"auto"`, or a list of `(source, target)` where source is an index, a name or a pair of them."""
+"""`"auto"`, or a list of `(source, target)` where source is an index, a name or a pair of them; a list
+whose first item is `"auto"` maps by name first, then its entries override or add (see `build_mapping`)."""
+
+AUTO = "auto"
+
+
+def is_auto_plus(spec: MappingSpec) -> bool:
+    """True for `["auto", entry, ...]`: auto by name, then the entries override or add."""
+    return not isinstance(spec, str) and len(spec) > 0 and isinstance(spec[0], str) and spec[0] == AUTO
+
+
+def is_auto(spec: MappingSpec) -> bool:
+    """True for `"auto"` and for `["auto", entry, ...]` (both start from names)."""
+    return spec == AUTO or is_auto_plus(spec)
 
 
 @dataclass(frozen=True)
@@ -78,15 +91,24 @@ def build_mapping(source: Layout, target: Layout, spec: MappingSpec = "auto") ->
         target: The layout they go to.
         spec: `"auto"` (by name, with synonyms), or a list of `(source, target)` entries where each
             side is an index or a name, and the source may be a pair (the midpoint of two keypoints).
+            A list starting with `"auto"` maps by name first; then each entry after it sets its
+            target, replacing what auto put there (the flip check applies to the result).
 
     Raises:
         UsageError: an index out of range, an unknown or ambiguous name, a target written twice,
             or a flip-inconsistent entry; each message names the entry.
     """
     if isinstance(spec, str):
-        if spec != "auto":
+        if spec != AUTO:
             raise UsageError(f"mapping must be 'auto' or a list of [source, target] entries, got {spec!r}")
         pairs, aliases = _auto_pairs(source, target)
+    elif is_auto_plus(spec):
+        pairs, aliases = _auto_pairs(source, target)
+        overrides = resolve_entries(source, target, spec[1:], first=1)
+        replaced = {t for _, t in overrides}
+        kept = [(term, t) for term, t in pairs if t not in replaced]
+        aliases = [(a, b) for a, b in aliases if target.index(b) not in replaced]
+        pairs = kept + overrides
     else:
         pairs, aliases = resolve_entries(source, target, spec), []
     pairs.sort(key=lambda p: p[1])
@@ -137,12 +159,17 @@ def _auto_pairs(source: Layout, target: Layout) -> tuple[list[tuple[Term, int]],
     return pairs, aliases
 
 
-def resolve_entries(source: Layout, target: Layout, spec: Sequence[Any]) -> list[tuple[Term, int]]:
-    """Explicit entries as `(source term, target index)`, checked for ranges, names and duplicates."""
+def resolve_entries(
+    source: Layout, target: Layout, spec: Sequence[Any], first: int = 0
+) -> list[tuple[Term, int]]:
+    """Explicit entries as `(source term, target index)`, checked for ranges, names and duplicates.
+
+    `first` is the number of the first entry in messages (1 after a leading `"auto"`).
+    """
     where = f"mapping {source.name} -> {target.name}"
     pairs: list[tuple[Term, int]] = []
     seen: dict[int, int] = {}
-    for n, entry in enumerate(spec):
+    for n, entry in enumerate(spec, start=first):
         if not isinstance(entry, list | tuple) or len(entry) != 2:
             raise UsageError(f"{where}: entry {n} must be [source, target], got {entry!r}")
         src, tgt = entry

@@ -244,3 +244,94 @@ def test_every_command_has_help_and_is_in_the_command_reference():
             commands.append(f"{name} {sub}")
     for name in commands:
         assert f"kpmerge {name}" in readme, name
+
+
+def _layout_file(path: Path, layout: str, people: int = 2) -> Path:
+    """A COCO-style file in `layout` (names in the category), images with sizes, labelled keypoints."""
+    names = json.loads(invoke("layouts", "show", layout).stdout)["keypoints"]
+    k = len(names)
+    images = [
+        {"id": i + 1, "file_name": f"{layout}{i}.jpg", "width": 640, "height": 480} for i in range(people)
+    ]
+    anns = [
+        {
+            "id": i + 1,
+            "image_id": i + 1,
+            "category_id": 1,
+            "keypoints": [v for j in range(k) for v in (10 + j, 20 + j, 2)],
+            "num_keypoints": k,
+            "bbox": [5, 5, 100, 200],
+            "iscrowd": 0,
+            "area": 1000,
+        }
+        for i in range(people)
+    ]
+    path.write_text(
+        json.dumps(
+            {
+                "images": images,
+                "annotations": anns,
+                "categories": [{"id": 1, "name": "person", "keypoints": names}],
+            }
+        )
+    )
+    return path
+
+
+def test_combine_refuses_a_mapping_for_its_first_source(tmp_path):
+    coco = _layout_file(tmp_path / "coco.json", "coco")
+    mpii = _layout_file(tmp_path / "mpii.json", "mpii")
+    out = tmp_path / "out"
+    result = invoke("combine", f"coco={coco}", f"mpii={mpii}", "--mapping", "coco=0:6", "-o", out, ok=False)
+    assert result.exit_code == 2
+    assert _error_line(result) == (
+        "Error: combine: a mapping for the first source (coco) cannot be used: its layout starts the "
+        "union, so its keypoints keep their own places; to map it into another layout use merge --target"
+    )
+    assert not out.exists()
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(
+        'mode = "combine"\noutput = "out"\n'
+        '[[sources]]\nname = "coco"\npath = "coco.json"\nmapping = [[0, 6]]\n'
+        '[[sources]]\nname = "mpii"\npath = "mpii.json"\n'
+    )
+    result = invoke("run", recipe, ok=False)
+    assert result.exit_code == 2 and "a mapping for the first source (coco) cannot be used" in _error_line(
+        result
+    )
+    invoke("combine", f"coco={coco}", f"mpii={mpii}", "--mapping", "coco=auto", "-o", out)
+
+
+def test_auto_plus_overrides_from_the_cli_and_a_recipe(tmp_path):
+    mpii = _layout_file(tmp_path / "mpii.json", "mpii")
+    aic = _layout_file(tmp_path / "aic.json", "aic")
+    cli_out, recipe_out = tmp_path / "cli", tmp_path / "recipe"
+    result = invoke(
+        "merge", f"aic={aic}", f"mpii={mpii}", "--mapping", "mpii=auto,thorax:neck", "-o", cli_out
+    )
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(
+        'mode = "merge"\noutput = "recipe"\n[[sources]]\nname = "aic"\npath = "aic.json"\n'
+        '[[sources]]\nname = "mpii"\npath = "mpii.json"\nmapping = ["auto", ["thorax", "neck"]]\n'
+    )
+    invoke("run", recipe)
+    jsonschema.validate(tomllib.loads(recipe.read_text()), schema("recipe"))
+    for out in (cli_out, recipe_out):
+        meta = load(out, "metainfo.json")
+        names = meta["keypoints"]
+        mpii_names = json.loads(invoke("layouts", "show", "mpii").stdout)["keypoints"]
+        pairs = {names[t]: mpii_names[s] for s, t in meta["sources"][1]["mapping"]}
+        assert pairs["neck"] == "thorax" and pairs["head_top"] == "head_top" and len(pairs) == 14
+    assert load(cli_out, "annotations.json") == load(recipe_out, "annotations.json")
+    assert "left unmapped" not in result.stderr  # every aic keypoint has a source in both
+
+
+def test_summary_lists_the_target_keypoints_each_source_leaves_unmapped(tmp_path):
+    coco = _layout_file(tmp_path / "coco.json", "coco")
+    aic = _layout_file(tmp_path / "aic.json", "aic")
+    result = invoke("combine", f"coco={coco}", f"aic={aic}", "-o", tmp_path / "out")
+    lines = result.stderr.splitlines()
+    assert "note: coco: target keypoints left unmapped: head_top, neck" in lines
+    assert (
+        "note: aic: target keypoints left unmapped: nose, left_eye, right_eye, left_ear, right_ear" in lines
+    )

@@ -133,3 +133,25 @@ def test_apply_into_a_used_array_overwrites_every_element(source, target):
     assert apply_mapping(kp, m, out=out) is out
     np.testing.assert_array_equal(out, apply_mapping(kp, m))
     assert not (out == 7.0).any()
+
+
+def test_auto_plus_overrides_replaces_what_auto_filled_and_keeps_the_rest():
+    mpii, aic = builtin_layout("mpii"), builtin_layout("aic")
+    auto = build_mapping(mpii, aic, "auto")
+    assert ["upper_neck", "neck"] in auto.name_pairs() and auto.aliases == (("upper_neck", "neck"),)
+    m = build_mapping(mpii, aic, ["auto", ["thorax", "neck"]])
+    want = [p for p in auto.name_pairs() if p[1] != "neck"] + [["thorax", "neck"]]
+    assert sorted(m.name_pairs(), key=lambda p: p[1]) == sorted(want, key=lambda p: p[1])
+    assert m.aliases == ()  # the synonym match was replaced
+    assert [mpii.keypoints[i] for i in m.dropped] == ["pelvis", "upper_neck"]
+
+
+def test_auto_plus_overrides_adds_targets_auto_left_and_checks_flips():
+    coco, aic = builtin_layout("coco"), builtin_layout("aic")
+    m = build_mapping(coco, aic, ["auto", [["left_shoulder", "right_shoulder"], "neck"]])
+    assert m.unmapped == [aic.index("head_top")]
+    assert [p for p in m.name_pairs() if p[1] == "neck"] == [[["left_shoulder", "right_shoulder"], "neck"]]
+    with pytest.raises(UsageError, match="not flip-consistent"):
+        build_mapping(coco, aic, ["auto", ["left_hip", "right_hip"]])
+    with pytest.raises(UsageError, match=r"entry 2 .* already written by entry 1"):
+        build_mapping(coco, aic, ["auto", ["nose", "neck"], ["left_eye", "neck"]])
