@@ -488,7 +488,10 @@ def sample(
     "all keypoints of the layout).",
 )
 @click.option(
-    "--original-ids", is_flag=True, help="Write the ids the images and annotations have in their source."
+    "--original-ids",
+    is_flag=True,
+    help="Write the ids the images and annotations have in their source (refused unless they are "
+    "positive integers).",
 )
 @click.option("--force", is_flag=True, help="Replace FILE if it exists.")
 @click.option("--quiet", "-q", is_flag=True, help="No summary on stderr.")

@@ -48,15 +48,30 @@ class Projection:
 
 
 class _Origin(msgspec.Struct):
+    source: Any = None
     source_id: Any = None
 
 
-def _original_ids(extra: np.ndarray, what: str, file: Path) -> list[Any]:
+def _original_ids(extra: np.ndarray, what: str, file: Path) -> list[int]:
+    """The records' `source_id`s, to write as their ids: positive integers that do not repeat.
+
+    Raises:
+        UsageError: when one is not a positive integer (COCO tools score only integer ids) or they
+            repeat across the chosen sources.
+    """
     decoder = msgspec.json.Decoder(_Origin)
-    ids = [decoder.decode(b"{" + e + b"}").source_id for e in extra]
-    if any(i is None for i in ids):
+    origins = [decoder.decode(b"{" + e + b"}") for e in extra]
+    if any(o.source_id is None for o in origins):
         raise KpmergeError(f"{what} without source_id: cannot write original ids", file=file)
-    if len(set(map(repr, ids))) != len(ids):
+    bad = next((o for o in origins if type(o.source_id) is not int or o.source_id < 1), None)
+    if bad is not None:
+        raise UsageError(
+            f"--original-ids: the {what} ids of source {bad.source} are not positive integers "
+            f"(e.g. {bad.source_id!r}), which COCO tools cannot score; leave the option out (each "
+            "record keeps its original id in source_id)"
+        )
+    ids = [o.source_id for o in origins]
+    if len(set(ids)) != len(ids):
         raise UsageError(f"original {what} ids repeat across the chosen sources; choose one with --source")
     return ids
 
@@ -86,11 +101,12 @@ def project_output(
         to: The layout to write: a built-in name, a layout JSON file or a Layout.
         sources: The sources to keep; None keeps every source that defines all keypoints of `to`.
         original_ids: Write each image's and annotation's id in its source (`source_id`) instead of
-            the output's id, to score predictions made on the source file.
+            the output's id, to score predictions made on the source file. Ids stay positive
+            integers: sources whose ids are not (raw AIC, MPII) are refused.
 
     Raises:
         UsageError: for a folder that is not an output, a layout with keypoints the output lacks,
-            an unknown source, or no source to keep.
+            an unknown source, no source to keep, or original ids that are not positive integers.
     """
     folder = Path(out)
     meta = _read_json(folder / METAINFO_JSON)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -121,8 +123,33 @@ def synth_coco(scale: float = 1.0, seed: int = 0) -> bytes:
     return orjson.dumps(doc)
 
 
+def tiny_png(width: int, height: int) -> bytes:
+    """A valid black PNG of `width` x `height` pixels in a few hundred bytes (1-bit greyscale).
+
+    Stands in for a real image where only its size matters (the header kpmerge reads, and what image
+    loaders check), e.g. the images of `sample_data/`.
+    """
+    row = b"\x00" * (1 + (width + 7) // 8)  # filter byte 0, then the packed bits of one row
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    pixels = zlib.compress(row * height, 9)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
 def synth_aic(scale: float = 1.0, seed: int = 0) -> bytes:
     """Raw AI Challenger keypoint JSON bytes: one record per image, several people each."""
+    return _synth_aic(scale, seed)[0]
+
+
+def synth_aic_sizes(scale: float = 1.0, seed: int = 0) -> dict[str, tuple[int, int]]:
+    """The (width, height) of every image of `synth_aic(scale, seed)`, by image id (its poses fit in it)."""
+    return _synth_aic(scale, seed)[1]
+
+
+def _synth_aic(scale: float, seed: int) -> tuple[bytes, dict[str, tuple[int, int]]]:
     rng = np.random.default_rng([seed, 2])
     n_img = max(1, round(AIC_IMAGES * scale))
     n_people = max(n_img, round(AIC_PEOPLE * scale))
@@ -134,9 +161,10 @@ def synth_aic(scale: float = 1.0, seed: int = 0) -> bytes:
     kp[:, :, 2] = np.array([3, 2, 1])[kp[:, :, 2].astype(np.int64)]  # COCO -> raw AIC visibility
     xyxy = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1).round().astype(np.int64)
     kp_list, box_list = kp.reshape(n_people, -1).astype(np.int64).tolist(), xyxy.tolist()
-    records, j = [], 0
+    records, j, sizes = [], 0, {}
     for i in range(n_img):
         image_id = f"{rng.integers(0, 2**63):016x}{i:024x}"
+        sizes[image_id] = (int(width[i]), int(height[i]))
         humans = [f"human{h + 1}" for h in range(int(per[i]))]
         order = humans[::-1]  # files list humans in no particular order
         records.append(
@@ -149,7 +177,7 @@ def synth_aic(scale: float = 1.0, seed: int = 0) -> bytes:
         )
         j += len(humans)
     # The real file was written by Python's json module: `, ` and `: ` separators.
-    return json.dumps(records).encode("ascii")
+    return json.dumps(records).encode("ascii"), sizes
 
 
 def write_synth(out: str | Path, scale: float = 1.0, seed: int = 0) -> dict[str, Path]:
