@@ -17,6 +17,7 @@ from .errors import KpmergeError
 from .exports import EXPORTS
 from .job import Job, SourceSpec, run_job
 from .layouts import builtin_layout_names, load_layout
+from .output import missing_sizes
 from .recipe import read_recipe
 from .sampling import FORMATS, parse_epochs, write_epochs
 
@@ -175,6 +176,11 @@ def source_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--drop-empty", is_flag=True, help="Leave out instances with no labelled keypoint."),
         click.option("--drop-crowd", is_flag=True, help="Leave out crowd instances."),
         click.option("--gzip", is_flag=True, help="Write annotations.json.gz instead of annotations.json."),
+        click.option(
+            "--allow-missing-sizes",
+            is_flag=True,
+            help="Write images without width/height (MMPose, Detectron2 and exports cannot use the output).",
+        ),
     ]
     for option in reversed(options):
         f = option(f)
@@ -332,6 +338,7 @@ def _job(
         batch_size=opts["batch_size"],
         exports=opts["exports"],
         jobs=opts["jobs"],
+        allow_missing_sizes=opts["allow_missing_sizes"],
     )
 
 
@@ -381,6 +388,12 @@ def summary(merged: Merged, out: Path) -> str:
         for s in merged.sources
         if s.mapping.unmapped
     ]
+    sizes = missing_sizes(merged)
+    if sizes is not None:
+        notes.append(
+            f"note: {sizes['images']} images have no width/height: {', '.join(sizes['cannot_load'])} cannot "
+            f"load this output ({', '.join(sizes['can_load'])} can)"
+        )
     return "\n".join([head, *lines, *notes])
 
 

@@ -62,7 +62,11 @@ class SourceSpec:
 
 @dataclass(frozen=True)
 class Job:
-    """Everything one `merge` or `combine` needs."""
+    """Everything one `merge` or `combine` needs.
+
+    `allow_missing_sizes` writes sources whose images lack width or height (else refused: MMPose's and
+    Detectron2's loaders need them); the manifest then says which trainers cannot load the output.
+    """
 
     mode: str
     sources: tuple[SourceSpec, ...]
@@ -78,6 +82,7 @@ class Job:
     exports: tuple[str, ...] = ()
     jobs: int | None = None
     """Processes to use at most (None: the CPUs this process may use; 1: no helper processes)."""
+    allow_missing_sizes: bool = False
 
 
 def _stem(path: Path) -> str:
@@ -226,6 +231,8 @@ def build_job(job: Job, progress: Progress | None = None, jobs: int | None = Non
     if target is not None and target.origin:
         target = replace(target, origin=0)  # outputs are 0-based
     sources = load_sources(job.sources, jobs if jobs is not None else job.jobs, progress, checksum=False)
+    if not job.allow_missing_sizes:
+        check_sizes(sources)
     if progress is not None:
         progress(job.mode, 0, 1)
     # Checksums are taken in threads while the sources are merged, which leaves a core free (reading
@@ -247,6 +254,28 @@ def build_job(job: Job, progress: Progress | None = None, jobs: int | None = Non
     if progress is not None:
         progress(job.mode, 1, 1)
     return replace(merged, sources=reports)
+
+
+def check_sizes(sources: Sequence[Source]) -> None:
+    """UsageError naming the first source whose images lack width or height, how many, and the fix.
+
+    MMPose's CocoDataset and Detectron2's loader read `width` and `height` of every image, so a file
+    without them trains nowhere; `Job(allow_missing_sizes=True)` writes it anyway.
+    """
+    for src in sources:
+        images = src.dataset.images
+        missing = int(np.count_nonzero(np.isnan(images.widths) | np.isnan(images.heights)))
+        if not missing:
+            continue
+        if src.dataset.format in ("aic", "mpii"):
+            fix = f"give --image-dir {src.name}=DIR (recipe key image_dir) to read them from the images"
+        else:
+            fix = "add them to the file's images"
+        raise UsageError(
+            f"source {src.name}: {missing} of {len(images)} images have no width/height, which MMPose and "
+            f"Detectron2 need: {fix}, or write without them with --allow-missing-sizes "
+            "(recipe key allow_missing_sizes)"
+        )
 
 
 def _check_inputs_outside(job: Job) -> None:

@@ -149,6 +149,28 @@ def trainable_pools(merged: Merged) -> list[np.ndarray]:
     return [positions[owner == i] for i in range(len(merged.sources))]
 
 
+NEED_SIZES = ("MMPose", "Detectron2", "Ultralytics (kpmerge --export yolo)")
+"""Trainers whose loaders read every image's width and height (MMPose's CocoDataset: `img['width']`)."""
+LOAD_WITHOUT_SIZES = ("pycocotools",)
+"""Tools that load an annotations file whose images lack width and height."""
+
+
+def missing_sizes(merged: Merged) -> dict[str, Any] | None:
+    """What the manifest says when images lack width or height (written with `allow_missing_sizes`):
+    how many, per source, and which trainers cannot load the file; None when every image has both."""
+    images = merged.dataset.images
+    missing = np.isnan(images.widths) | np.isnan(images.heights)
+    if not missing.any():
+        return None
+    per_source = np.bincount(merged.image_source_index[missing], minlength=len(merged.sources))
+    return {
+        "images": int(np.count_nonzero(missing)),
+        "sources": {s.name: int(n) for s, n in zip(merged.sources, per_source.tolist(), strict=True) if n},
+        "cannot_load": list(NEED_SIZES),
+        "can_load": list(LOAD_WITHOUT_SIZES),
+    }
+
+
 def manifest(
     merged: Merged, sampling: SamplingOptions | None = None, annotations_file: str = ANNOTATIONS
 ) -> dict[str, Any]:
@@ -163,7 +185,7 @@ def manifest(
         entry["batch_ratio"] = sampling.batch_ratio(s.name) if sampling else None
         entry["pool"] = pool.tolist()
         entries.append(entry)
-    return {
+    out: dict[str, Any] = {
         "kpmerge_manifest": MANIFEST_VERSION,
         "kpmerge_version": __version__,
         "mode": merged.mode,
@@ -172,12 +194,16 @@ def manifest(
         "annotations_file": annotations_file,
         "images": len(merged.dataset.images),
         "annotations": len(merged.dataset.instances),
-        "sampling": {
-            "seed": sampling.seed if sampling else 0,
-            "batch_size": sampling.batch_size if sampling else None,
-        },
-        "sources": entries,
     }
+    sizes = missing_sizes(merged)
+    if sizes is not None:  # only then: outputs of inputs with sizes stay as they were
+        out["missing_image_sizes"] = sizes
+    out["sampling"] = {
+        "seed": sampling.seed if sampling else 0,
+        "batch_size": sampling.batch_size if sampling else None,
+    }
+    out["sources"] = entries
+    return out
 
 
 def _source_entry(s: Any) -> dict[str, Any]:

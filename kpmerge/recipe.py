@@ -23,6 +23,7 @@ TOP_KEYS = {
     "sources",
     "export",
     "jobs",
+    "allow_missing_sizes",
 }
 SOURCE_KEYS = {
     "name",
@@ -120,7 +121,7 @@ def recipe_to_job(
         raise fail("target", "expected a layout name or a layout JSON file")
     if target is not None and (target.endswith(".json") or "/" in target):
         target = str(base / target)
-    for key in ("force", "drop_empty", "drop_crowd", "gzip"):
+    for key in ("force", "drop_empty", "drop_crowd", "gzip", "allow_missing_sizes"):
         if key in data and not isinstance(data[key], bool):
             raise fail(key, "expected true or false")
     for key, least in (("seed", 0), ("batch_size", 1), ("jobs", 1)):
@@ -147,6 +148,7 @@ def recipe_to_job(
         batch_size=data.get("batch_size"),
         exports=tuple(dict.fromkeys(exports)),
         jobs=data.get("jobs"),
+        allow_missing_sizes=data.get("allow_missing_sizes", False),
     )
 
 

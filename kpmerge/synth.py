@@ -193,13 +193,25 @@ def write_synth(out: str | Path, scale: float = 1.0, seed: int = 0) -> dict[str,
 SAMPLE_COCO_IMAGES, SAMPLE_AIC_IMAGES = 6, 5
 
 
+SAMPLE_AIC_IMAGE_DIR = "aic_images"
+"""The folder of `sample_data/` holding an image per sample AIC record (a tiny PNG of its size)."""
+
+
 def write_samples(out: str | Path, seed: int = 0) -> dict[str, Path]:
-    """Write the small `coco_sample.json` and `aic_sample.json` of `sample_data/` into `out`."""
+    """Write the small `coco_sample.json` and `aic_sample.json` of `sample_data/` into `out`, and for
+    the raw AIC records (which hold no image sizes) an image of the right size each in `aic_images/`."""
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"coco": folder / "coco_sample.json", "aic": folder / "aic_sample.json"}
     paths["coco"].write_bytes(synth_coco(SAMPLE_COCO_IMAGES / COCO_IMAGES, seed))
-    paths["aic"].write_bytes(synth_aic(SAMPLE_AIC_IMAGES / AIC_IMAGES, seed))
+    data, sizes = _synth_aic(SAMPLE_AIC_IMAGES / AIC_IMAGES, seed)
+    paths["aic"].write_bytes(data)
+    images = folder / SAMPLE_AIC_IMAGE_DIR
+    images.mkdir(exist_ok=True)
+    for image_id, (width, height) in sizes.items():
+        # Raw AIC names every image <image_id>.jpg; image readers go by the content, not the suffix.
+        (images / f"{image_id}.jpg").write_bytes(tiny_png(width, height))
+    paths["aic_images"] = images
     return paths
 
 
@@ -215,7 +227,8 @@ def main(argv: list[str] | None = None) -> None:
         write_samples(args.out, args.seed) if args.sample else write_synth(args.out, args.scale, args.seed)
     )
     for name, path in write.items():
-        print(f"{name}: {path} ({path.stat().st_size / 1e6:.1f} MB)")
+        size = sum(p.stat().st_size for p in path.iterdir()) if path.is_dir() else path.stat().st_size
+        print(f"{name}: {path} ({size / 1e6:.1f} MB)")
 
 
 if __name__ == "__main__":

@@ -30,3 +30,17 @@ needs_fixtures = pytest.mark.skipif(
 def fixture(rel: str) -> Path:
     """Path of a file under ../shared/fixtures/mmpose_testdata."""
     return MMPOSE / rel
+
+
+@pytest.fixture
+def aic_raw_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An image folder for AIC_RAW: a tiny image per record, of the size MMPose's converted
+    test_aic.json gives the same image (raw AIC holds no sizes, and kpmerge requires them)."""
+    import json
+
+    from kpmerge.synth import tiny_png
+
+    folder = tmp_path_factory.mktemp("aic_raw_images")
+    for image in json.loads(fixture("aic/test_aic.json").read_text())["images"]:
+        (folder / image["file_name"]).write_bytes(tiny_png(image["width"], image["height"]))
+    return folder

@@ -93,10 +93,12 @@ def test_debug_env_shows_the_traceback(monkeypatch):
     assert type(result.exception).__name__ == "KpmergeError"
 
 
-@pytest.mark.parametrize("name", ["ok_coco.json", "ok_aic.json"])
-def test_corpus_base_files_are_valid(name, tmp_path):
+@pytest.mark.parametrize(
+    ("name", "options"), [("ok_coco.json", []), ("ok_aic.json", ["--allow-missing-sizes"])]
+)
+def test_corpus_base_files_are_valid(name, options, tmp_path):
     result = CliRunner().invoke(
-        cli, ["merge", str(HERE / name), "-o", str(tmp_path / "OUT"), "-q"], catch_exceptions=False
+        cli, ["merge", str(HERE / name), "-o", str(tmp_path / "OUT"), "-q", *options], catch_exceptions=False
     )
     assert result.exit_code == 0, result.stderr
     assert (tmp_path / "OUT" / "annotations.json").is_file()

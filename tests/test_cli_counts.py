@@ -74,13 +74,14 @@ def _check_conserved(manifest: dict[str, Any], stderr: str, annotations: dict[st
 
 @needs_fixtures
 @pytest.mark.parametrize("flags", FLAGS, ids=lambda f: "+".join(f) or "plain")
-def test_counts_conserved_every_fixture_combined(tmp_path, flags):
+def test_counts_conserved_every_fixture_combined(tmp_path, flags, aic_raw_images):
     sources = [f"s{i}={fixture(rel)}" for i, rel in enumerate(COCO_STYLE)]
     sources.insert(1, f"dog={_with_crowd_and_dog(tmp_path)}")
     sources.append(f"aicraw={AIC_RAW}")
     layouts = [f"--layout=s{i}={LAYOUT[rel]}" for i, rel in enumerate(COCO_STYLE) if rel in LAYOUT]
     out = tmp_path / "OUT"
-    manifest, stderr = _run(["combine", *sources, *layouts, *flags], out)
+    images = ["--image-dir", f"aicraw={aic_raw_images}"]
+    manifest, stderr = _run(["combine", *sources, *layouts, *flags, *images], out)
     annotations = json.loads((out / "annotations.json").read_text())
     _check_conserved(manifest, stderr, annotations)
     dog = next(s for s in manifest["sources"] if s["name"] == "dog")["annotations"]
@@ -92,10 +93,11 @@ def test_counts_conserved_every_fixture_combined(tmp_path, flags):
 
 
 @needs_fixtures
-def test_counts_in_merge_with_drop_flags(tmp_path):
+def test_counts_in_merge_with_drop_flags(tmp_path, aic_raw_images):
     out = tmp_path / "OUT"
     path = _with_crowd_and_dog(tmp_path)
-    manifest, stderr = _run(["merge", str(path), f"aic={AIC_RAW}", "--drop-empty", "--drop-crowd"], out)
+    args = ["merge", str(path), f"aic={AIC_RAW}", "--image-dir", f"aic={aic_raw_images}"]
+    manifest, stderr = _run([*args, "--drop-empty", "--drop-crowd"], out)
     annotations = json.loads((out / "annotations.json").read_text())
     _check_conserved(manifest, stderr, annotations)
     coco = manifest["sources"][0]["annotations"]
@@ -154,10 +156,10 @@ def test_numbers_keep_their_values(tmp_path, rel):
 
 
 @needs_fixtures
-def test_raw_aic_numbers_match_the_converted_file(tmp_path):
+def test_raw_aic_numbers_match_the_converted_file(tmp_path, aic_raw_images):
     """Raw AIC through kpmerge gives the same values as MMPose's converted test_aic.json."""
     out = tmp_path / "OUT"
-    _run(["merge", str(AIC_RAW), "-q"], out)
+    _run(["merge", str(AIC_RAW), "--image-dir", str(aic_raw_images), "-q"], out)
     written = json.loads((out / "annotations.json").read_text())["annotations"]
     converted = json.loads(fixture("aic/test_aic.json").read_text())["annotations"]
     assert len(written) == len(converted) == 9
@@ -170,8 +172,9 @@ def test_raw_aic_numbers_match_the_converted_file(tmp_path):
 
 
 @needs_fixtures
-def test_two_runs_write_identical_bytes(tmp_path):
+def test_two_runs_write_identical_bytes(tmp_path, aic_raw_images):
     args = ["combine", f"coco={fixture('coco/test_coco.json')}", f"aic={AIC_RAW}", "--drop-empty", "-q"]
+    args += ["--image-dir", f"aic={aic_raw_images}"]
     _run(args, tmp_path / "one")
     _run(args, tmp_path / "two")
     names = sorted(p.name for p in (tmp_path / "one").iterdir())

@@ -112,14 +112,16 @@ def test_json_on_fixtures_matches_schema_and_counts():
 
 
 @needs_fixtures
-def test_output_folder_made_by_the_cli(tmp_path):
+def test_output_folder_made_by_the_cli(tmp_path, aic_raw_images):
     out = tmp_path / "out"
     runner = CliRunner()
-    made = runner.invoke(
-        cli,
-        ["combine", f"coco={fixture('coco/test_coco.json')}", f"aic={AIC_RAW}", "-o", str(out), "-q"],
-        catch_exceptions=False,
-    )
+    sources = [
+        f"coco={fixture('coco/test_coco.json')}",
+        f"aic={AIC_RAW}",
+        "--image-dir",
+        f"aic={aic_raw_images}",
+    ]
+    made = runner.invoke(cli, ["combine", *sources, "-o", str(out), "-q"], catch_exceptions=False)
     assert made.exit_code == 0
     result = runner.invoke(cli, ["inspect", str(out)], catch_exceptions=False)
     assert result.exit_code == 0

@@ -35,9 +35,10 @@ def load(out, name):
 
 
 @needs_fixtures
-def test_combine_writes_all_outputs_valid_and_loadable(tmp_path):
+def test_combine_writes_all_outputs_valid_and_loadable(tmp_path, aic_raw_images):
     out = tmp_path / "out"
-    result = invoke("combine", f"coco={fixture('coco/test_coco.json')}", f"aic={AIC_RAW}", "-o", out)
+    images = ["--image-dir", f"aic={aic_raw_images}"]
+    result = invoke("combine", f"coco={fixture('coco/test_coco.json')}", f"aic={AIC_RAW}", *images, "-o", out)
     assert sorted(p.name for p in out.iterdir()) == OUTPUT_FILES
     assert "kpmerge combine: 23 annotations in layout coco_aic" in result.stderr
     assert result.stdout == ""
@@ -60,7 +61,14 @@ def test_combine_writes_all_outputs_valid_and_loadable(tmp_path):
 @needs_fixtures
 def test_metainfo_py_is_an_mmpose_dataset_info(tmp_path):
     out = tmp_path / "out"
-    invoke("combine", f"coco={fixture('coco/test_coco.json')}", f"aic={AIC_RAW}", "-o", out)
+    invoke(
+        "combine",
+        f"coco={fixture('coco/test_coco.json')}",
+        f"aic={AIC_RAW}",
+        "--allow-missing-sizes",
+        "-o",
+        out,
+    )
     scope: dict = {}
     exec((out / "metainfo.py").read_text(), scope)  # what mmengine's Config.fromfile does
     info = scope["dataset_info"]
@@ -141,10 +149,11 @@ def test_midpoint_mapping_into_a_user_layout(tmp_path):
 
 
 @needs_fixtures
-def test_two_runs_are_byte_identical(tmp_path):
+def test_two_runs_are_byte_identical(tmp_path, aic_raw_images):
     args = [
         f"coco={fixture('coco/test_coco.json')}",
         f"aic={AIC_RAW}",
+        f"--image-dir=aic={aic_raw_images}",
         f"pt={fixture('posetrack18/test_posetrack18_val.json')}",
     ]
     invoke("combine", *args, "-o", tmp_path / "a")
@@ -167,9 +176,18 @@ def test_run_sample_recipe(tmp_path):
 
 
 def test_sample_data_is_what_the_generator_makes(tmp_path):
+    from kpmerge.imagesize import image_size
     from kpmerge.synth import write_samples
 
     for name, path in write_samples(tmp_path).items():
+        if path.is_dir():  # the images of the raw AIC records
+            files = sorted(p.name for p in path.iterdir())
+            assert files == sorted(p.name for p in (ROOT / "sample_data" / path.name).iterdir()), name
+            assert all(len((path / f).read_bytes()) < 400 for f in files)
+            # compared by size, not bytes: another zlib may compress the same pixels differently
+            shipped = [image_size(ROOT / "sample_data" / path.name / f) for f in files]
+            assert [image_size(path / f) for f in files] == shipped
+            continue
         assert path.read_bytes() == (ROOT / "sample_data" / path.name).read_bytes(), name
 
 
@@ -207,7 +225,7 @@ def test_bad_input_gives_one_error_line_and_no_output(tmp_path, args, code, frag
     good.write_text(
         json.dumps(
             {
-                "images": [{"id": 1, "file_name": "a.jpg"}],
+                "images": [{"id": 1, "file_name": "a.jpg", "width": 64, "height": 48}],
                 "annotations": [{"id": 1, "image_id": 1, "keypoints": [1, 1, 2] * 17, "bbox": [0, 0, 5, 5]}],
                 "categories": [{"id": 1, "name": "person", "keypoints": names}],
             }

@@ -33,6 +33,7 @@ def combined(tmp_path) -> Path:
     invoke(
         [
             *("combine", f"coco={COCO}", f"aic={AIC_RAW}", "--ratio", "aic=2", "--batch-ratio", "coco=1"),
+            "--allow-missing-sizes",
             *("--batch-ratio", "aic=0.5", "--batch-size", "8", "--seed", "5", "-o", out, "-q"),
         ]
     )
@@ -48,7 +49,8 @@ def test_merge_and_combine_record_sampling_options(combined, tmp_path):
         ("aic", 2.0, 0.5),
     ]
     out = tmp_path / "merged"
-    invoke(["merge", f"coco={COCO}", f"aic={AIC_RAW}", "--ratio", "0.5", "--seed", "2", "-o", out, "-q"])
+    args = ["merge", f"coco={COCO}", f"aic={AIC_RAW}", "--allow-missing-sizes", "--ratio", "0.5"]
+    invoke([*args, "--seed", "2", "-o", out, "-q"])
     merged = json.loads((out / "manifest.json").read_text())
     assert merged["sampling"] == {"seed": 2, "batch_size": None}
     assert [(s["factor"], s["batch_ratio"]) for s in merged["sources"]] == [(0.5, None), (0.5, None)]
@@ -165,7 +167,7 @@ def test_combine_sampling_usage_errors(tmp_path, args, line):
 def test_recipe_carries_sampling_keys(tmp_path):
     recipe = tmp_path / "recipe.toml"
     recipe.write_text(
-        f'mode = "combine"\noutput = "out"\nseed = 11\nbatch_size = 4\n'
+        f'mode = "combine"\noutput = "out"\nseed = 11\nbatch_size = 4\nallow_missing_sizes = true\n'
         f'[[sources]]\nname = "coco"\npath = "{COCO}"\nratio = 1.5\nbatch_ratio = 3\n'
         f'[[sources]]\nname = "aic"\npath = "{AIC_RAW}"\nratio = 0.5\nbatch_ratio = 1\n'
     )

@@ -266,7 +266,9 @@ def test_two_runs_give_identical_bytes(command, synth_files, tmp_path):
     for run in ("one", "two"):
         out = tmp_path / run
         result = CliRunner().invoke(
-            cli, [command, f"coco={c}", f"aic={a}", "-o", str(out), "-q"], catch_exceptions=False
+            cli,
+            [command, f"coco={c}", f"aic={a}", "--allow-missing-sizes", "-o", str(out), "-q"],
+            catch_exceptions=False,
         )
         assert result.exit_code == 0
         assert result.stderr == ""  # --quiet: no summary, no progress
@@ -279,7 +281,7 @@ def test_two_runs_give_identical_bytes(command, synth_files, tmp_path):
 
 @needs_fixtures
 def test_fixture_runs_identical_bytes(tmp_path):
-    args = [f"coco={fixture('coco/test_coco.json')}", f"aic={AIC_RAW}"]
+    args = [f"coco={fixture('coco/test_coco.json')}", f"aic={AIC_RAW}", "--allow-missing-sizes"]
     outs = []
     for run in ("one", "two"):
         out = tmp_path / run

@@ -53,7 +53,16 @@ def test_broken_gzip(tmp_path, data, message):
 def _merge(out, *extra: str):
     return CliRunner().invoke(
         cli,
-        ["merge", f"coco={fixture(COCO)}", f"aic={AIC_RAW}", "-o", str(out), "-q", *extra],
+        [
+            "merge",
+            f"coco={fixture(COCO)}",
+            f"aic={AIC_RAW}",
+            "--allow-missing-sizes",
+            "-o",
+            str(out),
+            "-q",
+            *extra,
+        ],
         catch_exceptions=False,
     )
 

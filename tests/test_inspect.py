@@ -334,7 +334,8 @@ def test_raw_aic_exact_numbers():
 def test_output_folder_per_source(tmp_path):
     out = tmp_path / "out"
     coco = fixture("coco/test_coco.json")
-    run_job(Job("combine", (SourceSpec(coco, name="coco"), SourceSpec(AIC_RAW, name="aic")), out))
+    aic = SourceSpec(AIC_RAW, name="aic")
+    run_job(Job("combine", (SourceSpec(coco, name="coco"), aic), out, allow_missing_sizes=True))
     report = inspect([out]).files[0]
     assert (report.format, report.layout, report.annotations) == (OUTPUT_FORMAT, "coco_aic", 23)
     assert not [p for p in report.problems if p.severity == "error"]
@@ -375,7 +376,12 @@ def test_output_folder_per_source(tmp_path):
 def test_output_folder_problems(tmp_path, change, kind, examples):
     out = tmp_path / "out"
     run_job(
-        Job("combine", (SourceSpec(fixture("coco/test_coco.json")), SourceSpec(AIC_RAW, name="aic")), out)
+        Job(
+            "combine",
+            (SourceSpec(fixture("coco/test_coco.json")), SourceSpec(AIC_RAW, name="aic")),
+            out,
+            allow_missing_sizes=True,
+        )
     )
     change(out)
     report = inspect([out]).files[0]

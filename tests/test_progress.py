@@ -16,7 +16,9 @@ def job(tmp_path):
     c, a = tmp_path / "coco_small.json", tmp_path / "aic_small.json"
     c.write_bytes(synth_coco(scale=0.001, seed=2))
     a.write_bytes(synth_aic(scale=0.001, seed=2))
-    return Job("combine", (SourceSpec(path=c), SourceSpec(path=a)), tmp_path / "out")
+    return Job(
+        "combine", (SourceSpec(path=c), SourceSpec(path=a)), tmp_path / "out", allow_missing_sizes=True
+    )
 
 
 def test_run_job_reports_every_step(job):

@@ -484,13 +484,20 @@ def test_recipe_sampling_errors(change, message):
 
 
 def independent_pools(annotations_file: Path) -> dict[str, list[int]]:
-    """The trainable pool per source, computed from the written annotations with plain Python."""
+    """The trainable pool per source, computed from the written annotations with plain Python, one
+    annotation at a time as MMPose 1.3's parse_data_info and _is_valid_instance do."""
+    doc = json.loads(annotations_file.read_text())
+    images = {i["id"]: i for i in doc["images"]}
     pools: dict[str, list[int]] = {}
-    for i, ann in enumerate(json.loads(annotations_file.read_text())["annotations"]):
-        labelled = any(v > 0 for v in ann["keypoints"][2::3])
-        box = ann["bbox"][2] > 0 and ann["bbox"][3] > 0
+    for i, ann in enumerate(doc["annotations"]):
         pools.setdefault(ann["source"], [])
-        if ann.get("iscrowd", 0) == 0 and labelled and box:
+        img = images[ann["image_id"]]
+        if ann.get("iscrowd", 0) or max(ann["keypoints"]) == 0 or ann["num_keypoints"] == 0:
+            continue
+        x, y, w, h = ann["bbox"]
+        x1, x2 = (np.float32(np.clip(v, 0, img["width"] - 1)) for v in (x, x + w))
+        y1, y2 = (np.float32(np.clip(v, 0, img["height"] - 1)) for v in (y, y + h))
+        if x2 - x1 > 0 and y2 - y1 > 0:
             pools[ann["source"]].append(i)
     return pools
 
@@ -512,9 +519,15 @@ def independent_pools(annotations_file: Path) -> dict[str, list[int]]:
         ),
     ],
 )
-def test_manifest_pool_matches_an_independent_computation(tmp_path, mode, sources, target):
+def test_manifest_pool_matches_an_independent_computation(tmp_path, mode, sources, target, aic_raw_images):
     specs = tuple(
-        SourceSpec(path=p, name=n, factor=2.0 if i else 1.0, batch_ratio=1.0 / (i + 1))
+        SourceSpec(
+            path=p,
+            name=n,
+            factor=2.0 if i else 1.0,
+            batch_ratio=1.0 / (i + 1),
+            image_dir=aic_raw_images if p == AIC_RAW else None,
+        )
         for i, (n, p) in enumerate(sources.items())
     )
     out = tmp_path / "out"

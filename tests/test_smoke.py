@@ -5,13 +5,14 @@ from tests.conftest import AIC_RAW, fixture, needs_fixtures
 
 
 @needs_fixtures
-def test_combine_runs(tmp_path):
+def test_combine_runs(tmp_path, aic_raw_images):
     out = tmp_path / "out"
-    result = CliRunner().invoke(
-        cli,
-        ["combine", f"coco={fixture('coco/test_coco.json')}", f"aic={AIC_RAW}", "-o", str(out)],
-        catch_exceptions=False,
-    )
+    sources = [
+        f"coco={fixture('coco/test_coco.json')}",
+        f"aic={AIC_RAW}",
+        f"--image-dir=aic={aic_raw_images}",
+    ]
+    result = CliRunner().invoke(cli, ["combine", *sources, "-o", str(out)], catch_exceptions=False)
     assert result.exit_code == 0
     assert sorted(p.name for p in out.iterdir()) == [
         "annotations.json",
