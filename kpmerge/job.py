@@ -232,7 +232,7 @@ def build_job(job: Job, progress: Progress | None = None, jobs: int | None = Non
         target = replace(target, origin=0)  # outputs are 0-based
     sources = load_sources(job.sources, jobs if jobs is not None else job.jobs, progress, checksum=False)
     if not job.allow_missing_sizes:
-        check_sizes(sources)
+        require_image_sizes(sources)
     if progress is not None:
         progress(job.mode, 0, 1)
     # Checksums are taken in threads while the sources are merged, which leaves a core free (reading
@@ -256,7 +256,7 @@ def build_job(job: Job, progress: Progress | None = None, jobs: int | None = Non
     return replace(merged, sources=reports)
 
 
-def check_sizes(sources: Sequence[Source]) -> None:
+def require_image_sizes(sources: Sequence[Source]) -> None:
     """UsageError naming the first source whose images lack width or height, how many, and the fix.
 
     MMPose's CocoDataset and Detectron2's loader read `width` and `height` of every image, so a file

@@ -95,7 +95,11 @@ def recipe_to_job(
                 raise fail(f"{where}.{key}", f"expected a string, got {src[key]!r}")
         mapping = src.get("mapping", "auto")
         if not (mapping == "auto" or isinstance(mapping, list)):
-            raise fail(f"{where}.mapping", 'expected "auto" or a list of [source, target] entries')
+            raise fail(
+                f"{where}.mapping",
+                'expected "auto", a list of [source, target] entries, or ["auto", entries...] (auto, then '
+                "the entries override or add)",
+            )
         for key in ("ratio", "batch_ratio"):
             if key in src and not _is_number(src[key], 0):
                 raise fail(f"{where}.{key}", f"expected a number >= 0, got {src[key]!r}")
