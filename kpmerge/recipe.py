@@ -23,6 +23,7 @@ TOP_KEYS = {
     "sources",
     "export",
     "jobs",
+    "show",
 }
 SOURCE_KEYS = {
     "name",
@@ -134,6 +135,9 @@ def recipe_to_job(
     for i, name in enumerate(exports):
         if name not in EXPORTS:
             raise fail(f"export[{i}]", f"unknown export {name!r} (known: {', '.join(EXPORTS)})")
+    sheet = data.get("show")
+    if sheet is not None and (not isinstance(sheet, str) or not sheet):
+        raise fail("show", 'expected the contact sheet file as a string, e.g. "sheet.png"')
     return Job(
         mode=mode,
         sources=tuple(specs),
@@ -147,6 +151,7 @@ def recipe_to_job(
         batch_size=data.get("batch_size"),
         exports=tuple(dict.fromkeys(exports)),
         jobs=data.get("jobs"),
+        show=base / sheet if sheet is not None else None,
     )
 
 
