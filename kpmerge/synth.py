@@ -100,8 +100,8 @@ def _poses(
     rng: np.random.Generator, n: int, names: tuple[str, ...], width: np.ndarray, height: np.ndarray
 ) -> tuple[Any, Any]:
     """Boxes (n, 4) inside the image and posed keypoints (n, k, 3) in COCO visibility (0, 1, 2)."""
-    w = np.round(rng.uniform(0.1, 0.5, n) * width, 2)
     h = np.round(rng.uniform(0.2, 0.9, n) * height, 2)
+    w = np.round(np.minimum(rng.uniform(0.35, 0.65, n) * h, 0.9 * width), 2)  # a standing person's shape
     x = np.round(rng.uniform(0, 1, n) * (width - w), 2)
     y = np.round(rng.uniform(0, 1, n) * (height - h), 2)
     boxes = np.stack([x, y, w, h], axis=1)

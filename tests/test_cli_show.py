@@ -122,3 +122,15 @@ def test_recipe_show_must_be_a_file_name(tmp_path):
     assert result.stderr == (
         f'Error: {recipe}: show: expected the contact sheet file as a string, e.g. "sheet.png"\n'
     )
+
+
+def test_the_docs_sheet_is_what_make_docs_draws(tmp_path):
+    """docs/sheet.png comes from `make docs`: the same commands on sample_data give a sheet of its size."""
+    out, sheet = tmp_path / "sample_out", tmp_path / "sheet.png"
+    invoke("run", ROOT / "sample_data" / "recipe.toml", "-o", out, "-q")
+    invoke("show", out, "-o", sheet, "--per-source", 6, "--cell", 120, "-q")
+    documented = ROOT / "docs" / "sheet.png"
+    assert documented.stat().st_size < 100_000
+    assert Image.open(sheet).size == Image.open(documented).size
+    makefile = (ROOT / "Makefile").read_text()
+    assert "kpmerge show sample_out -o docs/sheet.png --per-source 6 --cell 120 --force" in makefile
