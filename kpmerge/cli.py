@@ -556,6 +556,10 @@ def inspect_cmd(
 ) -> None:
     """Keypoint statistics and problems of annotation files or kpmerge output folders (exit 1 on errors).
 
+    Also checks left and right in the data: per left/right pair, the share of front-facing people with
+    x(left) > x(right), and per same-side link, the share shorter than its crossed twin (warnings
+    left_right_swapped and limb_crossed).
+
     Example: kpmerge inspect person_keypoints_val2017.json aic_val.json --plot overlap.png
     """
     from .inspect import format_report, inspect, plot_report
@@ -571,12 +575,13 @@ def inspect_cmd(
 
 
 @cli.command("show")
-@click.argument("paths", nargs=-1, required=True)
+@click.argument("paths", metavar="PATH...", nargs=-1, required=True)
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="PNG file to write.")
 @click.option(
     "--images",
     multiple=True,
     type=PairValue(),
+    metavar="[NAME=]ROOT",
     help="Image root: ROOT for every source or NAME=ROOT for one (repeatable); default: plain canvas.",
 )
 @click.option(

@@ -189,8 +189,9 @@ def left_right(keypoints: npt.NDArray[np.float64], layout: Layout) -> LeftRight:
     if links:
         a, b, c = np.array(links).T
         ok = labelled[:, a] & labelled[:, b] & labelled[:, c]
-        same = np.hypot(x[:, a] - x[:, b], y[:, a] - y[:, b])
-        other = np.hypot(x[:, a] - x[:, c], y[:, a] - y[:, c])
+        xa, ya = x[:, a], y[:, a]
+        same = np.square(xa - x[:, b]) + np.square(ya - y[:, b])  # squared lengths compare as lengths do
+        other = np.square(xa - x[:, c]) + np.square(ya - y[:, c])
         counted = np.count_nonzero(ok, axis=0).tolist()
         consistent = np.count_nonzero(ok & (same < other), axis=0).tolist()
         limbs = tuple(
