@@ -9,7 +9,6 @@ built-in font, so the same inputs give the same PNG bytes.
 from __future__ import annotations
 
 import io
-import math
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -21,6 +20,7 @@ import numpy.typing as npt
 import orjson
 from PIL import Image, ImageDraw, ImageFont
 
+from .crops import CANVAS, cut_cells, region
 from .errors import KpmergeError, UsageError
 from .formats.coco import read_coco
 from .instances import Instances
@@ -35,12 +35,9 @@ SIDE_COLORS: dict[str, tuple[int, int, int]] = {
     "": (0, 158, 115),
 }
 """Colour of links and keypoints by side (left, right, centre), the same in every sheet."""
-CANVAS = (236, 236, 236)
 BOX = (128, 128, 128)
 BACKGROUND = (255, 255, 255)
 TEXT = (0, 0, 0)
-MARGIN = 0.1
-"""Margin around an instance's region, as a share of its larger side."""
 PAD, GAP, LINE = 8, 4, 13
 """Sheet border, space between cells, height of a text line (pixels)."""
 MAX_PER_SOURCE, CELL_RANGE = 100, (48, 1024)
@@ -182,7 +179,14 @@ def contact_sheet(
     rows = [replace(r, root=roots.get(r.name, roots.get("*"))) for r in rows]
     if not any(len(r.instances) for r in rows):
         raise KpmergeError("no instance to draw: no source has a trainable instance")
-    backgrounds, notes = _backgrounds(rows, cell)
+    wanted = [
+        ((r, c), row.root / name, region(row.instances, c))
+        for r, row in enumerate(rows)
+        if row.root is not None
+        for c, name in enumerate(row.files)
+        if (row.root / name).is_file()
+    ]
+    backgrounds, notes = cut_cells(wanted, cell)
     image = _draw(rows, backgrounds, cell, names, seed)
     return Sheet(image, tuple(rows), len(backgrounds), tuple(notes))
 
@@ -292,67 +296,6 @@ def _input_row(spec: SourceSpec, per_source: int, seed: int) -> SheetRow:
 # ------------------------------------------------------------------------------------------- drawing
 
 
-def _region(inst: Instances, j: int) -> tuple[float, float, float]:
-    """Square region (x0, y0, side) around the box and labelled keypoints of instance j, with margin."""
-    x, y, w, h = inst.boxes[j].tolist()
-    kp = inst.keypoints[j]
-    on = kp[:, 2] > 0
-    x0, y0, x1, y1 = x, y, x + w, y + h
-    if on.any():
-        x0, y0 = min(x0, kp[on, 0].min()), min(y0, kp[on, 1].min())
-        x1, y1 = max(x1, kp[on, 0].max()), max(y1, kp[on, 1].max())
-    size = max(x1 - x0, y1 - y0, 1.0) * (1 + 2 * MARGIN)
-    return (x0 + x1 - size) / 2, (y0 + y1 - size) / 2, size
-
-
-def _backgrounds(rows: Sequence[SheetRow], cell: int) -> tuple[dict[tuple[int, int], Image.Image], list[str]]:
-    """Cell backgrounds cut from the images that exist: each image read once, only the cells kept."""
-    wanted: dict[Path, list[tuple[int, int]]] = {}
-    for r, row in enumerate(rows):
-        if row.root is None:
-            continue
-        for c, name in enumerate(row.files):
-            path = row.root / name
-            if path.is_file():
-                wanted.setdefault(path, []).append((r, c))
-    out: dict[tuple[int, int], Image.Image] = {}
-    notes = []
-    for path in sorted(wanted):
-        cells = wanted[path]
-        regions = [_region(rows[r].instances, c) for r, c in cells]
-        try:
-            with Image.open(path) as im:
-                width, height = im.size
-                # JPEG decodes at 1/2, 1/4 or 1/8 scale when every cell still gets enough pixels.
-                reduce = max(1.0, min(size for _, _, size in regions) / cell)
-                im.draft("RGB", (math.ceil(width / reduce), math.ceil(height / reduce)))
-                scale = im.size[0] / width
-                for (r, c), region in zip(cells, regions, strict=True):
-                    out[r, c] = _cut(im, region, scale, cell)
-        except (OSError, ValueError, Image.DecompressionBombError) as exc:
-            notes.append(f"{path}: cannot read the image ({exc}); drawn on a plain canvas")
-            for key in cells:
-                out.pop(key, None)
-    return out, notes
-
-
-def _cut(im: Image.Image, region: tuple[float, float, float], scale: float, cell: int) -> Image.Image:
-    """The region of the image (decoded at `scale`) as a cell, padded with the canvas colour outside it."""
-    x0, y0, size = region
-    width, height = im.size[0] / scale, im.size[1] / scale
-    ix0, iy0 = max(0.0, x0), max(0.0, y0)
-    ix1, iy1 = min(width, x0 + size), min(height, y0 + size)
-    background = Image.new("RGB", (cell, cell), CANVAS)
-    if ix1 <= ix0 or iy1 <= iy0:
-        return background
-    k = cell / size
-    box = (round(ix0 * scale), round(iy0 * scale), round(ix1 * scale), round(iy1 * scale))
-    target = (max(1, round((ix1 - ix0) * k)), max(1, round((iy1 - iy0) * k)))
-    piece = im.crop(box).convert("RGB").resize(target, Image.Resampling.BILINEAR)
-    background.paste(piece, (round((ix0 - x0) * k), round((iy0 - y0) * k)))
-    return background
-
-
 def _fit(draw: ImageDraw.ImageDraw, text: str, width: float, font: Font, middle: bool = False) -> str:
     """`text`, cut with `...` at its end (or in its middle, which keeps both ends of an id) to fit."""
     if draw.textlength(text, font=font) <= width:
@@ -431,7 +374,7 @@ def _legend(draw: ImageDraw.ImageDraw, font: Font, width: int) -> None:
         draw.ellipse([x, y + 1, x + 8, y + 9], fill=TEXT if filled else None, outline=TEXT, width=2)
         draw.text((x + 12, y), label, fill=TEXT, font=font)
         x += 12 + int(draw.textlength(label, font=font)) + 14
-    draw.text((x, y), "(unlabelled: not drawn; grey: box)", fill=BOX, font=font)
+    draw.text((x, y), "(unlabelled: not drawn; rectangle: box)", fill=BOX, font=font)
 
 
 def _instance(
@@ -446,7 +389,7 @@ def _instance(
     """Draw instance j on its cell: box outline, links by side, keypoints by visibility."""
     draw = ImageDraw.Draw(tile)
     cell = tile.size[0]
-    x0, y0, size = _region(inst, j)
+    x0, y0, size = region(inst, j)
     k = cell / size
     bx, by, bw, bh = inst.boxes[j].tolist()
     draw.rectangle(

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from kpmerge.crops import region
 from kpmerge.errors import KpmergeError, UsageError
 from kpmerge.job import Job, SourceSpec, run_job
 from kpmerge.layouts import load_layout
@@ -19,7 +20,6 @@ from kpmerge.show import (
     LINE,
     PAD,
     SIDE_COLORS,
-    _region,
     contact_sheet,
     pick,
     show,
@@ -188,7 +188,7 @@ def test_a_keypoint_changes_the_pixels_where_it_is_drawn(tmp_path, v, centre):
     path, _ = _one_person(tmp_path, v, f"v{v}")
     sheet = contact_sheet([path], cell=cell)
     row = sheet.rows[0]
-    x0, y0, size = _region(row.instances, 0)
+    x0, y0, size = region(row.instances, 0)
     k = cell / size
     cx, cy = _cell_origin(0, 0, [1], cell)
     px, py = round(cx + (175 - x0) * k), round(cy + (150 - y0) * k)
