@@ -23,6 +23,8 @@ test: install
 
 docs: install
 	$(BIN)/cog -r docs/commands.md
+	$(BIN)/kpmerge run sample_data/recipe.toml -o sample_out --force -q
+	$(BIN)/kpmerge show sample_out -o docs/sheet.png --per-source 6 --cell 120 --force
 
 lint: install
 	$(BIN)/ruff check kpmerge tests

@@ -2,7 +2,7 @@
 
 The public API, importable from here (each name is loaded from its module on first use, so that
 `import kpmerge` stays cheap for the command line). Inspection and evaluation files live in their
-modules: `kpmerge.inspect.inspect`, `kpmerge.project.project`.
+modules: `kpmerge.inspect.inspect`, `kpmerge.project.project`, `kpmerge.show.show`.
 """
 
 from __future__ import annotations

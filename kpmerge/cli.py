@@ -584,6 +584,10 @@ def inspect_cmd(
 ) -> None:
     """Keypoint statistics and problems of annotation files or kpmerge output folders (exit 1 on errors).
 
+    Also checks left and right in the data: per left/right pair, the share of front-facing people with
+    x(left) > x(right), and per same-side link, the share shorter than its crossed twin (warnings
+    left_right_swapped and limb_crossed).
+
     Example: kpmerge inspect person_keypoints_val2017.json aic_val.json --plot overlap.png
     """
     from .inspect import format_report, inspect, plot_report
@@ -596,6 +600,64 @@ def inspect_cmd(
         dumps_pretty(report.to_dict()).decode("utf-8").rstrip("\n") if as_json else format_report(report)
     )
     ctx.exit(report.exit_code(strict))
+
+
+@cli.command("show")
+@click.argument("paths", metavar="PATH...", nargs=-1, required=True)
+@click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="PNG file to write.")
+@click.option(
+    "--images",
+    multiple=True,
+    type=PairValue(),
+    metavar="[NAME=]ROOT",
+    help="Image root: ROOT for every source or NAME=ROOT for one (repeatable); default: plain canvas.",
+)
+@click.option(
+    "--per-source", type=click.IntRange(1, 100), default=8, show_default=True, help="Instances per source."
+)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the picks.")
+@click.option("--names", is_flag=True, help="Write keypoint names beside the dots.")
+@click.option(
+    "--cell", type=click.IntRange(48, 1024), default=160, show_default=True, help="Cell size in pixels."
+)
+@click.option("--force", is_flag=True, help="Replace the PNG file if it exists.")
+@click.option("--quiet", "-q", is_flag=True, help="No summary on stderr.")
+def show_cmd(
+    paths: tuple[str, ...],
+    out: Path,
+    images: tuple[tuple[str, str], ...],
+    per_source: int,
+    seed: int,
+    names: bool,
+    cell: int,
+    force: bool,
+    quiet: bool,
+) -> None:
+    """Draw a contact sheet: a few instances of every source in its layout (on its images when found).
+
+    PATH is a kpmerge output folder (every source in the target layout) or annotation files, NAME=FILE
+    to name one (each in its own layout).
+
+    Example: kpmerge show sample_out -o sheet.png --images data/
+    """
+    from .show import show
+
+    keys = [name for name, _ in images]
+    if len(set(keys)) != len(keys):
+        raise click.BadParameter("one root per source (and one ROOT for all)", param_hint="--images")
+    specs: list[str | SourceSpec] = []
+    for text in paths:
+        name, path = _parse_source(text)
+        specs.append(text if name is None and path.is_dir() else SourceSpec(path=path, name=name))
+    sheet = show(specs, out, dict(images) or None, per_source, seed, names, cell, force)
+    if not quiet:
+        click.echo(
+            f"kpmerge show: {len(sheet.rows)} sources, {sheet.drawn} instances ({sheet.on_image} on their "
+            f"images) -> {out}",
+            err=True,
+        )
+        for note in sheet.notes:
+            click.echo(f"note: {note}", err=True)
 
 
 def main() -> None:

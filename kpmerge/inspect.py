@@ -21,6 +21,9 @@ from .formats.detect import read_dataset
 from .instances import Dataset, Problem
 from .jsonio import read_mapped
 from .layouts import Layout, canonical_name, detect_layout, layout_from_dict, load_layout, normalize_name
+from .leftright import KINDS as LEFT_RIGHT_KINDS
+from .leftright import LeftRight, left_right
+from .leftright import table as left_right_table
 from .mapping import build_mapping
 from .pools import trainable_mask
 
@@ -56,6 +59,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "empty_box": ("warning", "boxes of width or height 0"),
     "missing_metadata": ("warning", "output folder without metainfo.json or manifest.json"),
     "images_without_annotations": ("info", "images without annotations"),
+    **LEFT_RIGHT_KINDS,
 }
 
 
@@ -90,6 +94,7 @@ class SourceStats:
     trainable: int
     crowd: int
     keypoints: tuple[KeypointCounts, ...]
+    left_right: LeftRight = field(default_factory=LeftRight)
 
     @property
     def annotations(self) -> int:
@@ -112,6 +117,7 @@ class FileReport:
         problems: Problems found, errors first.
         sources: Per source statistics (output folders only).
         notes: Remarks (e.g. unknown image sizes).
+        left_right: Facing and crossed-limb statistics (kpmerge.leftright), over all annotations.
     """
 
     path: str
@@ -126,6 +132,7 @@ class FileReport:
     sources: tuple[SourceStats, ...] = ()
     notes: tuple[str, ...] = ()
     layout_obj: Layout | None = field(default=None, repr=False, compare=False)
+    left_right: LeftRight = field(default_factory=LeftRight)
 
     @property
     def keypoint_names(self) -> tuple[str, ...]:
@@ -263,6 +270,7 @@ def _file_dict(f: FileReport) -> dict[str, Any]:
             for p in f.problems
         ],
         "notes": list(f.notes),
+        "left_right": f.left_right.to_dict(),
     }
     if f.format == OUTPUT_FORMAT:
         out["sources"] = [
@@ -274,6 +282,7 @@ def _file_dict(f: FileReport) -> dict[str, Any]:
                 "trainable": s.trainable,
                 "crowd": s.crowd,
                 "keypoints": [_counts_dict(k, s.annotations) for k in s.keypoints],
+                "left_right": s.left_right.to_dict(),
             }
             for s in f.sources
         ]
@@ -319,7 +328,9 @@ def inspect_dataset(dataset: Dataset, path: str = "", layout: Layout | None = No
     if lay is not None and len(lay) != inst.k and len(inst):
         raise UsageError(f"layout {lay.name} has {len(lay)} keypoints but the file has {inst.k}", file=path)
     names = _names(dataset, lay)
-    problems = list(dataset.problems) + check_instances(dataset)
+    layout_obj = lay if lay is not None else _names_layout(names)
+    sides = left_right(inst.keypoints, layout_obj) if layout_obj is not None else LeftRight()
+    problems = list(dataset.problems) + check_instances(dataset) + sides.problems()
     trainable, crowd = _pool(dataset)
     return FileReport(
         path=path,
@@ -332,7 +343,8 @@ def inspect_dataset(dataset: Dataset, path: str = "", layout: Layout | None = No
         keypoints=keypoint_counts(inst.keypoints, names),
         problems=_sorted(problems),
         notes=tuple(notes),
-        layout_obj=lay if lay is not None else _names_layout(names),
+        layout_obj=layout_obj,
+        left_right=sides,
     )
 
 
@@ -472,8 +484,12 @@ def _inspect_output(folder: Path) -> FileReport:
     report = inspect_dataset(
         dataset, str(folder), lay if lay is not None and len(lay) == dataset.instances.k else None
     )
-    sources, bad = _sources(dataset, report.keypoint_names, meta, manifest)
+    sources, bad = _sources(dataset, report.keypoint_names, meta, manifest, report.layout_obj)
     extra += bad
+    problems = list(report.problems)
+    if sources:  # left/right problems per source: a swapped source can hide in the whole folder's rates
+        problems = [p for p in problems if p.kind not in LEFT_RIGHT_KINDS]
+        extra += [p for s in sources for p in s.left_right.problems(s.name)]
     return FileReport(
         path=report.path,
         format=OUTPUT_FORMAT,
@@ -483,10 +499,11 @@ def _inspect_output(folder: Path) -> FileReport:
         trainable=report.trainable,
         crowd=report.crowd,
         keypoints=report.keypoints,
-        problems=_sorted([*report.problems, *extra]),
+        problems=_sorted([*problems, *extra]),
         sources=sources,
         notes=report.notes,
         layout_obj=report.layout_obj,
+        left_right=report.left_right,
     )
 
 
@@ -500,7 +517,7 @@ def _json_or_none(path: Path) -> Any:
 
 
 def _sources(
-    dataset: Dataset, names: tuple[str, ...], meta: Any, manifest: Any
+    dataset: Dataset, names: tuple[str, ...], meta: Any, manifest: Any, layout: Layout | None = None
 ) -> tuple[tuple[SourceStats, ...], list[Problem]]:
     """Per source statistics from the manifest's annotation ranges and metainfo's defined keypoints."""
     if not isinstance(manifest, dict) or not isinstance(manifest.get("sources"), list):
@@ -536,6 +553,7 @@ def _sources(
                 trainable=int(np.count_nonzero(trainable[a:b])),
                 crowd=int(np.count_nonzero(crowd[a:b])),
                 keypoints=keypoint_counts(inst.keypoints[a:b], names, None if defined is None else defined),
+                left_right=left_right(inst.keypoints[a:b], layout) if layout is not None else LeftRight(),
             )
         )
     if manifest.get("annotations") != n or (not wrong and end != n):
@@ -646,6 +664,13 @@ def format_report(report: Report) -> str:
                     cells.append("n/d" if k.defined is False else _pct(k.labelled, s.annotations))
                 rows.append([name, *cells])
             out += _table(rows, right=range(1, len(f.sources) + 1))
+        columns = [(s.name, s.left_right) for s in f.sources] if f.sources else [("share", f.left_right)]
+        sides = left_right_table(columns)
+        if len(sides) > 1:
+            out.append("")
+            out.append("left/right: share of front-facing people with x(left) > x(right), and of same-side")
+            out.append("links shorter than the link to the other side (correct data: well above 50%)")
+            out += _table(sides, right=range(1, len(columns) + 1))
         out.append("")
         if f.problems:
             rows = [["severity", "kind", "count", "examples", "what"]]

@@ -83,6 +83,8 @@ class Job:
     jobs: int | None = None
     """Processes to use at most (None: the CPUs this process may use; 1: no helper processes)."""
     allow_missing_sizes: bool = False
+    show: Path | None = None
+    """A contact sheet of the output to write as well (PNG file; see kpmerge.show)."""
 
 
 def _stem(path: Path) -> str:
@@ -297,10 +299,16 @@ def run_job(job: Job, progress: Progress | None = None, jobs: int | None = None)
             kpmerge itself draws nothing.
         jobs: Processes to use at most, overriding `job.jobs` (None: as the job says; 1: no helper
             processes). The output is the same bytes whatever it is.
+
+    With `job.show`, a contact sheet of the written folder follows (`kpmerge.show.show`, no images).
     """
     check_output_path(job.output, job.force)
     check_exports(job.exports)
     _check_inputs_outside(job)
+    if job.show is not None:
+        from .show import check_sheet_path
+
+        check_sheet_path(job.show, job.force)
     merged = build_job(job, progress, jobs)
     sampling = sampling_options(job)
     sampling.check([s.name for s in merged.sources], [len(p) for p in trainable_pools(merged)])
@@ -313,4 +321,8 @@ def run_job(job: Job, progress: Progress | None = None, jobs: int | None = None)
     files = output_files(merged, sampling, gzip=job.gzip, progress=write, chunked=True)
     files.update(export_files(merged, job.exports))
     write_folder(files, job.output, job.force)
+    if job.show is not None:
+        from .show import show
+
+        show([job.output], job.show, force=job.force)
     return merged

@@ -24,6 +24,7 @@ TOP_KEYS = {
     "export",
     "jobs",
     "allow_missing_sizes",
+    "show",
 }
 SOURCE_KEYS = {
     "name",
@@ -139,6 +140,9 @@ def recipe_to_job(
     for i, name in enumerate(exports):
         if name not in EXPORTS:
             raise fail(f"export[{i}]", f"unknown export {name!r} (known: {', '.join(EXPORTS)})")
+    sheet = data.get("show")
+    if sheet is not None and (not isinstance(sheet, str) or not sheet):
+        raise fail("show", 'expected the contact sheet file as a string, e.g. "sheet.png"')
     return Job(
         mode=mode,
         sources=tuple(specs),
@@ -153,6 +157,7 @@ def recipe_to_job(
         exports=tuple(dict.fromkeys(exports)),
         jobs=data.get("jobs"),
         allow_missing_sizes=data.get("allow_missing_sizes", False),
+        show=base / sheet if sheet is not None else None,
     )
 
 

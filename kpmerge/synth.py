@@ -32,20 +32,82 @@ def _people_per_image(rng: np.random.Generator, images: int, people: int) -> np.
     return counts
 
 
+# A standing person facing the camera, as (x, y) shares of the box: the person's left is on the image's
+# right. Partners share y, so a same-side link is shorter than the link to the other side at any box shape.
+POSE: dict[str, tuple[float, float]] = {
+    "head_top": (0.5, 0.0),
+    "nose": (0.5, 0.09),
+    "left_eye": (0.54, 0.07),
+    "right_eye": (0.46, 0.07),
+    "left_ear": (0.58, 0.08),
+    "right_ear": (0.42, 0.08),
+    "neck": (0.5, 0.17),
+    "left_shoulder": (0.7, 0.2),
+    "right_shoulder": (0.3, 0.2),
+    "left_elbow": (0.8, 0.36),
+    "right_elbow": (0.2, 0.36),
+    "left_wrist": (0.86, 0.5),
+    "right_wrist": (0.14, 0.5),
+    "left_hip": (0.62, 0.53),
+    "right_hip": (0.38, 0.53),
+    "left_knee": (0.66, 0.75),
+    "right_knee": (0.34, 0.75),
+    "left_ankle": (0.68, 0.97),
+    "right_ankle": (0.32, 0.97),
+}
+FACE = ("nose", "left_eye", "right_eye")
+"""Keypoints not seen on a person who turns their back to the camera."""
+VISIBILITY = (0.3, 0.15, 0.55)
+"""Shares of v = 0, 1, 2 in synthetic keypoints."""
+
+
+def posed_keypoints(
+    rng: np.random.Generator,
+    boxes: np.ndarray,
+    names: tuple[str, ...] | list[str],
+    back: float = 0.2,
+    viewer: float = 0.0,
+    unlabelled: float = VISIBILITY[0],
+) -> np.ndarray:
+    """(n, k, 3) keypoints of standing people in (n, 4) boxes, in COCO visibility (0, 1, 2).
+
+    Names of `POSE` get their place in the box plus a small jitter; other names a random place. A share
+    `back` of the people (rounded) turn their back (mirrored, face keypoints unlabelled); a share
+    `viewer` of the others (rounded) face the camera but are labelled from the viewer's side (mirrored,
+    face kept). Besides the face of those turning their back, each keypoint is unlabelled (v = 0, x = y
+    = 0) with probability `unlabelled`; labelled ones are occluded (v = 1) or visible (v = 2) in the
+    proportion of `VISIBILITY`.
+    """
+    n, k = len(boxes), len(names)
+    known = np.array([name in POSE for name in names])
+    place = np.array([POSE.get(name, (0.5, 0.5)) for name in names]).reshape(k, 2)
+    fx = np.where(known, place[:, 0], rng.uniform(0, 1, k)) + rng.uniform(-0.01, 0.01, (n, k))
+    fy = np.where(known, place[:, 1], rng.uniform(0, 1, k)) + rng.uniform(-0.01, 0.01, (n, k))
+    n_back = round(n * back)
+    n_viewer = round((n - n_back) * viewer)
+    kind = rng.permutation(np.repeat([0, 1, 2], [n_back, n_viewer, n - n_back - n_viewer]))
+    fx = np.where((kind < 2)[:, None], 1 - fx, fx)
+    x, y, w, h = (boxes[:, i : i + 1] for i in range(4))
+    px = np.floor(x + np.clip(fx, 0, 1) * w)
+    py = np.floor(y + np.clip(fy, 0, 1) * h)
+    occluded = VISIBILITY[1] / (VISIBILITY[1] + VISIBILITY[2])
+    v = np.where(rng.uniform(0, 1, (n, k)) < occluded, 1.0, 2.0)
+    v[rng.uniform(0, 1, (n, k)) < unlabelled] = 0
+    face = np.array([name in FACE for name in names])
+    v[(kind == 0)[:, None] & face] = 0
+    return np.stack([np.where(v > 0, px, 0), np.where(v > 0, py, 0), v], axis=2)
+
+
 def _poses(
-    rng: np.random.Generator, n: int, k: int, width: np.ndarray, height: np.ndarray
+    rng: np.random.Generator, n: int, names: tuple[str, ...], width: np.ndarray, height: np.ndarray
 ) -> tuple[Any, Any]:
-    """Boxes (n, 4) inside the image and keypoints (n, k, 3) in COCO visibility (0, 1, 2)."""
-    w = np.round(rng.uniform(0.1, 0.5, n) * width, 2)
+    """Boxes (n, 4) inside the image and posed keypoints (n, k, 3) in COCO visibility (0, 1, 2)."""
     h = np.round(rng.uniform(0.2, 0.9, n) * height, 2)
+    w = np.round(np.minimum(rng.uniform(0.35, 0.65, n) * h, 0.9 * width), 2)  # a standing person's shape
     x = np.round(rng.uniform(0, 1, n) * (width - w), 2)
     y = np.round(rng.uniform(0, 1, n) * (height - h), 2)
     boxes = np.stack([x, y, w, h], axis=1)
-    px = np.floor(x[:, None] + rng.uniform(0, 1, (n, k)) * w[:, None])
-    py = np.floor(y[:, None] + rng.uniform(0, 1, (n, k)) * h[:, None])
-    v = rng.choice([0, 1, 2], size=(n, k), p=[0.3, 0.15, 0.55]).astype(np.float64)
-    kp = np.stack([np.where(v > 0, px, 0), np.where(v > 0, py, 0), v], axis=2)
-    return boxes, kp
+    return boxes, posed_keypoints(rng, boxes, names)
 
 
 def synth_coco(scale: float = 1.0, seed: int = 0) -> bytes:
@@ -57,7 +119,7 @@ def synth_coco(scale: float = 1.0, seed: int = 0) -> bytes:
     height = rng.choice([360, 375, 427, 480], n_img)
     per = _people_per_image(rng, n_img, n_ann)
     img_of = np.repeat(np.arange(n_img), per)
-    boxes, kp = _poses(rng, n_ann, 17, width[img_of], height[img_of])
+    boxes, kp = _poses(rng, n_ann, builtin_layout("coco").keypoints, width[img_of], height[img_of])
     crowd = rng.uniform(0, 1, n_ann) < 0.01
     kp[crowd] = 0
     area = np.round(boxes[:, 2] * boxes[:, 3] * rng.uniform(0.4, 0.7, n_ann), 4)
@@ -157,7 +219,7 @@ def _synth_aic(scale: float, seed: int) -> tuple[bytes, dict[str, tuple[int, int
     height = rng.choice([480, 596, 600, 641], n_img)
     per = _people_per_image(rng, n_img, n_people)
     img_of = np.repeat(np.arange(n_img), per)
-    boxes, kp = _poses(rng, n_people, 14, width[img_of], height[img_of])
+    boxes, kp = _poses(rng, n_people, builtin_layout("aic").keypoints, width[img_of], height[img_of])
     kp[:, :, 2] = np.array([3, 2, 1])[kp[:, :, 2].astype(np.int64)]  # COCO -> raw AIC visibility
     xyxy = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1).round().astype(np.int64)
     kp_list, box_list = kp.reshape(n_people, -1).astype(np.int64).tolist(), xyxy.tolist()

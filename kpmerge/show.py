@@ -1,0 +1,420 @@
+"""Contact sheets (`kpmerge show`): a few instances of every source drawn in its layout (SPEC 8).
+
+One row per source; each cell is an instance's box region, cut from its image when the image is found,
+else a plain canvas with the box outline. Links are coloured by side (left, right, centre), visible
+keypoints are filled dots, occluded ones hollow, unlabelled ones not drawn. Drawing uses Pillow and its
+built-in font, so the same inputs give the same PNG bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+from PIL import Image, ImageDraw, ImageFont
+
+from .crops import CANVAS, cut_cells, region
+from .errors import KpmergeError, UsageError
+from .formats.coco import read_coco
+from .instances import Instances
+from .job import SourceSpec, load_source
+from .layouts import Layout, layout_from_dict
+from .leftright import side
+from .pools import trainable_mask
+from .project import write_file
+
+SIDE_COLORS: dict[str, tuple[int, int, int]] = {
+    "left": (0, 114, 178),
+    "right": (230, 97, 0),
+    "": (0, 158, 115),
+}
+"""Colour of links and keypoints by side (left, right, centre), the same in every sheet."""
+BOX = (128, 128, 128)
+BACKGROUND = (255, 255, 255)
+TEXT = (0, 0, 0)
+PAD, GAP, LINE = 8, 4, 13
+"""Sheet border, space between cells, height of a text line (pixels)."""
+MAX_PER_SOURCE, CELL_RANGE = 100, (48, 1024)
+
+Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
+
+
+@dataclass(frozen=True, eq=False)
+class SheetRow:
+    """One source of a contact sheet.
+
+    Attributes:
+        name: Source name (led by the output folder's name when several paths are given).
+        layout: The layout the instances are drawn in (the target's for an output folder).
+        annotations: The source's annotations.
+        pool: Its trainable instances (the manifest's pool for an output folder).
+        defined: Indices of the keypoints the source defines in `layout`.
+        instances: The instances drawn (at most `per_source`, spread over the pool).
+        ids: Each drawn instance's original annotation id.
+        files: Each drawn instance's image file name (as in the annotations).
+        root: Where the image files are, or None.
+    """
+
+    name: str
+    layout: Layout
+    annotations: int
+    pool: int
+    defined: tuple[int, ...]
+    instances: Instances
+    ids: tuple[object, ...]
+    files: tuple[str, ...]
+    root: Path | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Sheet:
+    """A drawn contact sheet.
+
+    Attributes:
+        image: The sheet (RGB).
+        rows: The sources, in order.
+        on_image: Cells drawn on their image (the rest on a plain canvas).
+        notes: Images found but not readable.
+    """
+
+    image: Image.Image
+    rows: tuple[SheetRow, ...]
+    on_image: int
+    notes: tuple[str, ...] = ()
+
+    @property
+    def drawn(self) -> int:
+        return sum(len(r.instances) for r in self.rows)
+
+    def png(self) -> bytes:
+        """The sheet as PNG bytes (no time stamp or other varying chunk)."""
+        buf = io.BytesIO()
+        self.image.save(buf, format="PNG")
+        return buf.getvalue()
+
+
+def show(
+    paths: Sequence[str | Path | SourceSpec],
+    out: str | Path,
+    images: str | Path | Mapping[str, str | Path] | None = None,
+    per_source: int = 8,
+    seed: int = 0,
+    names: bool = False,
+    cell: int = 160,
+    force: bool = False,
+) -> Sheet:
+    """Draw a contact sheet (see `contact_sheet`) and write it as a PNG file atomically.
+
+    Raises:
+        UsageError: as `contact_sheet`; when `out` exists without `force`, or cannot be written.
+    """
+    sheet = contact_sheet(paths, images, per_source, seed, names, cell)
+    write_file(sheet.png(), out, force)
+    return sheet
+
+
+def check_sheet_path(path: str | Path, force: bool = False) -> None:
+    """UsageError when `path` cannot take the sheet: it exists (without `force`), is a folder, or its
+    folder is missing (the checks `kpmerge.project.write_file` makes when it writes)."""
+    target = Path(path)
+    if target.exists() and not force:
+        raise UsageError("output exists (use --force to replace it)", file=target)
+    if target.is_dir():
+        raise UsageError("output is a folder; give a file name", file=target)
+    if not target.absolute().parent.is_dir():
+        raise UsageError("the folder to hold the output does not exist", file=target.absolute().parent)
+
+
+def contact_sheet(
+    paths: Sequence[str | Path | SourceSpec],
+    images: str | Path | Mapping[str, str | Path] | None = None,
+    per_source: int = 8,
+    seed: int = 0,
+    names: bool = False,
+    cell: int = 160,
+) -> Sheet:
+    """One row per source, `per_source` instances each, drawn in the source's layout.
+
+    Args:
+        paths: kpmerge output folders (every source in the target layout, with the manifest's pools)
+            and annotation files or SourceSpecs (each in its own layout, read as `merge` reads them).
+        images: Image root for every source, or per source name (key `*` for the others); a cell is
+            cut from ROOT / the record's `file_name` when that file exists.
+        per_source: Instances per source, picked with `seed` from its trainable pool, one in each of
+            `per_source` equal stretches of the pool.
+        seed: Seed of the picks.
+        names: Write keypoint names beside the dots.
+        cell: Width and height of a cell in pixels.
+
+    Raises:
+        UsageError: bad options, an image root that is not a folder, a root for an unknown source.
+        KpmergeError: an unreadable input, or no instance to draw.
+    """
+    if not paths:
+        raise UsageError("give at least one output folder or annotation file")
+    if not 1 <= per_source <= MAX_PER_SOURCE:
+        raise UsageError(f"per_source must be 1..{MAX_PER_SOURCE}, got {per_source}")
+    if not CELL_RANGE[0] <= cell <= CELL_RANGE[1]:
+        raise UsageError(f"cell must be {CELL_RANGE[0]}..{CELL_RANGE[1]} pixels, got {cell}")
+    roots = _roots(images)
+    rows: list[SheetRow] = []
+    many = len(paths) > 1
+    for p in paths:
+        spec = p if isinstance(p, SourceSpec) else None
+        path = spec.path if spec is not None else Path(p)
+        if spec is None and path.is_dir():
+            rows += _output_rows(path, per_source, seed, path.name if many else "")
+        else:
+            rows.append(_input_row(spec or SourceSpec(path=path), per_source, seed))
+    known = [r.name for r in rows]
+    for name in roots:
+        if name != "*" and name not in known:
+            raise UsageError(f"--images: no source named {name!r} (sources: {', '.join(known)})")
+    rows = [replace(r, root=roots.get(r.name, roots.get("*"))) for r in rows]
+    if not any(len(r.instances) for r in rows):
+        raise KpmergeError("no instance to draw: no source has a trainable instance")
+    wanted = [
+        ((r, c), row.root / name, region(row.instances, c))
+        for r, row in enumerate(rows)
+        if row.root is not None
+        for c, name in enumerate(row.files)
+        if (row.root / name).is_file()
+    ]
+    backgrounds, notes = cut_cells(wanted, cell)
+    image = _draw(rows, backgrounds, cell, names, seed)
+    return Sheet(image, tuple(rows), len(backgrounds), tuple(notes))
+
+
+def _roots(images: str | Path | Mapping[str, str | Path] | None) -> dict[str, Path]:
+    if images is None:
+        return {}
+    given = {"*": images} if isinstance(images, str | Path) else dict(images)
+    roots = {name: Path(root) for name, root in given.items()}
+    for root in roots.values():
+        if not root.is_dir():
+            raise UsageError("image root not found (expected a folder)", file=root)
+    return roots
+
+
+def pick(pool: npt.NDArray[np.int64], n: int, seed: int, name: str) -> npt.NDArray[np.int64]:
+    """At most `n` entries of `pool`, one drawn uniformly in each of `n` equal stretches, in pool order.
+
+    The draw is a function of (seed, name), so a source's picks do not depend on the other sources.
+    """
+    size = len(pool)
+    m = min(n, size)
+    if m == 0:
+        return pool[:0]
+    rng = np.random.default_rng([seed, zlib.crc32(name.encode("utf-8"))])
+    lo = np.ceil(np.arange(m) * size / m).astype(np.int64)
+    hi = np.ceil(np.arange(1, m + 1) * size / m).astype(np.int64)
+    return pool[lo + (rng.random(m) * (hi - lo)).astype(np.int64)]
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise UsageError(f"not a kpmerge output folder: no {path.name}", file=path.parent) from None
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise KpmergeError(f"cannot read: {exc}", file=path) from None
+
+
+def _output_rows(folder: Path, per_source: int, seed: int, prefix: str) -> list[SheetRow]:
+    """Rows of a kpmerge output folder: its sources in the target layout, picks from the manifest's pools."""
+    meta, manifest = _read_json(folder / "metainfo.json"), _read_json(folder / "manifest.json")
+    try:
+        layout = layout_from_dict(meta["layout"], source=str(folder / "metainfo.json"))
+        defined = {s["name"]: s["defined_keypoints"] for s in meta["sources"]}
+        entries = [(s["name"], s["annotations"]["range"], s["pool"]) for s in manifest["sources"]]
+        ann_file = folder / str(manifest.get("annotations_file", "annotations.json"))
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise KpmergeError(f"not a kpmerge metainfo/manifest pair (missing {exc})", file=folder) from None
+    dataset = read_coco(ann_file)
+    inst, files = dataset.instances, dataset.images.file_names
+    rows = []
+    for name, (a, b), pool in entries:
+        chosen = pick(np.asarray(pool, dtype=np.int64), per_source, seed, name)
+        if len(chosen) and not (chosen.min() >= 0 and chosen.max() < len(inst)):
+            raise KpmergeError(f"source {name}: pool positions beyond the annotations", file=folder)
+        picked = inst[chosen]
+        rows.append(
+            SheetRow(
+                name=f"{prefix}:{name}" if prefix else name,
+                layout=layout,
+                annotations=int(b) - int(a),
+                pool=len(pool),
+                defined=tuple(defined.get(name, range(len(layout)))),
+                instances=picked,
+                ids=tuple(_source_id(e, i) for e, i in zip(picked.extra, picked.ids, strict=True)),
+                files=tuple(str(f) for f in files[np.maximum(picked.image_index, 0)]),
+            )
+        )
+    return rows
+
+
+def _source_id(extra: bytes, fallback: object) -> object:
+    """The annotation's `source_id` (its id in the source), else its id."""
+    try:
+        return orjson.loads(b"{" + extra + b"}").get("source_id", fallback)
+    except orjson.JSONDecodeError:
+        return fallback
+
+
+def _input_row(spec: SourceSpec, per_source: int, seed: int) -> SheetRow:
+    """The row of one annotation file, in its own layout, read as `merge` reads it."""
+    source = load_source(spec, checksum=False)
+    inst = source.dataset.instances
+    images = source.dataset.images
+    ok = trainable_mask(inst, images.widths, images.heights)  # the manifest's pool rule
+    pool = np.flatnonzero(ok)
+    picked = inst[pick(pool, per_source, seed, source.name)]
+    files = source.dataset.images.file_names
+    return SheetRow(
+        name=source.name,
+        layout=source.layout,
+        annotations=len(inst),
+        pool=len(pool),
+        defined=tuple(range(len(source.layout))),
+        instances=picked,
+        ids=tuple(picked.ids),
+        files=tuple(str(f) for f in files[np.maximum(picked.image_index, 0)]),
+    )
+
+
+# ------------------------------------------------------------------------------------------- drawing
+
+
+def _fit(draw: ImageDraw.ImageDraw, text: str, width: float, font: Font, middle: bool = False) -> str:
+    """`text`, cut with `...` at its end (or in its middle, which keeps both ends of an id) to fit."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    head, tail = text, ""
+    if middle:
+        head, tail = text[: len(text) // 2], text[len(text) // 2 :]
+    while head and draw.textlength(head + "..." + tail, font=font) > width:
+        head = head[:-1]
+        if middle and tail:
+            tail = tail[1:]
+    return head + "..." + tail
+
+
+def _header(row: SheetRow, seed: int) -> tuple[str, str]:
+    lay, k = row.layout, len(row.layout)
+    first = (
+        f"{row.name}: {row.annotations} annotations, {row.pool} trainable, {len(row.instances)} drawn "
+        f"(seed {seed}); layout {lay.name} ({k} keypoints)"
+    )
+    missing = [n for i, n in enumerate(lay.keypoints) if i not in set(row.defined)]
+    if not missing:
+        second = f"defines all {k} keypoints"
+    elif len(missing) < len(row.defined):
+        second = f"defines {len(row.defined)} of {k}; not: {', '.join(missing)}"
+    else:
+        second = f"defines {len(row.defined)} of {k}: {', '.join(lay.keypoints[i] for i in row.defined)}"
+    return first, second
+
+
+def _draw(
+    rows: Sequence[SheetRow],
+    backgrounds: Mapping[tuple[int, int], Image.Image],
+    cell: int,
+    names: bool,
+    seed: int,
+) -> Image.Image:
+    font = ImageFont.load_default()  # built into Pillow: no system fonts, the same pixels everywhere
+    columns = max(len(r.instances) for r in rows)
+    width = max(2 * PAD + columns * cell + (columns - 1) * GAP, 560)
+    row_height = [2 * LINE + (LINE + cell if len(r.instances) else LINE) + GAP * 2 for r in rows]
+    height = PAD + 2 * LINE + GAP + sum(row_height) + PAD
+    sheet = Image.new("RGB", (width, height), BACKGROUND)
+    draw = ImageDraw.Draw(sheet)
+    _legend(draw, font, width)
+    top = PAD + 2 * LINE + GAP
+    for r, (row, h) in enumerate(zip(rows, row_height, strict=True)):
+        draw.line([(PAD, top), (width - PAD, top)], fill=BOX, width=1)
+        for i, text in enumerate(_header(row, seed)):
+            draw.text(
+                (PAD, top + GAP + i * LINE), _fit(draw, text, width - 2 * PAD, font), fill=TEXT, font=font
+            )
+        y = top + GAP + 2 * LINE
+        if not len(row.instances):
+            draw.text((PAD, y), "no trainable instance", fill=BOX, font=font)
+        for c in range(len(row.instances)):
+            x = PAD + c * (cell + GAP)
+            label = _fit(draw, f"id {row.ids[c]}", cell, font, middle=True)
+            draw.text((x, y), label, fill=TEXT, font=font)
+            tile = backgrounds.get((r, c))
+            tile = tile.copy() if tile is not None else Image.new("RGB", (cell, cell), CANVAS)
+            _instance(tile, row.instances, c, row.layout, names, font, on_image=(r, c) in backgrounds)
+            sheet.paste(tile, (x, y + LINE))
+        top += h
+    return sheet
+
+
+def _legend(draw: ImageDraw.ImageDraw, font: Font, width: int) -> None:
+    draw.text((PAD, PAD), "kpmerge show", fill=TEXT, font=font)
+    x, y = PAD, PAD + LINE + 2
+    for label, key in (("left", "left"), ("right", "right"), ("centre", "")):
+        draw.line([(x, y + 5), (x + 18, y + 5)], fill=SIDE_COLORS[key], width=3)
+        draw.text((x + 22, y), label, fill=TEXT, font=font)
+        x += 22 + int(draw.textlength(label, font=font)) + 14
+    for label, filled in (("visible", True), ("occluded", False)):
+        draw.ellipse([x, y + 1, x + 8, y + 9], fill=TEXT if filled else None, outline=TEXT, width=2)
+        draw.text((x + 12, y), label, fill=TEXT, font=font)
+        x += 12 + int(draw.textlength(label, font=font)) + 14
+    draw.text((x, y), "(unlabelled: not drawn; rectangle: box)", fill=BOX, font=font)
+
+
+def _instance(
+    tile: Image.Image,
+    inst: Instances,
+    j: int,
+    layout: Layout,
+    names: bool,
+    font: Font,
+    on_image: bool,
+) -> None:
+    """Draw instance j on its cell: box outline, links by side, keypoints by visibility."""
+    draw = ImageDraw.Draw(tile)
+    cell = tile.size[0]
+    x0, y0, size = region(inst, j)
+    k = cell / size
+    bx, by, bw, bh = inst.boxes[j].tolist()
+    draw.rectangle(
+        [(bx - x0) * k, (by - y0) * k, (bx + bw - x0) * k, (by + bh - y0) * k],
+        outline=(255, 255, 255) if on_image else BOX,
+        width=1,
+    )
+    kp = inst.keypoints[j]
+    px, py, v = (kp[:, 0] - x0) * k, (kp[:, 1] - y0) * k, kp[:, 2]
+    sides = [side(n) for n in layout.keypoints]
+    line = max(1, cell // 80)
+    for a, b in layout.skeleton_ids:
+        if v[a] > 0 and v[b] > 0:
+            color = SIDE_COLORS[sides[a] if sides[a] == sides[b] else ""]
+            draw.line([(px[a], py[a]), (px[b], py[b])], fill=color, width=line)
+    r = max(2, cell // 40)
+    for i in np.flatnonzero(v > 0).tolist():
+        color = SIDE_COLORS[sides[i]]
+        dot = [px[i] - r, py[i] - r, px[i] + r, py[i] + r]
+        if v[i] >= 2:
+            draw.ellipse(dot, fill=color, outline=(255, 255, 255), width=1)
+        else:
+            draw.ellipse(dot, fill=None, outline=color, width=max(2, r // 2))
+        if names:
+            draw.text(
+                (px[i] + r + 1, py[i] - r - 2),
+                layout.keypoints[i],
+                fill=color,
+                font=font,
+                stroke_width=1,
+                stroke_fill=(255, 255, 255),
+            )
