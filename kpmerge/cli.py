@@ -142,7 +142,7 @@ def source_options(f: Callable[..., Any]) -> Callable[..., Any]:
             "formats",
             multiple=True,
             type=PairValue(),
-            help="Input format per source: coco, aic, mpii or coco_wholebody (default: detected).",
+            help="Input format per source: coco, aic, mpii, coco_wholebody or yolo (default: detected).",
         ),
         click.option(
             "--layout",
@@ -172,6 +172,20 @@ def source_options(f: Callable[..., Any]) -> Callable[..., Any]:
             multiple=True,
             type=PairValue(),
             help="Image folder per raw AIC or MPII source, to read image sizes.",
+        ),
+        click.option(  # i14 (YOLO)
+            "--split",
+            "splits",
+            multiple=True,
+            type=PairValue(),
+            help="Split per YOLO source: train (default), val, test or another key of its yaml.",
+        ),
+        click.option(  # i14 (YOLO)
+            "--class",
+            "class_ids",
+            multiple=True,
+            type=PairValue(),
+            help="Class per YOLO source, an id or a name (needed when its yaml names several).",
         ),
         click.option("--drop-empty", is_flag=True, help="Leave out instances with no labelled keypoint."),
         click.option("--drop-crowd", is_flag=True, help="Leave out crowd instances."),
@@ -236,6 +250,11 @@ def jobs_option(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def export_option(f: Callable[..., Any]) -> Callable[..., Any]:
     """--export NAME (repeatable): extra files for other trainers, in subfolders of OUT."""
+    f = click.option(  # i14
+        "--yolo-keep-empty",
+        is_flag=True,
+        help="yolo export: keep people with no labelled keypoint as detection-only rows.",
+    )(f)
     return click.option(
         "--export",
         "exports",
@@ -255,7 +274,7 @@ def _specs(sources: tuple[str, ...], opts: dict[str, Any]) -> tuple[SourceSpec, 
             if name != "*" and name not in names:
                 raise click.BadParameter(
                     f"no source named {name!r} (sources: {', '.join(names)})",
-                    param_hint=f"--{key.rstrip('s').replace('_', '-')}",
+                    param_hint="--class" if key == "class_ids" else f"--{key.rstrip('s').replace('_', '-')}",
                 )
             for i, n in enumerate(names):
                 if name in ("*", n):
@@ -270,6 +289,7 @@ def _specs(sources: tuple[str, ...], opts: dict[str, Any]) -> tuple[SourceSpec, 
     )
     prefixes, dirs = per_source("prefixes"), per_source("image_dirs", Path)
     factors, batch_ratios = per_source("ratios", float), per_source("batch_ratios", float)
+    splits, class_ids = per_source("splits"), per_source("class_ids")  # i14 (YOLO)
     return tuple(
         SourceSpec(
             path=p,
@@ -282,6 +302,8 @@ def _specs(sources: tuple[str, ...], opts: dict[str, Any]) -> tuple[SourceSpec, 
             label=sources[i].partition("=")[2] if n else str(p),
             factor=1.0 if factors[i] is None else factors[i],
             batch_ratio=batch_ratios[i],
+            split=splits[i],
+            class_id=class_ids[i],
         )
         for i, (n, p) in enumerate(parsed)
     )
@@ -339,6 +361,7 @@ def _job(
         exports=opts["exports"],
         jobs=opts["jobs"],
         allow_missing_sizes=opts["allow_missing_sizes"],
+        yolo_keep_empty=opts["yolo_keep_empty"],
     )
 
 

@@ -18,6 +18,7 @@ import orjson
 from .errors import KpmergeError, UsageError
 from .formats.coco import coco_to_dataset
 from .formats.detect import read_dataset
+from .formats.yolo_yaml import is_yolo_path  # i14 (YOLO)
 from .instances import Dataset, Problem
 from .jsonio import read_mapped
 from .layouts import Layout, canonical_name, detect_layout, layout_from_dict, load_layout, normalize_name
@@ -60,6 +61,10 @@ KINDS: dict[str, tuple[str, str]] = {
     "missing_metadata": ("warning", "output folder without metainfo.json or manifest.json"),
     "images_without_annotations": ("info", "images without annotations"),
     **LEFT_RIGHT_KINDS,
+    # i14 (YOLO): kinds of the YOLO reader (kpmerge.formats.yolo)
+    "bad_label_row": ("error", "label rows Ultralytics rejects"),
+    "missing_image_file": ("error", "images that are missing or unreadable"),
+    "duplicate_label_row": ("warning", "label rows that repeat a row of the same image"),
 }
 
 
@@ -315,6 +320,8 @@ def inspect(paths: Sequence[str | Path], layout: str | Path | None = None) -> Re
 def inspect_path(path: str | Path, layout: Layout | None = None) -> FileReport:
     """Inspect one file or kpmerge output folder (see `inspect`)."""
     p = Path(path)
+    if is_yolo_path(p):  # i14 (YOLO): a dataset yaml or a folder holding one (its train split)
+        return inspect_dataset(read_dataset(p, format="yolo", strict=False), str(path), layout)
     if p.is_dir():
         return _inspect_output(p)
     return inspect_dataset(read_dataset(p, strict=False), str(path), layout)
@@ -435,6 +442,8 @@ def _pool(dataset: Dataset) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_
 
 def _detect(dataset: Dataset, notes: list[str]) -> Layout | None:
     k = dataset.instances.k
+    if dataset.layout is not None:  # i14 (YOLO)
+        return dataset.layout
     if dataset.format == "aic":
         return load_layout("aic")
     names = list(dataset.keypoint_names) if dataset.keypoint_names else None

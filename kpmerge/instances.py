@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from .layouts import Layout
 
 Ids = npt.NDArray[np.object_]
 
@@ -214,6 +217,7 @@ class Dataset:
         skipped: Annotations read but not kept, by reason (e.g. `other_category`).
         notes: Remarks for the user, e.g. that image sizes are unknown.
         problems: What a lenient reader (`strict=False`) found instead of raising.
+        layout: The layout the input itself defines (a YOLO dataset yaml), or None.
     """
 
     images: Images
@@ -223,6 +227,7 @@ class Dataset:
     skipped: dict[str, int] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     problems: tuple[Problem, ...] = ()
+    layout: Layout | None = None
 
     @property
     def annotations_read(self) -> int:

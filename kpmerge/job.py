@@ -13,7 +13,7 @@ import numpy as np
 
 from .build import Merged, Source, combine, merge
 from .errors import KpmergeError, UsageError
-from .exports import check_exports, export_files
+from .exports import check_exports, export_outputs
 from .formats.detect import read_dataset
 from .instances import Dataset
 from .layouts import Layout, detect_layout, load_layout
@@ -42,6 +42,8 @@ class SourceSpec:
         label: How the path is shown in the manifest (default: as given).
         factor: Dataset-level sampling factor (slots per epoch = round(pool * factor)).
         batch_ratio: Share of every batch (None: no batch composition; give it for all sources or none).
+        split: YOLO dataset: the split to read (default `train`).
+        class_id: YOLO dataset: the class to read (an id or a name; needed when it has several).
     """
 
     path: Path
@@ -54,6 +56,8 @@ class SourceSpec:
     label: str | None = None
     factor: float = 1.0
     batch_ratio: float | None = None
+    split: str | None = None  # i14 (YOLO)
+    class_id: int | str | None = None  # i14 (YOLO)
 
     @property
     def source_name(self) -> str:
@@ -85,12 +89,15 @@ class Job:
     allow_missing_sizes: bool = False
     show: Path | None = None
     """A contact sheet of the output to write as well (PNG file; see kpmerge.show)."""
+    yolo_keep_empty: bool = False  # i14: the yolo export keeps people with no labelled keypoint
 
 
 def _stem(path: Path) -> str:
     name = path.name
-    for suffix in (".gz", ".json"):
+    for suffix in (".gz", ".json", ".yaml", ".yml"):  # i14 (YOLO): .yaml, .yml
         name = name.removesuffix(suffix)
+    if name == "data" and path.suffix in (".yaml", ".yml"):  # i14 (YOLO): my_set/data.yaml is my_set
+        name = path.resolve().parent.name or name
     return name
 
 
@@ -104,7 +111,9 @@ def load_source(spec: SourceSpec, checksum: bool = True) -> Source:
     with ThreadPoolExecutor(max_workers=1) as pool:
         sha256 = pool.submit(_sha256, spec.path) if checksum else None
         try:
-            dataset = read_dataset(spec.path, spec.format, spec.image_dir)
+            dataset = read_dataset(
+                spec.path, spec.format, spec.image_dir, split=spec.split, class_id=spec.class_id
+            )
         except BaseException:
             if sha256 is not None:
                 sha256.cancel()
@@ -117,6 +126,8 @@ def load_source(spec: SourceSpec, checksum: bool = True) -> Source:
             raise UsageError(
                 f"layout {layout.name} has {len(layout)} keypoints but the file has {k}", file=spec.path
             )
+    elif dataset.layout is not None:  # i14 (YOLO): the dataset yaml defines its layout
+        layout = dataset.layout
     elif dataset.format in FORMAT_LAYOUTS:
         layout = load_layout(FORMAT_LAYOUTS[dataset.format])
     else:
@@ -155,6 +166,10 @@ def to_zero_based(dataset: Dataset, origin: int) -> Dataset:
 
 
 def _sha256(path: Path) -> str:
+    if path.is_dir():  # i14 (YOLO): a dataset folder; its checksum is its dataset yaml's
+        from .formats.yolo_yaml import find_yaml
+
+        path = find_yaml(path)
     h = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -318,8 +333,9 @@ def run_job(job: Job, progress: Progress | None = None, jobs: int | None = None)
         progress("write", 0, total)
         step = progress
         write = lambda n: step("write", n, total)  # noqa: E731
-    files = output_files(merged, sampling, gzip=job.gzip, progress=write, chunked=True)
-    files.update(export_files(merged, job.exports))
+    extra, counts = export_outputs(merged, job.exports, job.yolo_keep_empty)  # i14: counts in the manifest
+    files = output_files(merged, sampling, gzip=job.gzip, progress=write, chunked=True, exports=counts)
+    files.update(extra)
     write_folder(files, job.output, job.force)
     if job.show is not None:
         from .show import show

@@ -172,11 +172,15 @@ def missing_sizes(merged: Merged) -> dict[str, Any] | None:
 
 
 def manifest(
-    merged: Merged, sampling: SamplingOptions | None = None, annotations_file: str = ANNOTATIONS
+    merged: Merged,
+    sampling: SamplingOptions | None = None,
+    annotations_file: str = ANNOTATIONS,
+    exports: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """manifest.json: per source the input, counts by reason, where its records are and how to sample
     them (trainable pool, factor, batch ratio); `sampling` gives the factors, ratios, seed and batch
-    size (default: factor 1, no batch composition, seed 0)."""
+    size (default: factor 1, no batch composition, seed 0); `exports`, what exports counted (e.g. the
+    people the yolo export leaves out), under `exports`."""
     pools = trainable_pools(merged)
     entries = []
     for s, pool in zip(merged.sources, pools, strict=True):
@@ -203,6 +207,8 @@ def manifest(
         "batch_size": sampling.batch_size if sampling else None,
     }
     out["sources"] = entries
+    if exports:  # i14: the yolo export's counts
+        out["exports"] = exports
     return out
 
 
@@ -239,6 +245,7 @@ def output_files(
     gzip: bool = False,
     progress: Callable[[int], None] | None = None,
     chunked: bool = False,
+    exports: dict[str, Any] | None = None,
 ) -> dict[str, Callable[[], bytes | Iterable[bytes]]]:
     """Each output file's name and a function making its bytes (`sampling`: see `manifest`).
 
@@ -260,7 +267,7 @@ def output_files(
         name: annotations,
         METAINFO_JSON: lambda: dumps_pretty(metainfo(merged)),
         METAINFO_PY: lambda: metainfo_py(merged).encode("utf-8"),
-        MANIFEST: lambda: dumps_pretty(manifest(merged, sampling, annotations_file=name)),
+        MANIFEST: lambda: dumps_pretty(manifest(merged, sampling, annotations_file=name, exports=exports)),
     }
 
 

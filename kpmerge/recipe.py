@@ -25,6 +25,7 @@ TOP_KEYS = {
     "jobs",
     "allow_missing_sizes",
     "show",
+    "yolo_keep_empty",  # i14
 }
 SOURCE_KEYS = {
     "name",
@@ -36,6 +37,8 @@ SOURCE_KEYS = {
     "image_dir",
     "ratio",
     "batch_ratio",
+    "split",  # i14 (YOLO)
+    "class",  # i14 (YOLO)
 }
 
 
@@ -91,9 +94,13 @@ def recipe_to_job(
             raise fail(f"{where}.{bad[0]}", f"unknown key (known: {', '.join(sorted(SOURCE_KEYS))})")
         if not isinstance(src.get("path"), str):
             raise fail(f"{where}.path", "expected the annotation file path as a string")
-        for key in ("name", "format", "layout", "image_prefix", "image_dir"):
+        for key in ("name", "format", "layout", "image_prefix", "image_dir", "split"):
             if key in src and not isinstance(src[key], str):
                 raise fail(f"{where}.{key}", f"expected a string, got {src[key]!r}")
+        if "class" in src and not (
+            isinstance(src["class"], str) or (_is_number(src["class"], 0) and isinstance(src["class"], int))
+        ):
+            raise fail(f"{where}.class", f"expected a class id or name, got {src['class']!r}")
         mapping = src.get("mapping", "auto")
         if not (mapping == "auto" or isinstance(mapping, list)):
             raise fail(
@@ -119,6 +126,8 @@ def recipe_to_job(
                 label=src["path"],
                 factor=float(src.get("ratio", 1.0)),
                 batch_ratio=float(src["batch_ratio"]) if "batch_ratio" in src else None,
+                split=src.get("split"),
+                class_id=src.get("class"),
             )
         )
     target = data.get("target")
@@ -126,7 +135,7 @@ def recipe_to_job(
         raise fail("target", "expected a layout name or a layout JSON file")
     if target is not None and (target.endswith(".json") or "/" in target):
         target = str(base / target)
-    for key in ("force", "drop_empty", "drop_crowd", "gzip", "allow_missing_sizes"):
+    for key in ("force", "drop_empty", "drop_crowd", "gzip", "allow_missing_sizes", "yolo_keep_empty"):
         if key in data and not isinstance(data[key], bool):
             raise fail(key, "expected true or false")
     for key, least in (("seed", 0), ("batch_size", 1), ("jobs", 1)):
@@ -158,6 +167,7 @@ def recipe_to_job(
         jobs=data.get("jobs"),
         allow_missing_sizes=data.get("allow_missing_sizes", False),
         show=base / sheet if sheet is not None else None,
+        yolo_keep_empty=data.get("yolo_keep_empty", False),
     )
 
 

@@ -8,7 +8,7 @@ from ..build import Merged
 from ..errors import UsageError
 from ..output import missing_sizes
 from .detectron2 import detectron2_files
-from .yolo import yolo_files
+from .yolo import FOLDER, yolo_export, yolo_files
 
 EXPORTS: dict[str, Callable[[Merged], dict[str, bytes]]] = {
     "yolo": yolo_files,
@@ -42,20 +42,45 @@ def check_sizes(merged: Merged, names: Iterable[str]) -> None:
     )
 
 
-def export_files(merged: Merged, names: Iterable[str]) -> dict[str, Callable[[], bytes]]:
+def export_files(
+    merged: Merged, names: Iterable[str], yolo_keep_empty: bool = False
+) -> dict[str, Callable[[], bytes]]:
     """The files of the chosen exports, made now (so errors come before anything is written).
 
     Raises:
         UsageError: for an unknown export or data an export cannot take (e.g. missing image sizes).
     """
+    return export_outputs(merged, names, yolo_keep_empty)[0]
+
+
+def export_outputs(
+    merged: Merged, names: Iterable[str], yolo_keep_empty: bool = False
+) -> tuple[dict[str, Callable[[], bytes]], dict[str, dict[str, object]]]:
+    """The files of the chosen exports and, per export that counts people, its counts for the manifest.
+
+    Args:
+        merged: The merged dataset.
+        names: Export names.
+        yolo_keep_empty: The yolo export keeps people with no labelled keypoint as detection-only rows.
+
+    Raises:
+        UsageError: for an unknown export or data an export cannot take (e.g. missing image sizes).
+    """
     files: dict[str, Callable[[], bytes]] = {}
+    summaries: dict[str, dict[str, object]] = {}
     chosen = check_exports(names)
     if chosen:
         check_sizes(merged, chosen)
     for name in chosen:
-        for path, data in EXPORTS[name](merged).items():
+        if name == "yolo":  # i14: the yolo export's counts go into the manifest
+            export = yolo_export(merged, keep_empty=yolo_keep_empty)
+            made = {f"{FOLDER}/{path}": data for path, data in export.files.items()}
+            summaries[name] = export.summary()
+        else:
+            made = EXPORTS[name](merged)
+        for path, data in made.items():
             files[path] = lambda data=data: data
-    return files
+    return files, summaries
 
 
-__all__ = ["EXPORTS", "check_exports", "check_sizes", "export_files"]
+__all__ = ["EXPORTS", "check_exports", "check_sizes", "export_files", "export_outputs"]

@@ -1,21 +1,31 @@
 """Ultralytics YOLO pose export: one label text file per image and a data yaml (pure, no I/O).
 
-Rules (the README's "Exports and evaluation files" section says the same for users):
+The rows are the ones Ultralytics' own `convert_coco(use_keypoints=True)` (ultralytics/data/converter.py,
+8.4) writes for the same COCO file, image by image (docs/exports.md says the same for users):
 
-- A label row is `0 cx cy w h` then K times `x y v`: the box centre and size and the keypoints divided
-  by the image width and height. `v` is written as COCO has it (0 unlabelled, 1 occluded, 2 visible),
-  as Ultralytics' own COCO converter does; Ultralytics treats any `v != 0` as labelled.
-- Unlabelled keypoints, and labelled ones outside the image, are written `0 0 0` (the latter counted).
-- Numbers are written with 6 significant digits (`%.6g`, as Ultralytics' own COCO converter writes `%g`).
-- The box is clipped to the image; an instance whose clipped box is empty is left out (counted).
-- Crowd instances are left out (counted): the format has no ignore regions.
-- Images are listed in `train.txt` as `./images/<file_name>`; Ultralytics finds each label by replacing
-  the last `/images/` folder of the image path with `/labels/` and the extension with `.txt`, and the
-  export writes every label exactly there.
+- Crowd people are left out; then people whose box has width or height <= 0; then people with no
+  labelled keypoint (every `v` 0: COCO evaluation ignores them). Each is counted; `keep_empty` keeps
+  the last kind as detection-only rows (their keypoints as they are, all `v` 0).
+- A row is `0 cx cy w h` then K times `x y v`: the box centre `(x + w / 2) / width`, `(y + h / 2) /
+  height` and size divided by the image size (not clipped), the keypoints divided by the image size with
+  `v` as COCO has it (0, 1, 2), every number written `%g` (6 significant digits), in annotation order.
+  A row equal to an earlier row of the same image is left out (counted as `duplicate`).
+- Only where that row would make Ultralytics' loader reject the whole image as corrupt does kpmerge
+  write something else: a keypoint whose written `x` or `y` is above 1.01 or below -0.01 is written
+  `0 0 0` (counted when it was labelled), and a person whose box centre is below -0.01 is left out
+  (counted as `box_outside_image`).
+
+Layout of the files: `train.txt` lists `./images/<file_name>` and the label is `labels/<file_name>.txt`
+(Ultralytics swaps the last `/images/` folder of an image path for `/labels/`), so linking the image data
+root at `images/` is all it takes. A file name with an `images` folder of its own (PoseTrack's
+`images/val/...`) would put its label inside that link; such an image is listed through `nested/`
+instead: `nested/<head>images/<tail>` with the label at `nested/<head>labels/<tail>.txt`, where the user
+links `nested/<head>images` to `<data root>/<head>images` (the data yaml lists the links to make).
 """
 
 from __future__ import annotations
 
+import json
 import posixpath
 from dataclasses import dataclass, field
 
@@ -23,12 +33,17 @@ import numpy as np
 
 from ..build import Merged
 from ..errors import UsageError
+from ..formats.yolo import HIGH, IMG_FORMATS, LOW
 
 FOLDER = "yolo"
 DATA_YAML = "data.yaml"
 IMAGE_LIST = "train.txt"
-IMAGE_FORMATS = frozenset({"bmp", "dng", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp", "pfm", "heic"})
+NESTED = "nested"
+"""Folder of the images whose file names hold an `images` folder of their own."""
+IMAGE_FORMATS = IMG_FORMATS
 """Image suffixes Ultralytics loads (ultralytics.data.utils.IMG_FORMATS)."""
+REASONS = ("crowd", "empty_box", "no_labelled_keypoints", "box_outside_image", "duplicate")
+"""Why a person gets no row, in the order the rules apply."""
 
 
 @dataclass(frozen=True)
@@ -37,24 +52,32 @@ class YoloExport:
 
     Attributes:
         files: Relative file name (under the export folder) -> contents.
-        rows: Label rows written (one per instance).
-        not_written: Instances left out, by reason (`crowd`, `empty_box`).
-        keypoints_dropped: Labelled keypoints written as `0 0 0` because they lie outside the image.
+        rows: Label rows written.
+        not_written: People left out, by reason (see REASONS).
+        keypoints_outside: Labelled keypoints written as `0 0 0` because Ultralytics would reject them.
+        sources: Per source name, its `rows`, `not_written` and `keypoints_outside`.
+        links: `(link, target)` folders the user links: the data root at `images`, and one per nested head.
     """
 
     files: dict[str, bytes]
     rows: int
     not_written: dict[str, int] = field(default_factory=dict)
-    keypoints_dropped: int = 0
+    keypoints_outside: int = 0
+    sources: dict[str, dict[str, object]] = field(default_factory=dict)
+    links: tuple[tuple[str, str], ...] = ()
+
+    def summary(self) -> dict[str, object]:
+        """The counts for the manifest (`exports.yolo`)."""
+        return {
+            "rows": self.rows,
+            "not_written": dict(self.not_written),
+            "keypoints_outside": self.keypoints_outside,
+            "links": [list(link) for link in self.links],
+            "sources": self.sources,
+        }
 
 
-def label_path(file_name: str) -> str:
-    """Where Ultralytics looks for the labels of `images/<file_name>`, relative to the export folder.
-
-    Raises:
-        UsageError: for a file name that is absolute, leaves its folder or is not an image type
-            Ultralytics loads.
-    """
+def _normalized(file_name: str) -> str:
     norm = posixpath.normpath(file_name.replace("\\", "/"))
     if norm.startswith(("/", "../")) or norm == ".." or "./" in norm:
         raise UsageError(
@@ -66,12 +89,33 @@ def label_path(file_name: str) -> str:
             f"yolo export: image file name {file_name!r} is not an image type Ultralytics loads "
             f"({', '.join(sorted(IMAGE_FORMATS))})"
         )
-    image = "/images/" + norm
-    return "/labels/".join(image.rsplit("/images/", 1)).rsplit(".", 1)[0].lstrip("/") + ".txt"
+    return norm
 
 
-def yolo_export(merged: Merged) -> YoloExport:
+def image_path(file_name: str) -> str:
+    """Where `train.txt` lists an image, relative to the export folder.
+
+    Raises:
+        UsageError: for a file name that is absolute, leaves its folder or is not an image type
+            Ultralytics loads.
+    """
+    norm = _normalized(file_name)
+    head, sep, tail = ("/" + norm).rpartition("/images/")
+    return f"{NESTED}{head}/images/{tail}" if sep else f"images/{norm}"
+
+
+def label_path(file_name: str) -> str:
+    """Where Ultralytics looks for the labels of an image listed at `image_path(file_name)`."""
+    listed = image_path(file_name)
+    return "/labels/".join(("/" + listed).rsplit("/images/", 1)).rsplit(".", 1)[0].lstrip("/") + ".txt"
+
+
+def yolo_export(merged: Merged, keep_empty: bool = False) -> YoloExport:
     """Ultralytics pose labels, image list and data yaml for a merged dataset.
+
+    Args:
+        merged: The merged dataset.
+        keep_empty: Keep people with no labelled keypoint, as detection-only rows.
 
     Raises:
         UsageError: when an image has no width or height (naming the source and the count), when an image
@@ -80,51 +124,69 @@ def yolo_export(merged: Merged) -> YoloExport:
     ds = merged.dataset
     images, inst = ds.images, ds.instances
     _check_sizes(merged)
+    listed = [image_path(str(f)) for f in images.file_names]
     names = [label_path(str(f)) for f in images.file_names]
-    firsts: dict[str, int] = {}
-    for i, n in enumerate(names):
-        j = firsts.setdefault(n, i)
-        if j != i:
-            raise UsageError(
-                f"yolo export: images {images.file_names[j]!r} and {images.file_names[i]!r} would share the "
-                f"label file {n}; give the sources different --image-prefix values"
-            )
+    _check_names(images.file_names, names)
+    links = _links(listed, names)
     w = images.widths[inst.image_index]
     h = images.heights[inst.image_index]
-    x1 = np.clip(inst.boxes[:, 0], 0, w)
-    y1 = np.clip(inst.boxes[:, 1], 0, h)
-    x2 = np.clip(inst.boxes[:, 0] + inst.boxes[:, 2], 0, w)
-    y2 = np.clip(inst.boxes[:, 1] + inst.boxes[:, 3], 0, h)
-    crowd = inst.iscrowd > 0
-    empty = ~crowd & ((x2 <= x1) | (y2 <= y1))
-    keep = ~crowd & ~empty
-    kp = inst.keypoints
-    nx, ny = kp[:, :, 0] / w[:, None], kp[:, :, 1] / h[:, None]
-    labelled = kp[:, :, 2] > 0
-    inside = (nx >= 0) & (nx <= 1) & (ny >= 0) & (ny <= 1)
-    use = labelled & inside
-    k = kp.shape[1]
+    k = inst.k
     table = np.zeros((len(inst), 5 + 3 * k))
-    table[:, 1] = (x1 + x2) / 2 / w
-    table[:, 2] = (y1 + y2) / 2 / h
-    table[:, 3] = (x2 - x1) / w
-    table[:, 4] = (y2 - y1) / h
-    table[:, 5::3] = np.where(use, nx, 0.0)
-    table[:, 6::3] = np.where(use, ny, 0.0)
-    table[:, 7::3] = np.where(use, kp[:, :, 2], 0.0)
+    bx, by, bw, bh = (inst.boxes[:, i] for i in range(4))
+    table[:, 1] = (bx + bw / 2) / w
+    table[:, 2] = (by + bh / 2) / h
+    table[:, 3] = bw / w
+    table[:, 4] = bh / h
+    kp = inst.keypoints
+    table[:, 5::3] = kp[:, :, 0] / w[:, None]
+    table[:, 6::3] = kp[:, :, 1] / h[:, None]
+    table[:, 7::3] = kp[:, :, 2]
+    reason = np.zeros(len(inst), dtype=np.int64)  # 0: written, else 1 + index in REASONS
+    crowd = inst.iscrowd > 0
+    empty = ~crowd & ((table[:, 3] <= 0) | (table[:, 4] <= 0))
+    no_kp = ~crowd & ~empty & ~(kp[:, :, 2] != 0).any(axis=1) & (not keep_empty)
+    outside_box = ~crowd & ~empty & ~no_kp & _rejected(table[:, 1:3], low_only=True).any(axis=1)
+    for i, mask in enumerate((crowd, empty, no_kp, outside_box)):
+        reason[mask] = i + 1
+    xy = table[:, 5:].reshape(len(inst), k, 3)[:, :, :2]
+    bad_kp = _rejected(xy.reshape(len(inst), 2 * k)).reshape(len(inst), k, 2).any(axis=2)
+    outside = bad_kp & (kp[:, :, 2] > 0) & (reason == 0)[:, None]
+    keypoint_values = table[:, 5:]  # a view: zeroing it zeroes the table
+    keypoint_values[np.repeat(bad_kp, 3, axis=1)] = 0.0
+    table += 0.0  # -0.0 as 0.0, as Python compares them when Ultralytics drops repeated rows
+    dup = (reason == 0) & _repeats(inst.image_index, table, reason == 0)
+    reason[dup] = len(REASONS)
+    keep = reason == 0
     rows = _format_rows(table[keep], k)
     files = _label_files(names, inst.image_index[keep], rows)
-    not_written = {"crowd": int(crowd.sum()), "empty_box": int(empty.sum())}
-    dropped = int((labelled & ~inside)[keep].sum())
-    listed = [f"./images/{posixpath.normpath(str(f).replace(chr(92), '/'))}\n" for f in images.file_names]
-    files[IMAGE_LIST] = "".join(listed).encode()
-    files[DATA_YAML] = data_yaml(merged, len(rows), not_written, dropped).encode("utf-8")
-    return YoloExport(files=files, rows=len(rows), not_written=not_written, keypoints_dropped=dropped)
+    files[IMAGE_LIST] = "".join(f"./{p}\n" for p in listed).encode()
+    not_written = {r: int(np.count_nonzero(reason == i + 1)) for i, r in enumerate(REASONS)}
+    per_source = {}
+    owner = np.asarray(merged.source_index)
+    for s_i, s in enumerate(merged.sources):
+        mine = owner == s_i
+        per_source[s.name] = {
+            "rows": int(np.count_nonzero(keep & mine)),
+            "not_written": {
+                r: int(np.count_nonzero((reason == i + 1) & mine)) for i, r in enumerate(REASONS)
+            },
+            "keypoints_outside": int(np.count_nonzero(outside[mine])),
+        }
+    result = YoloExport(
+        files=files,
+        rows=len(rows),
+        not_written=not_written,
+        keypoints_outside=int(np.count_nonzero(outside)),
+        sources=per_source,
+        links=links,
+    )
+    files[DATA_YAML] = data_yaml(merged, result).encode("utf-8")
+    return result
 
 
-def yolo_files(merged: Merged) -> dict[str, bytes]:
+def yolo_files(merged: Merged, keep_empty: bool = False) -> dict[str, bytes]:
     """The export's files under `yolo/`: name -> bytes."""
-    return {f"{FOLDER}/{name}": data for name, data in yolo_export(merged).files.items()}
+    return {f"{FOLDER}/{name}": data for name, data in yolo_export(merged, keep_empty).files.items()}
 
 
 def _check_sizes(merged: Merged) -> None:
@@ -143,10 +205,72 @@ def _check_sizes(merged: Merged) -> None:
             )
 
 
+def _check_names(file_names: np.ndarray, names: list[str]) -> None:
+    firsts: dict[str, int] = {}
+    for i, n in enumerate(names):
+        j = firsts.setdefault(n, i)
+        if j != i:
+            raise UsageError(
+                f"yolo export: images {file_names[j]!r} and {file_names[i]!r} would share the "
+                f"label file {n}; give the sources different --image-prefix values"
+            )
+
+
+def _links(listed: list[str], labels: list[str]) -> tuple[tuple[str, str], ...]:
+    """The folders to link: `images` to the data root, and `nested/<head>images` to `<head>images` there.
+
+    Raises:
+        UsageError: when a link would hold a label folder of the export (file names whose `images`
+            folders nest in each other).
+    """
+    links = {"images": "."} if any(p.startswith("images/") for p in listed) else {}
+    for p in listed:
+        if p.startswith(f"{NESTED}/"):
+            link = p.rsplit("/images/", 1)[0] + "/images"
+            links[link] = link.removeprefix(f"{NESTED}/")
+    for link in links:
+        if link == "images":
+            continue
+        inside = next((lb for lb in labels if lb.startswith(link + "/")), None)
+        if inside is not None:
+            raise UsageError(
+                f"yolo export: the folder {link} would be a link to the images and also hold the label "
+                f"file {inside}; give the sources --image-prefix values without nested images/ folders"
+            )
+    return tuple(sorted(links.items()))
+
+
+def _rejected(values: np.ndarray, low_only: bool = False) -> np.ndarray:
+    """Which values Ultralytics rejects once written with `%g`: below -0.01 (or above 1.01) as float32."""
+    out = np.zeros(values.shape, dtype=bool)
+    near = (values < -0.0099) if low_only else (values < -0.0099) | (values > 1.0099)
+    for idx in zip(*np.nonzero(near), strict=True):
+        written = np.float32(float(f"{float(values[idx]):g}"))
+        out[idx] = written < LOW or (not low_only and written > HIGH)
+    return out
+
+
+def _repeats(image_index: np.ndarray, table: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """(N,) rows equal to an earlier kept row of the same image."""
+    out = np.zeros(len(table), dtype=bool)
+    idx = np.flatnonzero(keep)
+    if len(idx) < 2:
+        return out
+    width = table.shape[1] * 8
+    keys = np.empty(len(idx), dtype=[("image", np.int64), ("row", f"V{width}")])
+    keys["image"] = image_index[idx]
+    keys["row"] = np.ascontiguousarray(table[idx]).view(f"V{width}").ravel()
+    _, first = np.unique(keys, return_index=True)
+    repeat = np.ones(len(idx), dtype=bool)
+    repeat[first] = False
+    out[idx[repeat]] = True
+    return out
+
+
 def _format_rows(table: np.ndarray, k: int) -> list[str]:
     if not len(table):
         return []
-    fmt = " ".join(["%d", "%.6g", "%.6g", "%.6g", "%.6g"] + ["%.6g %.6g %d"] * k)
+    fmt = " ".join(["%g"] * (5 + 3 * k))
     text = ("\n".join([fmt] * len(table))) % tuple(table.ravel().tolist())
     return text.split("\n")
 
@@ -163,21 +287,26 @@ def _label_files(names: list[str], image_of_row: np.ndarray, rows: list[str]) ->
     return files
 
 
-def data_yaml(merged: Merged, rows: int, not_written: dict[str, int], dropped: int) -> str:
-    """The Ultralytics data yaml: roots, image lists, `kpt_shape`, `flip_idx` and class names."""
+def data_yaml(merged: Merged, export: YoloExport) -> str:
+    """The Ultralytics data yaml: image lists, `kpt_shape`, `flip_idx`, class and keypoint names."""
     lay = merged.layout
     sources = ", ".join(s.name for s in merged.sources)
-    left_out = ", ".join(f"{v} {k}" for k, v in sorted(not_written.items()))
+    left_out = ", ".join(f"{v} {k}" for k, v in export.not_written.items())
     lines = [
         f"# Ultralytics pose dataset written by kpmerge {merged.mode} of {sources} (layout {lay.name}).",
-        f"# {rows} label rows; instances left out: {left_out}; labelled keypoints outside the image "
-        f"written as 0 0 0: {dropped}.",
+        f"# {export.rows} label rows, as Ultralytics' convert_coco(use_keypoints=True) writes them.",
+        f"# People left out: {left_out}.",
+        f"# Labelled keypoints outside the image written as 0 0 0: {export.keypoints_outside}.",
         "# Keypoints: " + ", ".join(f"{i} {n}" for i, n in enumerate(lay.keypoints)),
         "#",
-        "# path: the dataset root. Left out, so Ultralytics takes the folder of this file. Put (or symlink)",
-        "#   your image data root at images/ beside this file, so that images/<file_name> exists.",
-        "# train: image list, one ./images/<file_name> per line, relative to this folder. Labels are in",
-        "#   labels/ (Ultralytics swaps the last /images/ folder of an image path for /labels/).",
+        "# path: left out, so Ultralytics takes the folder of this file as the dataset root.",
+        "# train: image list, relative to this folder. Link your image data root (DATA) so that it exists:",
+        *[
+            f"#   ln -s DATA/{target} {link}" if target != "." else f"#   ln -s DATA {link}"
+            for link, target in export.links
+        ],
+        "# Labels are in labels/ (and nested/): Ultralytics swaps the last /images/ folder of an image path",
+        "#   for /labels/.",
         "# val: kpmerge does not split; this points at the same list. Point it at a held-out list.",
         f"train: {IMAGE_LIST}",
         f"val: {IMAGE_LIST}",
@@ -186,6 +315,8 @@ def data_yaml(merged: Merged, rows: int, not_written: dict[str, int], dropped: i
         f"flip_idx: [{', '.join(str(i) for i in lay.flip_indices)}]",
         "names:",
         "  0: person",
+        "kpt_names:",
+        f"  0: [{', '.join(json.dumps(n) for n in lay.keypoints)}]",
         "",
     ]
     return "\n".join(lines)

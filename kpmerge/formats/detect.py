@@ -7,9 +7,10 @@ from pathlib import Path
 from ..errors import KpmergeError, UsageError
 from ..instances import Dataset
 from ..jsonio import first_char, read_mapped
-from . import aic, coco, mpii, wholebody
+from . import aic, coco, mpii, wholebody, yolo
+from .yolo_yaml import is_yolo_path  # i14 (YOLO): move into the format registry
 
-FORMATS = ("coco", "aic", "mpii", "coco_wholebody")
+FORMATS = ("coco", "aic", "mpii", "coco_wholebody", "yolo")
 _WINDOW = 1 << 20
 """Bytes after `"annotations"` searched for a COCO-WholeBody part field."""
 
@@ -43,13 +44,26 @@ def detect_format(data: bytes, file: str | Path | None = None) -> str:
 
 
 def read_dataset(
-    path: str | Path, format: str | None = None, image_dir: str | Path | None = None, strict: bool = True
+    path: str | Path,
+    format: str | None = None,
+    image_dir: str | Path | None = None,
+    strict: bool = True,
+    split: str | None = None,
+    class_id: int | str | None = None,
 ) -> Dataset:
     """Read a keypoint file (plain or gzip) in the given format, or the one its content shows.
 
-    With `strict=False` the COCO and raw AIC readers record rule violations in `Dataset.problems`
-    instead of raising.
+    A `.yaml`/`.yml` file or a folder holding a dataset yaml is a YOLO-pose dataset (`split` and
+    `class_id` choose what to read from it). With `strict=False` the COCO, raw AIC and YOLO readers
+    record rule violations in `Dataset.problems` instead of raising.
     """
+    # i14 (YOLO): these lines move into the format registry (sniff by path, per-source split and class).
+    if format == "yolo" or (format is None and is_yolo_path(path)):
+        if image_dir is not None:
+            raise UsageError("an image folder is not used for YOLO datasets (their yaml lists the images)")
+        return yolo.read_yolo(path, split or "train", class_id, strict=strict)
+    if split is not None or class_id is not None:
+        raise UsageError("--split and --class are only used for YOLO datasets", file=path)
     data = read_mapped(path)
     fmt = format or detect_format(data, path)
     if fmt in ("coco", "coco_wholebody") and image_dir is not None:
