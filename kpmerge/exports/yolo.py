@@ -300,7 +300,8 @@ def data_yaml(merged: Merged, export: YoloExport) -> str:
         "# Keypoints: " + ", ".join(f"{i} {n}" for i, n in enumerate(lay.keypoints)),
         "#",
         "# path: left out, so Ultralytics takes the folder of this file as the dataset root.",
-        "# train: image list, relative to this folder. Link your image data root (DATA) so that it exists:",
+        "# train: image list, relative to this folder. Link your image data root (DATA) here so that the",
+        "#   listed images exist (run in this folder):",
         *[
             f"#   ln -s DATA/{target} {link}" if target != "." else f"#   ln -s DATA {link}"
             for link, target in export.links
