@@ -300,7 +300,7 @@ def _run(args, ok=True):
             "data.yaml: val: no such split (the yaml has: train); choose one with --split",
         ),
         ("missing_image", [], 1, "images/train/a.jpg: image not found (listed by the dataset yaml)"),
-        ("bad_header", [], 1, "images/train/a.jpg: cannot read the image header: cannot identify image file"),
+        ("bad_header", [], 1, "images/train/a.jpg: cannot read the image header: "),
         ("bad_row", [], 1, "labels/train/a.txt: line 1: expected 56 values"),
         ("no_images", [], 1, "data.yaml: train: no images found"),
         ("missing_folder", [], 2, "data.yaml: train: images/train not found"),
