@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,7 @@ from .exports import EXPORTS
 from .job import Job, SourceSpec, run_job
 from .layouts import builtin_layout_names, load_layout
 from .output import missing_sizes
+from .publish import published
 from .recipe import read_recipe
 from .sampling import FORMATS, parse_epochs, write_epochs
 
@@ -28,16 +30,51 @@ class _Failure(click.ClickException):
         self.exit_code = exit_code
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGINT, SIGTERM or SIGHUP arrived (raised by the handlers `main` installs)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 class KpmergeGroup(click.Group):
-    """Turns every KpmergeError into one `Error:` line and its exit code (traceback only with --debug)."""
+    """Turns every KpmergeError into one `Error:` line and its exit code (traceback only with --debug),
+    and an interrupt into an exit code that says what happened to the output (see `interrupt_exit`)."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except KeyboardInterrupt as exc:  # while the options are read: nothing was written yet
+            signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+            code, message = interrupt_exit(signum, ())
+            raise _Failure(message, code) from None
 
     def invoke(self, ctx: click.Context) -> Any:
+        before = len(published())
         try:
             return super().invoke(ctx)
         except KpmergeError as exc:
             if ctx.params.get("debug") or os.environ.get("KPMERGE_DEBUG"):
                 raise
             raise _Failure(str(exc), exc.exit_code) from None
+        except KeyboardInterrupt as exc:
+            signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+            code, message = interrupt_exit(signum, published()[before:])
+            if code == 0:
+                click.echo(message, err=True)
+                ctx.exit(0)
+            raise _Failure(message, code) from None
+
+
+def interrupt_exit(signum: int, written: tuple[Path, ...]) -> tuple[int, str]:
+    """The exit code and message of a run stopped by signal `signum`: 0 when it had already written its
+    output (`written`: then the output is complete), else 128 + the signal number (130 for SIGINT, 143
+    for SIGTERM, 129 for SIGHUP), with nothing written and a previous output untouched."""
+    name = signal.Signals(signum).name
+    if written:
+        return 0, f"kpmerge: {name} after the output was written; {written[-1]} is complete"
+    return 128 + signum, f"interrupted by {name}; nothing was written"
 
 
 class PairValue(click.ParamType):
@@ -685,8 +722,32 @@ def show_cmd(
 
 def main() -> None:
     """Entry point of the `kpmerge` command."""
+    _handle_stop_signals()
     _no_huge_page_advice()
     cli(prog_name="kpmerge")
+
+
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+
+
+def _handle_stop_signals() -> None:
+    """SIGINT, SIGTERM and SIGHUP stop the run alike: the first raises `Interrupted` in the main thread,
+    so the temporary folder is removed and the exit code says what happened to the output; a second
+    one is ignored while that clean-up runs (it is short), a third ends the process at once. Signals
+    the process was started to ignore (`nohup`, background jobs) stay ignored."""
+    seen = []
+
+    def handler(signum: int, frame: object) -> None:
+        seen.append(signum)
+        if len(seen) == 1:
+            raise Interrupted(signum)
+        if len(seen) >= 3:
+            os._exit(128 + seen[0])
+
+    for name in STOP_SIGNALS:
+        signum = getattr(signal, name, None)
+        if signum is not None and signal.getsignal(signum) != signal.SIG_IGN:
+            signal.signal(signum, handler)
 
 
 def _no_huge_page_advice() -> None:

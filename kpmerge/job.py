@@ -20,6 +20,7 @@ from .layouts import Layout, detect_layout, load_layout
 from .mapping import MappingSpec
 from .output import check_output_path, output_files, trainable_pools, write_folder
 from .parallel import resolve_jobs, run_tasks
+from .publish import check_outside_inputs
 from .sampling import SamplingOptions
 
 MODES = ("merge", "combine")
@@ -296,12 +297,12 @@ def require_image_sizes(sources: Sequence[Source]) -> None:
 
 
 def _check_inputs_outside(job: Job) -> None:
-    """UsageError when the output folder is an input or holds one (replacing it would delete inputs)."""
-    out = job.output.resolve()
-    for spec in job.sources:
-        for p in (spec.path, spec.image_dir):
-            if p is not None and (out == p.resolve() or out in p.resolve().parents):
-                raise UsageError(f"the output folder holds the input {p}; choose another", file=job.output)
+    """UsageError when the output folder is, holds or lies inside an input (source, image folder or
+    layout file): replacing it would delete or change that input."""
+    layouts = [job.target, *(spec.layout for spec in job.sources)]
+    files = [p for p in layouts if isinstance(p, str | Path) and Path(p).is_file()]
+    inputs = [p for spec in job.sources for p in (spec.path, spec.image_dir)]
+    check_outside_inputs(job.output, [*inputs, *files])
 
 
 def run_job(job: Job, progress: Progress | None = None, jobs: int | None = None) -> Merged:
@@ -317,9 +318,9 @@ def run_job(job: Job, progress: Progress | None = None, jobs: int | None = None)
 
     With `job.show`, a contact sheet of the written folder follows (`kpmerge.show.show`, no images).
     """
+    _check_inputs_outside(job)
     check_output_path(job.output, job.force)
     check_exports(job.exports)
-    _check_inputs_outside(job)
     if job.show is not None:
         from .show import check_sheet_path
 

@@ -185,8 +185,8 @@ def no_gc() -> Iterator[None]:
 class Chunks:
     """A file's bytes as consecutive pieces, each made on demand by a function.
 
-    Iterating makes them in order. Pieces can also be made out of order (`make`), in another process
-    (see `output.write_folder`); `progress`, when given, is told the records each piece holds.
+    Iterating makes them in order (see `output.write_folder`); `progress`, when given, is told the
+    records each piece holds.
     """
 
     def __init__(
@@ -197,14 +197,6 @@ class Chunks:
 
     def __len__(self) -> int:
         return len(self.pieces)
-
-    def records(self, i: int) -> int:
-        """How many records piece `i` holds."""
-        return self.pieces[i][0]
-
-    def make(self, i: int) -> bytes:
-        """Piece `i`'s bytes (progress is not told)."""
-        return self.pieces[i][1]()
 
     def __iter__(self) -> Iterator[bytes]:
         with no_gc():

@@ -4,26 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import gzip as gzip_module
-import os
 import queue
-import shutil
-import signal
-import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import __version__
 from .build import AREA_FACTOR, Merged
-from .errors import KpmergeError, UsageError
 from .formats.coco import SourceTags, dataset_to_coco_chunks
-from .handoff import can_fork, fork_with_memory_file, helpers_pay
-from .jsonio import Chunks, dumps_pretty, no_gc
+from .jsonio import Chunks, dumps_pretty
 from .layouts import Layout
 from .pools import trainable_mask
+from .publish import Staging, as_write_error, check_output
 
 if TYPE_CHECKING:
     from .sampling import SamplingOptions
@@ -272,207 +267,84 @@ def output_files(
 
 
 def check_output_path(out: str | Path, force: bool = False) -> Path:
-    """The output folder as a Path; UsageError when it exists without `force` or cannot be made."""
-    path = Path(out)
-    if path.exists() and not force:
-        raise UsageError("output exists (use --force to replace it)", file=path)
-    if path.exists() and not path.is_dir():
-        raise UsageError("output exists and is not a folder", file=path)
-    parent = path.absolute().parent
-    if not parent.is_dir():
-        raise UsageError("the folder to hold the output does not exist", file=parent)
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UsageError("cannot write into this folder", file=parent)
-    return path
+    """The output folder as a Path; UsageError when it exists without `force` or cannot be made (what
+    dead runs left beside it is removed first: see `publish`)."""
+    return check_output(out, force)
 
 
 def write_folder(
     files: dict[str, Callable[[], bytes | Iterable[bytes]]], out: str | Path, force: bool = False
 ) -> Path:
-    """Write all files into `out` at once: into a temporary folder beside it, then one rename.
+    """Write all files into `out` at once: into a temporary folder beside it, then one move.
 
-    A file's maker returns its bytes, or an iterable of consecutive chunks.
+    A file's maker returns its bytes, or an iterable of consecutive chunks. Without `force`, nothing
+    that is at `out` when the move happens is replaced (UsageError instead); see `publish`.
 
     On any failure nothing is left: no temporary folder, and with `force` the previous `out` intact.
     """
     path = check_output_path(out, force)
-    parent = path.absolute().parent
-    try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.kpmerge-", dir=parent))
-    except OSError as exc:
-        raise UsageError(f"cannot write into this folder: {exc.strerror or exc}", file=parent) from None
-    backup: Path | None = None
-    try:
-        for name, make in files.items():
-            target = tmp / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            data = make()
-            if isinstance(data, bytes | bytearray):
-                target.write_bytes(data)
-            else:
-                _write_chunks(target, data)
-        if path.exists():
-            backup = Path(tempfile.mkdtemp(prefix=f".{path.name}.kpmerge-old-", dir=parent))
-            os.rename(path, backup / "old")
-        os.rename(tmp, path)
-    except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if backup is not None and (backup / "old").exists() and not path.exists():
-            os.rename(backup / "old", path)
-        if backup is not None:
-            shutil.rmtree(backup, ignore_errors=True)
-        if isinstance(exc, OSError):
-            raise KpmergeError(f"cannot write output: {exc.strerror or exc}", file=path) from None
-        raise
-    if backup is not None:
-        shutil.rmtree(backup, ignore_errors=True)
+    with Staging(path, force) as stage:
+        try:
+            for name, make in files.items():
+                target = stage.path / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                data = make()
+                if isinstance(data, bytes | bytearray):
+                    target.write_bytes(data)
+                else:
+                    write_chunks(target, data)
+            stage.publish()
+        except OSError as exc:
+            raise as_write_error(exc, path) from None
     return path
 
 
-PARALLEL_MIN_PIECES = 64
-"""`Chunks` of at least this many pieces are made by two processes at once (where fork exists)."""
+def write_chunks(path: Path, chunks: Iterable[bytes]) -> None:
+    """Write chunks to a new file in order; a thread writes while the next chunk is made.
 
-
-def _write_chunks(path: Path, chunks: Iterable[bytes]) -> None:
-    """Write chunks in order; large `Chunks` are made from both ends at once, the last ones by a helper."""
-    large = isinstance(chunks, Chunks) and len(chunks) >= PARALLEL_MIN_PIECES
-    if large and helpers_pay() and can_fork() and _write_from_both_ends(path, chunks):
-        return
-    with open(path, "wb") as f:
-        _write_in_thread(f, chunks)
-
-
-def _write_in_thread(f: BinaryIO, chunks: Iterable[bytes]) -> None:
-    """Write chunks to `f` in order; a thread does the writing while the next chunk is made."""
+    Any exception (an interrupt too) stops both at once: the thread is told to stop, the queue it
+    reads is emptied so nothing blocks, and the exception goes on to the caller.
+    """
     pending: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
     failed: list[BaseException] = []
+    with open(path, "wb") as f:
 
-    def writer() -> None:
-        while (chunk := pending.get()) is not None:
-            if not failed:
-                try:
-                    f.write(chunk)
-                except BaseException as exc:  # handed to the caller's thread below
-                    failed.append(exc)
+        def writer() -> None:
+            while (chunk := pending.get()) is not None:
+                if not failed:
+                    try:
+                        f.write(chunk)
+                    except BaseException as exc:  # handed to the caller's thread below
+                        failed.append(exc)
 
-    thread = threading.Thread(target=writer, name="kpmerge-writer", daemon=True)
-    thread.start()
-    try:
-        for chunk in chunks:
-            if failed:
-                break
-            pending.put(chunk)
-    finally:
-        pending.put(None)
-        thread.join()
+        thread = threading.Thread(target=writer, name="kpmerge-writer", daemon=True)
+        thread.start()
+        try:
+            for chunk in chunks:
+                if failed:
+                    break
+                pending.put(chunk)
+            pending.put(None)
+            thread.join()
+        except BaseException:
+            failed.append(InterruptedError())
+            _stop(pending)
+            thread.join(timeout=WRITER_STOP_SECONDS)
+            raise
     if failed:
         raise failed[0]
 
 
-def _write_from_both_ends(path: Path, chunks: Chunks) -> bool:
-    """Write `chunks` into `path`: this process makes pieces from the front, a forked helper from the back.
-
-    The helper writes each piece it makes to a part file beside `path` and notes where in a shared
-    table; once the two meet, its pieces are copied after this process's ones, in order. If the helper
-    fails, this process makes the helper's pieces itself, so errors are the ones a plain write raises.
-    False (nothing written) when no helper can be started (no memory for a fork, say).
-    """
-    n = len(chunks)
-    # [front, back] then (offset, length) per piece: the front takes pieces front, front+1, ...; the
-    # back takes back-1, back-2, ...; both under a lock on the table, a memory file both map.
-    start = np.concatenate([[0, n], np.full(2 * n, -1)]).astype(np.int64)
-    started = fork_with_memory_file("kpmerge-pieces", start.tobytes())
-    if started is None:
-        return False
-    pid, table_fd, mapping = started
-    table = np.frombuffer(mapping, dtype=np.int64)
-    places = table[2:].reshape(n, 2)
-    part = path.with_name(path.name + ".part")
-    if pid == 0:  # the helper: never returns
-        code = 1
-        try:
-            with open(part, "wb") as f, no_gc():
-                offset = 0
-                while (i := _take(table_fd, table, back=True)) is not None:
-                    data = chunks.make(i)
-                    f.write(data)
-                    places[i] = offset, len(data)
-                    offset += len(data)
-            code = 0
-        finally:
-            os._exit(code)
-    reaped = False
-    try:
-        told = n  # the helper's pieces told to progress: told..n-1
-
-        def front() -> Iterator[bytes]:
-            nonlocal told
-            while (i := _take(table_fd, table, back=False)) is not None:
-                data = chunks.make(i)
-                if chunks.progress is not None:
-                    done = told
-                    while done > 0 and places[done - 1, 1] >= 0:
-                        done -= 1
-                    chunks.progress(chunks.records(i) + sum(chunks.records(j) for j in range(done, told)))
-                    told = done
-                yield data
-
-        with open(path, "wb") as f, no_gc():
-            _write_in_thread(f, front())
-        _, status = os.waitpid(pid, 0)
-        reaped = True
-        first = int(table[0])
-        rest = range(first, n)
-        if os.waitstatus_to_exitcode(status) == 0 and (places[first:, 1] >= 0).all():
-            with open(part, "rb") as src, open(path, "r+b") as dst:
-                at = dst.seek(0, os.SEEK_END)
-                for i in rest:
-                    _copy_range(src.fileno(), dst.fileno(), int(places[i, 0]), at, int(places[i, 1]))
-                    at += int(places[i, 1])
-        else:
-            with open(path, "ab") as f:
-                _write_in_thread(f, Chunks([chunks.pieces[i] for i in rest]))
-        if chunks.progress is not None and told > first:
-            chunks.progress(sum(chunks.records(j) for j in range(first, told)))
-    finally:
-        if not reaped:  # an error or an interrupt here: the helper's work is not needed
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
-        os.close(table_fd)  # the shared table is unmapped when the last array over it goes
-        part.unlink(missing_ok=True)
-    return True
+WRITER_STOP_SECONDS = 1.0
+"""How long a failed or interrupted write waits for the thread to finish the chunk it is writing."""
 
 
-def _take(fd: int, table: np.ndarray, back: bool) -> int | None:
-    """Claim the next piece from the back or the front of the table; None when none is left."""
-    import fcntl  # POSIX only; this path runs only where fork exists
-
-    fcntl.lockf(fd, fcntl.LOCK_EX)
-    try:
-        front, end = int(table[0]), int(table[1])
-        if front >= end:
-            return None
-        if back:
-            table[1] = end - 1
-            return end - 1
-        table[0] = front + 1
-        return front
-    finally:
-        fcntl.lockf(fd, fcntl.LOCK_UN)
-
-
-def _copy_range(src: int, dst: int, src_at: int, dst_at: int, size: int) -> None:
-    """Copy `size` bytes between files in the kernel (copy_file_range), else through memory."""
-    while size > 0:
-        try:
-            done = os.copy_file_range(src, dst, size, src_at, dst_at)
-        except OSError:
-            done = 0
-        if done <= 0:
-            done = os.pwrite(dst, os.pread(src, min(size, 1 << 24), src_at), dst_at)
-        src_at, dst_at, size = src_at + done, dst_at + done, size - done
+def _stop(pending: queue.Queue[bytes | None]) -> None:
+    """Empty the queue and put the end mark in it, without blocking (this thread is its only writer)."""
+    with contextlib.suppress(queue.Empty):
+        while True:
+            pending.get_nowait()
+    pending.put_nowait(None)
 
 
 def write_output(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from .formats.coco import dataset_to_coco, read_coco
 from .instances import Dataset, Images, Instances
 from .layouts import Layout, layout_from_dict, load_layout
 from .mapping import build_mapping
+from .publish import Staging, as_write_error, check_output, check_outside_inputs
 
 ANNOTATIONS = "annotations.json"
 METAINFO_JSON = "metainfo.json"
@@ -199,26 +199,14 @@ def _select(dataset: Dataset, ranges: list[tuple[Any, Any]], columns: list[int])
 
 
 def write_file(data: bytes, path: str | Path, force: bool = False) -> Path:
-    """Write one file atomically: a temporary file beside it, then one rename."""
-    target = Path(path)
-    if target.exists() and not force:
-        raise UsageError("output exists (use --force to replace it)", file=target)
-    if target.is_dir():
-        raise UsageError("output is a folder; give a file name", file=target)
-    parent = target.absolute().parent
-    if not parent.is_dir():
-        raise UsageError("the folder to hold the output does not exist", file=parent)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.kpmerge-", dir=parent)
-    except OSError as exc:
-        raise UsageError(f"cannot write into this folder: {exc.strerror or exc}", file=parent) from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write one file atomically: into a temporary folder beside it, then one move (see `publish`)."""
+    target = check_output(path, force, folder=False)
+    with Staging(target, force, folder=False) as stage:
+        try:
+            stage.path.write_bytes(data)
+            stage.publish()
+        except OSError as exc:
+            raise as_write_error(exc, target) from None
     return target
 
 
@@ -231,6 +219,9 @@ def project(
     original_ids: bool = False,
 ) -> Projection:
     """Project the output folder `out` to layout `to` and write the COCO file `file` atomically."""
+    layout_file = to if isinstance(to, str | os.PathLike) and Path(to).is_file() else None
+    check_outside_inputs(file, [out, layout_file])
+    check_output(file, force, folder=False)
     result = project_output(out, to, sources, original_ids)
     write_file(result.data, file, force)
     return result

@@ -9,6 +9,7 @@ from typing import Any
 from .errors import UsageError
 from .exports import EXPORTS
 from .job import MODES, Job, SourceSpec
+from .publish import check_outside_inputs
 
 TOP_KEYS = {
     "mode",
@@ -57,7 +58,9 @@ def read_recipe(path: str | Path, force: bool | None = None, output: str | Path 
         raise UsageError(f"cannot read recipe: {exc}", file=p) from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"not valid TOML: {exc}", file=p) from None
-    return recipe_to_job(data, p.parent, file=p, force=force, output=output)
+    job = recipe_to_job(data, p.parent, file=p, force=force, output=output)
+    check_outside_inputs(job.output, [p])  # the recipe is an input too
+    return job
 
 
 def recipe_to_job(

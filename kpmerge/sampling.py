@@ -24,6 +24,7 @@ import orjson
 from .errors import KpmergeError, UsageError
 from .jsonio import dumps_pretty, read_bytes
 from .output import write_folder
+from .publish import check_outside_inputs
 
 Indices = npt.NDArray[np.int64]
 
@@ -530,6 +531,8 @@ def write_epochs(
     Returns:
         The names of the files written.
     """
+    if not isinstance(manifest, Mapping):
+        check_outside_inputs(out, [manifest])
     files = epoch_files(manifest, epochs, ranks, world_size, fmt)
     write_folder(files, out, force)
     return list(files)

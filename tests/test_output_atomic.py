@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from kpmerge import job, output
+from kpmerge import job, output, publish
 from kpmerge.cli import cli
 from kpmerge.errors import KpmergeError
 from kpmerge.output import write_folder
@@ -47,7 +47,7 @@ def _leftovers(folder: Path) -> list[str]:
     ("exc", "exit_code", "message"),
     [
         (KpmergeError("injected failure"), 1, "Error: injected failure"),
-        (KeyboardInterrupt(), 1, "Aborted!"),
+        (KeyboardInterrupt(), 130, "Error: interrupted by SIGINT; nothing was written"),
     ],
     ids=["error", "keyboard_interrupt"],
 )
@@ -98,16 +98,18 @@ def test_disk_error_after_the_first_file(monkeypatch, tmp_path, force):
 
 
 def test_final_rename_fails_previous_output_restored(monkeypatch, tmp_path):
+    # Without renameat2 the old folder is moved aside first; a failure of the second move puts it back.
+    monkeypatch.setattr(publish, "_renameat2", lambda: None)
     out = tmp_path / "OUT"
     _previous(out)
     real = os.rename
 
     def rename(src, dst):
-        if Path(dst) == out and Path(src).name != "old":  # the new folder into place, not the restore
+        if Path(dst) == out and Path(src).name != publish.OLD:  # the new folder into place, not the restore
             raise OSError(5, "Input/output error")
         return real(src, dst)
 
-    monkeypatch.setattr(output.os, "rename", rename)
+    monkeypatch.setattr(publish.os, "rename", rename)
     with pytest.raises(KpmergeError, match="cannot write output: Input/output error"):
         write_folder({"a.json": lambda: b"{}"}, out, force=True)
     monkeypatch.undo()
