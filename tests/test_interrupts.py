@@ -1,0 +1,241 @@
+"""Interrupts at any moment: the run ends at once, leaves no temporary folder, and OUT is the previous
+output or the complete new one, as the exit code says."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from kpmerge import cli as cli_module
+from kpmerge import output
+from kpmerge.cli import Interrupted, cli, interrupt_exit
+from kpmerge.errors import KpmergeError
+from kpmerge.formats import coco
+from kpmerge.jsonio import Chunks
+from kpmerge.output import write_folder
+from kpmerge.synth import synth_aic, synth_coco
+
+END_WITHIN = 2.0
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if ".kpmerge-" in p.name)
+
+
+def _tree(path: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(path.iterdir())} if path.is_dir() else {}
+
+
+def _writers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "kpmerge-writer" and t.is_alive()]
+
+
+def _failing_chunks(n: int, at: int, exc: BaseException) -> Chunks:
+    def make(i: int) -> bytes:
+        if i == at:
+            raise exc
+        return b"x" * 65536
+
+    return Chunks([(1, lambda i=i: make(i)) for i in range(n)])
+
+
+@pytest.mark.parametrize("at", [0, 1, 2, 3, 4, 5, 6, 9, 17, 40, 63])
+@pytest.mark.parametrize(
+    "exc",
+    [KeyboardInterrupt(), Interrupted(signal.SIGTERM), KpmergeError("bad")],
+    ids=["int", "term", "error"],
+)
+def test_the_writer_stops_at_once_at_any_chunk(tmp_path, at, exc):
+    out = tmp_path / "OUT"
+    out.mkdir()
+    (out / "annotations.json").write_text("previous")
+    start = time.monotonic()
+    with pytest.raises(type(exc)):
+        write_folder({"annotations.json": lambda: _failing_chunks(64, at, exc)}, out, force=True)
+    assert time.monotonic() - start < END_WITHIN
+    assert _tree(out) == {"annotations.json": b"previous"}
+    assert _leftovers(tmp_path) == []
+    deadline = time.monotonic() + END_WITHIN
+    while _writers() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _writers() == []
+
+
+@pytest.mark.parametrize("at", [0, 1, 5, 30])
+def test_a_disk_error_in_the_writer_thread_stops_the_run(tmp_path, monkeypatch, at):
+    out = tmp_path / "OUT"
+    writes = []
+
+    class Failing:
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, data: bytes) -> int:
+            writes.append(len(data))
+            if len(writes) > at:
+                raise OSError(28, "No space left on device")
+            return self.f.write(data)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *args):
+            self.f.close()
+
+    real_open = open
+    monkeypatch.setattr(output, "open", lambda p, mode: Failing(real_open(p, mode)), raising=False)
+    chunks = Chunks([(1, lambda: b"x" * 1024) for _ in range(64)])
+    with pytest.raises(KpmergeError, match="cannot write output: No space left on device"):
+        write_folder({"annotations.json": lambda: chunks}, out)
+    assert not out.exists() and _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("at", [0, 2, 7])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_cli_exit_code_of_an_interrupt_while_writing(tmp_path, monkeypatch, at, signum):
+    c = tmp_path / "c.json"
+    c.write_bytes(synth_coco(scale=0.001, seed=1))
+    out = tmp_path / "OUT"
+    out.mkdir()
+    (out / "annotations.json").write_text("previous")
+    monkeypatch.setattr(coco, "CHUNK_RECORDS", 8)
+    real = Chunks.__iter__
+
+    def interrupted(self):
+        for i, piece in enumerate(real(self)):
+            if i == at:
+                raise Interrupted(signum)
+            yield piece
+
+    monkeypatch.setattr(Chunks, "__iter__", interrupted)
+    result = CliRunner().invoke(cli, ["combine", str(c), "-o", str(out), "--force", "-q"])
+    name = signal.Signals(signum).name
+    assert result.exit_code == 128 + signum
+    assert result.stderr == f"Error: interrupted by {name}; nothing was written\n"
+    assert _tree(out) == {"annotations.json": b"previous"}
+    assert _leftovers(tmp_path) == []
+
+
+def test_cli_an_interrupt_after_publishing_is_success(tmp_path, monkeypatch):
+    c = tmp_path / "c.json"
+    c.write_bytes(synth_coco(scale=0.001, seed=1))
+    out = tmp_path / "OUT"
+
+    def summary(*args):
+        raise Interrupted(signal.SIGTERM)  # the output is in place; only the summary is left
+
+    monkeypatch.setattr(cli_module, "summary", summary)
+    result = CliRunner().invoke(cli, ["combine", str(c), "-o", str(out)])
+    assert result.exit_code == 0
+    assert result.stderr.endswith(f"kpmerge: SIGTERM after the output was written; {out} is complete\n")
+    assert sorted(_tree(out)) == ["annotations.json", "manifest.json", "metainfo.json", "metainfo.py"]
+    assert _leftovers(tmp_path) == []
+
+
+def test_interrupt_exit_codes():
+    assert interrupt_exit(signal.SIGINT, ()) == (130, "interrupted by SIGINT; nothing was written")
+    assert interrupt_exit(signal.SIGTERM, ())[0] == 143
+    assert interrupt_exit(signal.SIGHUP, ())[0] == 129
+    assert interrupt_exit(signal.SIGINT, (Path("o"),))[0] == 0
+
+
+# --- real signals to the real command ------------------------------------------------------------------
+
+_posix = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc (Linux)")
+
+
+def _caught(pid: int, signum: int) -> bool:
+    """Whether process `pid` has a handler for `signum` (its SigCgt mask)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    mask = next(int(line.split()[1], 16) for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(mask >> (signum - 1) & 1)
+
+
+def _run(args: list[str], signum: int | None, delay: float) -> tuple[int, float, float]:
+    """Run the CLI; once its handlers are in place wait `delay` s and send `signum`. Returns the exit
+    code, the seconds from handlers in place to exit, and from the signal to exit."""
+    proc = subprocess.Popen([sys.executable, "-m", "kpmerge", *args], stderr=subprocess.PIPE)
+    while not _caught(proc.pid, signal.SIGTERM) and proc.poll() is None:
+        time.sleep(0.002)
+    ready = time.monotonic()
+    sent = ready
+    if signum is not None:
+        time.sleep(delay)
+        sent = time.monotonic()
+        proc.send_signal(signum)
+    try:
+        _, err = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    end = time.monotonic()
+    assert b"Traceback" not in err, err.decode()
+    return proc.returncode, end - ready, end - sent
+
+
+@_posix
+def test_real_signals_at_many_moments_of_a_large_write(tmp_path):
+    c, a = tmp_path / "c.json", tmp_path / "a.json"
+    c.write_bytes(synth_coco(scale=0.06, seed=1))
+    a.write_bytes(synth_aic(scale=0.06, seed=1))
+    out = tmp_path / "OUT"
+    args = ["combine", str(c), str(a), "-o", str(out), "--force", "-q", "--allow-missing-sizes"]
+    out.mkdir()
+    (out / "annotations.json").write_bytes(b"previous")
+    code, whole, _ = _run(args, None, 0)
+    assert code == 0
+    new = _tree(out)
+    # Moments from the start of the run to just past its end; SIGINT and SIGTERM alternate, two runs
+    # at a time (each into its own OUT) to keep the test short.
+    moments = [whole * f for f in (0.0, 0.1, 0.25, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.97, 1.05, 1.2)]
+    signals = [signal.SIGINT, signal.SIGTERM]
+
+    def one(i: int) -> tuple[int, int, float, dict[str, bytes], list[str]]:
+        folder = tmp_path / f"run{i}"
+        folder.mkdir()
+        target = folder / "OUT"
+        target.mkdir()
+        (target / "annotations.json").write_bytes(b"previous")
+        signum = signals[i % 2]
+        code, _, after = _run([*args[:4], str(target), *args[5:]], signum, moments[i])
+        return signum, code, after, _tree(target), _leftovers(folder)
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(one, range(len(moments))))
+    outcomes = []
+    for signum, code, after, tree, leftovers in results:
+        assert after < END_WITHIN
+        assert leftovers == []
+        assert code in (0, 128 + signum)
+        assert tree == (new if code == 0 else {"annotations.json": b"previous"})
+        outcomes.append(code)
+    assert outcomes.count(0) < len(outcomes)  # some moments fell before the output was written
+
+
+@_posix
+def test_two_runs_at_once_without_force_exactly_one_wins(tmp_path):
+    c = tmp_path / "c.json"
+    c.write_bytes(synth_coco(scale=0.01, seed=1))
+    out = tmp_path / "OUT"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "kpmerge", "combine", f"s{i}={c}", "-o", str(out), "-q"],
+            stderr=subprocess.PIPE,
+        )
+        for i in range(2)
+    ]
+    results = sorted((p.wait(timeout=60), p.stderr.read().decode()) for p in procs)
+    assert results[0] == (0, "")
+    assert results[1] == (2, f"Error: {out}: output exists (use --force to replace it)\n")
+    assert _leftovers(tmp_path) == []
