@@ -1,0 +1,64 @@
+"""Every command that writes refuses an output that is, holds, or lies inside one of its inputs."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from kpmerge.cli import cli
+
+HERE = Path(__file__).resolve().parent / "bad_inputs"
+
+
+def _tree(path: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def work(tmp_path, monkeypatch) -> Path:
+    """A folder with an input, a merged output OUT, a layout file and a recipe; the current folder."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(HERE / "ok_coco.json", "in.json")
+    result = CliRunner().invoke(cli, ["merge", "in.json", "-o", "OUT", "-q"], catch_exceptions=False)
+    assert result.exit_code == 0
+    result = CliRunner().invoke(cli, ["layouts", "show", "coco"], catch_exceptions=False)
+    Path("lay").mkdir()
+    Path("lay/coco.json").write_text(result.stdout)
+    Path("rec").mkdir()
+    Path("rec/recipe.toml").write_text('mode = "merge"\noutput = "../X"\n[[sources]]\npath = "../in.json"\n')
+    Path("imgs").mkdir()
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["sample", "OUT/manifest.json", "-o", "OUT"], "OUT: the output holds the input OUT/manifest.json"),
+        (["sample", "OUT/manifest.json", "-o", "OUT/manifest.json"], "the output is the input"),
+        (
+            ["project", "OUT", "--to", "coco", "-o", "OUT/annotations.json"],
+            "OUT/annotations.json: the output lies inside the input OUT",
+        ),
+        (["project", "OUT", "--to", "coco", "-o", "OUT/gt.json"], "the output lies inside the input OUT"),
+        (["project", "OUT", "--to", "lay/coco.json", "-o", "lay/coco.json"], "the output is the input"),
+        (["run", "rec/recipe.toml", "-o", "rec"], "rec: the output holds the input rec/recipe.toml"),
+        (["merge", "in.json", "--target", "lay/coco.json", "-o", "lay"], "the output holds the input"),
+        (["merge", "in.json", "--layout", "lay/coco.json", "-o", "lay"], "the output holds the input"),
+        (
+            ["merge", "in.json", "--image-dir", "imgs", "-o", "imgs/m"],
+            "the output lies inside the input imgs",
+        ),
+        (["combine", "in.json", "-o", "in.json"], "the output is the input in.json"),
+    ],
+    ids=lambda v: "-".join(v[:1] + v[-1:]) if isinstance(v, list) else None,
+)
+def test_an_output_inside_an_input_is_refused(work, args, error):
+    before = _tree(work)
+    result = CliRunner().invoke(cli, [*args, "--force"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: ") and error in result.stderr
+    assert result.stderr.endswith("; choose another\n") and result.stderr.count("\n") == 1
+    assert _tree(work) == before
