@@ -65,6 +65,8 @@ class KpmergeGroup(click.Group):
                 click.echo(message, err=True)
                 ctx.exit(0)
             raise _Failure(message, code) from None
+        finally:
+            _STOP["decided"] = True  # the exit code is settled: later signals change nothing
 
 
 def interrupt_exit(signum: int, written: tuple[Path, ...]) -> tuple[int, str]:
@@ -722,32 +724,43 @@ def show_cmd(
 
 def main() -> None:
     """Entry point of the `kpmerge` command."""
-    _handle_stop_signals()
+    installed = _handle_stop_signals()
     _no_huge_page_advice()
-    cli(prog_name="kpmerge")
+    try:
+        cli(prog_name="kpmerge")
+    finally:  # the outcome is settled: a late signal must not turn it into "killed" while Python exits
+        for signum in installed:
+            signal.signal(signum, signal.SIG_IGN)
 
 
 STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+_STOP: dict[str, Any] = {"seen": [], "decided": False}
 
 
-def _handle_stop_signals() -> None:
+def _handle_stop_signals() -> list[int]:
     """SIGINT, SIGTERM and SIGHUP stop the run alike: the first raises `Interrupted` in the main thread,
     so the temporary folder is removed and the exit code says what happened to the output; a second
-    one is ignored while that clean-up runs (it is short), a third ends the process at once. Signals
-    the process was started to ignore (`nohup`, background jobs) stay ignored."""
-    seen = []
+    one is ignored while that clean-up runs (it is short), a third ends the process at once. Once the
+    command has finished (its exit code is settled), they are ignored. Signals the process was started
+    to ignore (`nohup`, background jobs) stay ignored. Returns the signals handled."""
+    seen: list[int] = _STOP["seen"]
 
     def handler(signum: int, frame: object) -> None:
+        if _STOP["decided"]:
+            return
         seen.append(signum)
         if len(seen) == 1:
             raise Interrupted(signum)
         if len(seen) >= 3:
             os._exit(128 + seen[0])
 
+    installed = []
     for name in STOP_SIGNALS:
         signum = getattr(signal, name, None)
         if signum is not None and signal.getsignal(signum) != signal.SIG_IGN:
             signal.signal(signum, handler)
+            installed.append(signum)
+    return installed
 
 
 def _no_huge_page_advice() -> None:

@@ -3,6 +3,7 @@ output or the complete new one, as the exit code says."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -162,10 +163,16 @@ def _caught(pid: int, signum: int) -> bool:
     return bool(mask >> (signum - 1) & 1)
 
 
-def _run(args: list[str], signum: int | None, delay: float) -> tuple[int, float, float]:
-    """Run the CLI; once its handlers are in place wait `delay` s and send `signum`. Returns the exit
-    code, the seconds from handlers in place to exit, and from the signal to exit."""
-    proc = subprocess.Popen([sys.executable, "-m", "kpmerge", *args], stderr=subprocess.PIPE)
+def _run(
+    args: list[str], signum: int | None, delay: float, ignore: int | None = None
+) -> tuple[int, float, float]:
+    """Run the CLI (started with signal `ignore` ignored); once its handlers are in place wait `delay` s
+    and send `signum`. Returns the exit code, the seconds from handlers in place to exit, and from the
+    signal to exit."""
+    start = None if ignore is None else (lambda: signal.signal(ignore, signal.SIG_IGN))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kpmerge", *args], stderr=subprocess.PIPE, preexec_fn=start
+    )
     while not _caught(proc.pid, signal.SIGTERM) and proc.poll() is None:
         time.sleep(0.002)
     ready = time.monotonic()
@@ -181,6 +188,8 @@ def _run(args: list[str], signum: int | None, delay: float) -> tuple[int, float,
         raise
     end = time.monotonic()
     assert b"Traceback" not in err, err.decode()
+    if os.environ.get("KPMERGE_SHOW_SIGNALS"):
+        print(signum, f"{delay:.2f}", proc.returncode, f"{end - sent:.2f}", err.decode().strip())
     return proc.returncode, end - ready, end - sent
 
 
@@ -196,10 +205,10 @@ def test_real_signals_at_many_moments_of_a_large_write(tmp_path):
     code, whole, _ = _run(args, None, 0)
     assert code == 0
     new = _tree(out)
-    # Moments from the start of the run to just past its end; SIGINT and SIGTERM alternate, two runs
+    # Moments from the start of the run to just past its end; SIGINT, SIGTERM and SIGHUP take turns, two runs
     # at a time (each into its own OUT) to keep the test short.
     moments = [whole * f for f in (0.0, 0.1, 0.25, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.97, 1.05, 1.2)]
-    signals = [signal.SIGINT, signal.SIGTERM]
+    signals = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
 
     def one(i: int) -> tuple[int, int, float, dict[str, bytes], list[str]]:
         folder = tmp_path / f"run{i}"
@@ -207,18 +216,19 @@ def test_real_signals_at_many_moments_of_a_large_write(tmp_path):
         target = folder / "OUT"
         target.mkdir()
         (target / "annotations.json").write_bytes(b"previous")
-        signum = signals[i % 2]
+        signum = signals[i % len(signals)]
         code, _, after = _run([*args[:4], str(target), *args[5:]], signum, moments[i])
         return signum, code, after, _tree(target), _leftovers(folder)
 
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(one, range(len(moments))))
     outcomes = []
-    for signum, code, after, tree, leftovers in results:
-        assert after < END_WITHIN
-        assert leftovers == []
-        assert code in (0, 128 + signum)
-        assert tree == (new if code == 0 else {"annotations.json": b"previous"})
+    for (signum, code, after, tree, leftovers), moment in zip(results, moments, strict=True):
+        seen = f"signal {signum} at {moment:.2f} s of {whole:.2f} s: exit {code} after {after:.2f} s"
+        assert after < END_WITHIN, seen
+        assert leftovers == [], seen
+        assert code in (0, 128 + signum), seen
+        assert tree == (new if code == 0 else {"annotations.json": b"previous"}), seen
         outcomes.append(code)
     assert outcomes.count(0) < len(outcomes)  # some moments fell before the output was written
 
@@ -239,3 +249,14 @@ def test_two_runs_at_once_without_force_exactly_one_wins(tmp_path):
     assert results[0] == (0, "")
     assert results[1] == (2, f"Error: {out}: output exists (use --force to replace it)\n")
     assert _leftovers(tmp_path) == []
+
+
+@_posix
+def test_a_signal_ignored_at_start_stays_ignored(tmp_path):
+    # nohup starts a command with SIGHUP ignored: kpmerge keeps it so and runs to the end.
+    c = tmp_path / "c.json"
+    c.write_bytes(synth_coco(scale=0.01, seed=1))
+    out = tmp_path / "OUT"
+    code, _, _ = _run(["combine", str(c), "-o", str(out), "-q"], signal.SIGHUP, 0.05, ignore=signal.SIGHUP)
+    assert code == 0
+    assert sorted(_tree(out)) == ["annotations.json", "manifest.json", "metainfo.json", "metainfo.py"]
