@@ -157,8 +157,9 @@ class Staging:
         except BaseException as exc:
             if ident is not None and _identity(self.out) == ident and self.out not in _published:
                 _published.append(self.out)  # moved just before the interrupt
-            if isinstance(exc, FileExistsError | NotADirectoryError | IsADirectoryError) or (
-                isinstance(exc, OSError) and exc.errno == errno.ENOTEMPTY
+            if not self.force and (
+                isinstance(exc, FileExistsError | NotADirectoryError | IsADirectoryError)
+                or (isinstance(exc, OSError) and exc.errno == errno.ENOTEMPTY)
             ):
                 raise UsageError("output exists (use --force to replace it)", file=self.out) from None
             raise
