@@ -301,8 +301,11 @@ def _check_inputs_outside(job: Job) -> None:
     layout file): replacing it would delete or change that input."""
     layouts = [job.target, *(spec.layout for spec in job.sources)]
     files = [p for p in layouts if isinstance(p, str | Path) and Path(p).is_file()]
-    inputs = [p for spec in job.sources for p in (spec.path, spec.image_dir)]
-    check_outside_inputs(job.output, [*inputs, *files])
+    inputs = [*(spec.path for spec in job.sources), *files]
+    images = [spec.image_dir for spec in job.sources]
+    check_outside_inputs(job.output, inputs, images)
+    if job.show is not None:
+        check_outside_inputs(job.show, inputs, images)
 
 
 def run_job(job: Job, progress: Progress | None = None, jobs: int | None = None) -> Merged:

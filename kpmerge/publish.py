@@ -64,12 +64,16 @@ def published() -> tuple[Path, ...]:
 
 
 def check_outside_inputs(
-    output: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str] | None]
+    output: str | os.PathLike[str],
+    inputs: Iterable[str | os.PathLike[str] | None],
+    image_folders: Iterable[str | os.PathLike[str] | None] = (),
 ) -> None:
     """UsageError when the output is an input, holds one, or lies inside one (writing it would replace
-    or change that input)."""
+    or change that input). An output may lie inside one of the `image_folders` (that changes no image)
+    but may not be or hold one."""
     out = Path(output).resolve()
-    for given in inputs:
+    checks = [(p, False) for p in inputs] + [(p, True) for p in image_folders]
+    for given, inside_ok in checks:
         if given is None:
             continue
         inp = Path(given).resolve()
@@ -77,7 +81,7 @@ def check_outside_inputs(
             where = "is"
         elif out in inp.parents:
             where = "holds"
-        elif inp in out.parents:
+        elif inp in out.parents and not inside_ok:
             where = "lies inside"
         else:
             continue

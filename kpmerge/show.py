@@ -29,6 +29,7 @@ from .layouts import Layout, layout_from_dict
 from .leftright import side
 from .pools import trainable_mask
 from .project import write_file
+from .publish import check_outside_inputs
 
 SIDE_COLORS: dict[str, tuple[int, int, int]] = {
     "left": (0, 114, 178),
@@ -115,6 +116,8 @@ def show(
     Raises:
         UsageError: as `contact_sheet`; when `out` exists without `force`, or cannot be written.
     """
+    roots = list(images.values()) if isinstance(images, Mapping) else [images]
+    check_outside_inputs(out, [p.path if isinstance(p, SourceSpec) else p for p in paths], roots)
     sheet = contact_sheet(paths, images, per_source, seed, names, cell)
     write_file(sheet.png(), out, force)
     return sheet

@@ -29,7 +29,11 @@ def work(tmp_path, monkeypatch) -> Path:
     Path("lay/coco.json").write_text(result.stdout)
     Path("rec").mkdir()
     Path("rec/recipe.toml").write_text('mode = "merge"\noutput = "../X"\n[[sources]]\npath = "../in.json"\n')
-    Path("imgs").mkdir()
+    Path("rec/show.toml").write_text(
+        'mode = "merge"\noutput = "../S"\nshow = "../in.json"\n[[sources]]\npath = "../in.json"\n'
+    )
+    shutil.copy(HERE / "ok_aic.json", "aic.json")
+    Path("imgs/a").mkdir(parents=True)
     return tmp_path
 
 
@@ -48,10 +52,13 @@ def work(tmp_path, monkeypatch) -> Path:
         (["merge", "in.json", "--target", "lay/coco.json", "-o", "lay"], "the output holds the input"),
         (["merge", "in.json", "--layout", "lay/coco.json", "-o", "lay"], "the output holds the input"),
         (
-            ["merge", "in.json", "--image-dir", "imgs", "-o", "imgs/m"],
-            "the output lies inside the input imgs",
+            ["merge", "aic=aic.json", "--image-dir", "imgs/a", "-o", "imgs"],
+            "the output holds the input imgs/a",
         ),
         (["combine", "in.json", "-o", "in.json"], "the output is the input in.json"),
+        (["show", "OUT", "-o", "OUT/sheet.png"], "OUT/sheet.png: the output lies inside the input OUT"),
+        (["show", "in.json", "--images", "imgs/a", "-o", "imgs"], "the output holds the input imgs/a"),
+        (["run", "rec/show.toml"], "the output is the input"),
     ],
     ids=lambda v: "-".join(v[:1] + v[-1:]) if isinstance(v, list) else None,
 )
@@ -62,3 +69,10 @@ def test_an_output_inside_an_input_is_refused(work, args, error):
     assert result.stderr.startswith("Error: ") and error in result.stderr
     assert result.stderr.endswith("; choose another\n") and result.stderr.count("\n") == 1
     assert _tree(work) == before
+
+
+def test_an_output_may_lie_inside_an_image_folder(work):
+    # Writing into an image folder changes no image: allowed (only being or holding one is refused).
+    args = ["show", "in.json", "--images", "imgs", "-o", "imgs/sheet.png", "-q"]
+    assert CliRunner().invoke(cli, args, catch_exceptions=False).exit_code == 0
+    assert (work / "imgs" / "sheet.png").exists()

@@ -55,7 +55,7 @@ def test_show_inputs_named_with_images_per_source(tmp_path, files):
         (["--images", "{t}", "--images", "{t}"], 2, None),
         (["--per-source", "0"], 2, None),
         (["-o", "{t}/missing/s.png"], 2, "Error: {t}/missing: the folder to hold the output does not exist"),
-        (["-o", "{t}"], 2, "Error: {t}: output exists (use --force to replace it)"),
+        (["-o", "{t}"], 2, "Error: {t}: the output holds the input {t}/coco.json; choose another"),
     ],
 )
 def test_errors(tmp_path, files, args, code, message):

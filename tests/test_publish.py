@@ -251,22 +251,25 @@ def test_the_owner_marker_names_this_run(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("output", "inputs", "message"),
+    ("output", "inputs", "message", "images"),
     [
-        ("a/b.json", ["a/b.json"], "the output is the input a/b.json"),
-        ("a", ["a/b.json"], "the output holds the input a/b.json"),
-        ("a/plan", ["a"], "the output lies inside the input a"),
-        ("a/x/../b.json", ["a/b.json"], "the output is the input a/b.json"),
-        ("c", ["a/b.json", None, "a"], None),
-        ("a2", ["a"], None),
+        ("a/b.json", ["a/b.json"], "the output is the input a/b.json", []),
+        ("a", ["a/b.json"], "the output holds the input a/b.json", []),
+        ("a/plan", ["a"], "the output lies inside the input a", []),
+        ("a/x/../b.json", ["a/b.json"], "the output is the input a/b.json", []),
+        ("c", ["a/b.json", None, "a"], None, []),
+        ("a2", ["a"], None, []),
+        ("a/plan", [], None, ["a"]),  # inside an image folder: allowed
+        ("a", [], "the output is the input a", ["a"]),
+        ("a", [], "the output holds the input a/x", ["a/x"]),
     ],
 )
-def test_check_outside_inputs(tmp_path, monkeypatch, output, inputs, message):
+def test_check_outside_inputs(tmp_path, monkeypatch, output, inputs, message, images):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "a" / "x").mkdir(parents=True)
     if message is None:
-        check_outside_inputs(output, inputs)
+        check_outside_inputs(output, inputs, images)
         return
     with pytest.raises(UsageError) as info:
-        check_outside_inputs(output, inputs)
+        check_outside_inputs(output, inputs, images)
     assert str(info.value) == f"{output}: {message}; choose another"
