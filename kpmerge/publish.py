@@ -31,10 +31,10 @@ import errno
 import functools
 import json
 import os
+import secrets
 import shutil
 import socket
 import sys
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
@@ -124,14 +124,23 @@ class Staging:
 
     def __enter__(self) -> Staging:
         parent = self.out.absolute().parent
+        # The name is chosen before the folder is made, so that an interrupt at any point can remove it.
         try:
-            self.box = Path(tempfile.mkdtemp(prefix=_prefix(self.out), dir=parent))
+            while True:
+                self.box = parent / f"{_prefix(self.out)}{secrets.token_hex(8)}"
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(self.box, 0o700)
+                    break
         except OSError as exc:
             raise UsageError(f"cannot write into this folder: {exc.strerror or exc}", file=parent) from None
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.rmdir(self.box)  # ours is still empty; another run's never is
+            raise
         try:
             self.path = self.box / STAGED
             if self.folder:
-                os.mkdir(self.path)  # the mode follows the umask (mkdtemp's is 0700)
+                os.mkdir(self.path)  # the mode follows the umask (the box's is 0700)
             self.owner = {**_owner(self.out), "staged": _identity(self.path)}
             _write_owner(self.box, self.owner)
         except BaseException:
