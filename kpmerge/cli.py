@@ -19,7 +19,7 @@ from .exports import EXPORTS
 from .job import Job, SourceSpec, run_job
 from .layouts import builtin_layout_names, load_layout
 from .output import missing_sizes
-from .publish import published
+from .publish import check_outside_inputs, published
 from .recipe import read_recipe
 from .sampling import FORMATS, parse_epochs, write_epochs
 
@@ -655,6 +655,8 @@ def inspect_cmd(
     from .inspect import format_report, inspect, plot_report
     from .jsonio import dumps_pretty
 
+    if plot is not None:
+        check_outside_inputs(plot, paths)
     report = inspect(paths, layout=layout)
     if plot is not None:
         plot_report(report, plot)

@@ -6,6 +6,7 @@ Every statistic is an array reduction over the columnar `Instances`; the readers
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -760,9 +761,11 @@ def plot_report(report: Report, path: str | Path) -> Path:
     bottom.grid(which="minor", color="white", linewidth=1)
     bottom.tick_params(which="minor", length=0)
     bottom.set_title("keypoint names each input has (defined keypoints for output sources)")
-    out = Path(path)
-    fig.savefig(out, format="png", dpi=100, metadata={"Software": None})
-    return out
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=100, metadata={"Software": None})
+    from .project import write_file
+
+    return write_file(png.getvalue(), path, force=True)  # atomically; --plot has always replaced the file
 
 
 def _series(report: Report) -> tuple[list[str], list[tuple[str, np.ndarray, np.ndarray]]]:

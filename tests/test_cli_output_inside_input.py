@@ -59,12 +59,15 @@ def work(tmp_path, monkeypatch) -> Path:
         (["show", "OUT", "-o", "OUT/sheet.png"], "OUT/sheet.png: the output lies inside the input OUT"),
         (["show", "in.json", "--images", "imgs/a", "-o", "imgs"], "the output holds the input imgs/a"),
         (["run", "rec/show.toml"], "the output is the input"),
+        (["inspect", "OUT", "--plot", "OUT/plot.png"], "OUT/plot.png: the output lies inside the input OUT"),
+        (["inspect", "in.json", "--plot", "in.json"], "in.json: the output is the input in.json"),
     ],
     ids=lambda v: "-".join(v[:1] + v[-1:]) if isinstance(v, list) else None,
 )
 def test_an_output_inside_an_input_is_refused(work, args, error):
     before = _tree(work)
-    result = CliRunner().invoke(cli, [*args, "--force"])
+    force = [] if args[0] == "inspect" else ["--force"]  # inspect --plot has no --force
+    result = CliRunner().invoke(cli, [*args, *force])
     assert result.exit_code == 2
     assert result.stderr.startswith("Error: ") and error in result.stderr
     assert result.stderr.endswith("; choose another\n") and result.stderr.count("\n") == 1
