@@ -1,25 +1,37 @@
-"""All seven fixture datasets merged into coco and into halpe26 with `auto` mappings (aliases, flips)."""
+"""Files shaped like seven datasets' merged into coco and halpe26 with `auto` mappings (aliases, flips)."""
 
 from __future__ import annotations
 
-import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from kpmerge.job import Job, SourceSpec, build_job
+from kpmerge.layouts import builtin_layout
+from kpmerge.synth import synth_style
 from tests.conftest import fixture, needs_fixtures
+from tests.synthfiles import load, mpii_file, style_file, write_json
 
 SOURCES = {
-    "coco": ("coco/test_coco.json", "coco", 4, 14),
-    "aic": ("aic/test_aic.json", "aic", 3, 9),
-    "crowdpose": ("crowdpose/test_crowdpose.json", "crowdpose", 2, 5),
-    "mpii": ("mpii/test_mpii.json", "mpii", 5, 5),
-    "jhmdb": ("jhmdb/test_jhmdb_sub1.json", "jhmdb", 3, 3),
-    "halpe": ("halpe/test_halpe.json", "halpe", 4, 14),
-    "posetrack18": ("posetrack18/test_posetrack18_val.json", "posetrack18", 3, 14),
+    "coco": ("coco", 4, 14),
+    "aic": ("aic", 3, 9),
+    "crowdpose": ("crowdpose", 2, 5),
+    "mpii": ("mpii", 5, 5),
+    "jhmdb": ("jhmdb", 3, 3),
+    "halpe": ("halpe", 4, 14),
+    "posetrack18": ("posetrack18", 3, 14),
 }
-"""name: (file, detected layout, images, annotations)."""
+"""name: (detected layout, images, annotations): the sizes of MMPose's test files of each dataset."""
+MMPOSE_FILES = {
+    "coco": "coco/test_coco.json",
+    "aic": "aic/test_aic.json",
+    "crowdpose": "crowdpose/test_crowdpose.json",
+    "mpii": "mpii/test_mpii.json",
+    "jhmdb": "jhmdb/test_jhmdb_sub1.json",
+    "halpe": "halpe/test_halpe.json",
+    "posetrack18": "posetrack18/test_posetrack18_val.json",
+}
 
 _HALPE_EXTRA = 136 - 26
 # target -> source -> (pairs matched through the alias table, source keypoints dropped or their count)
@@ -45,19 +57,42 @@ EXPECTED = {
 }
 
 
-def _job(target: str) -> Job:
-    specs = tuple(SourceSpec(path=fixture(rel), name=name) for name, (rel, *_rest) in SOURCES.items())
-    return Job("merge", specs, fixture("unused"), target=target, allow_missing_sizes=True)  # MPII: no sizes
+def _halpe_over_coco(coco: dict) -> dict:
+    """A Halpe-style document of the same people as `coco`: its first 17 keypoints are COCO's."""
+    halpe = synth_style("halpe", images=len(coco["images"]), people=len(coco["annotations"]))
+    for h, c in zip(halpe["annotations"], coco["annotations"], strict=True):
+        h["keypoints"][: 17 * 3] = c["keypoints"]
+        h["num_keypoints"] = sum(1 for v in h["keypoints"][2::3] if v > 0)
+    return halpe
 
 
-@needs_fixtures
-@pytest.mark.parametrize("target", ["coco", "halpe26"])
-def test_mix_all_fixtures(target):
-    merged = build_job(_job(target))
+def _synth_specs(folder: Path) -> tuple[SourceSpec, ...]:
+    """One file per dataset, of the sizes in SOURCES (MPII with the image folder that gives sizes)."""
+    specs = []
+    coco = synth_style("coco", images=4, people=14)
+    for name, (_layout, images, anns) in SOURCES.items():
+        image_dir = None
+        if name == "mpii":
+            path, image_dir = mpii_file(folder, images=images, people=anns)
+        elif name == "coco":
+            path = write_json(folder / "coco.json", coco)
+        elif name == "halpe":
+            path = write_json(folder / "halpe.json", _halpe_over_coco(coco))
+        else:
+            path = style_file(folder, name, images=images, people=anns)
+        specs.append(SourceSpec(path=path, name=name, image_dir=image_dir))
+    return tuple(specs)
+
+
+def _job(target: str, specs: tuple[SourceSpec, ...], allow_missing_sizes: bool = False) -> Job:
+    return Job("merge", specs, Path("unused"), target=target, allow_missing_sizes=allow_missing_sizes)
+
+
+def _check_mix(merged, target: str) -> None:
     assert merged.layout.name == target
     assert [s.name for s in merged.sources] == list(SOURCES)
     for report in merged.sources:
-        _rel, layout, images, anns = SOURCES[report.name]
+        layout, images, anns = SOURCES[report.name]
         aliases, dropped = EXPECTED[target][report.name]
         m = report.mapping
         assert report.layout == layout
@@ -82,31 +117,45 @@ def test_mix_all_fixtures(target):
     assert len(merged.dataset.instances) == sum(a for *_x, a in SOURCES.values())
 
 
+@pytest.mark.parametrize("target", ["coco", "halpe26"])
+def test_mix_all_datasets(tmp_path, target):
+    _check_mix(build_job(_job(target, _synth_specs(tmp_path))), target)
+
+
 @needs_fixtures
-def test_mix_values_land_on_names():
-    merged = build_job(_job("halpe26"))
+@pytest.mark.parametrize("target", ["coco", "halpe26"])
+def test_mix_mmpose_files(target):
+    specs = tuple(SourceSpec(path=fixture(rel), name=name) for name, rel in MMPOSE_FILES.items())
+    _check_mix(build_job(_job(target, specs, allow_missing_sizes=True)), target)  # MPII: no sizes
+
+
+def test_mix_values_land_on_names(tmp_path):
+    specs = _synth_specs(tmp_path)
+    merged = build_job(_job("halpe26", specs))
     lay = merged.layout
     kp = merged.dataset.instances.keypoints
-    first = {s.name: s.annotation_range[0] for s in merged.sources}
-    mpii = json.loads(fixture(SOURCES["mpii"][0]).read_text())[0]
+    ranges = {s.name: slice(*s.annotation_range) for s in merged.sources}
+    path = {s.name: s.path for s in specs}
     # MPII upper_neck (8) and head_top (9), 1-based in the file, are halpe26 neck and head, 0-based
-    assert kp[first["mpii"], lay.index("neck")].tolist() == [
-        mpii["joints"][8][0] - 1,
-        mpii["joints"][8][1] - 1,
-        2,
-    ]
-    assert kp[first["mpii"], lay.index("head")].tolist() == [
-        mpii["joints"][9][0] - 1,
-        mpii["joints"][9][1] - 1,
-        2,
-    ]
-    halpe = json.loads(fixture(SOURCES["halpe"][0]).read_text())["annotations"][0]["keypoints"]
-    assert np.array_equal(kp[first["halpe"]].reshape(-1), np.array(halpe[: 26 * 3], dtype=float))
+    for row, rec in zip(kp[ranges["mpii"]], load(path["mpii"]), strict=True):
+        for j, name in ((8, "neck"), (9, "head")):
+            (x, y), vis = rec["joints"][j], rec["joints_vis"][j]
+            assert row[lay.index(name)].tolist() == ([x - 1, y - 1, 2] if vis else [0, 0, 0])
+    # JHMDB is 1-based too; every keypoint but belly has a place in halpe26
+    jhmdb = builtin_layout("jhmdb")
+    for row, ann in zip(kp[ranges["jhmdb"]], load(path["jhmdb"])["annotations"], strict=True):
+        src = np.array(ann["keypoints"]).reshape(-1, 3)
+        for j, name in enumerate(jhmdb.keypoints):
+            x, y, v = src[j]
+            if name != "belly":
+                assert row[lay.index(name)].tolist() == ([x - 1, y - 1, v] if v else [0, 0, 0])
+    for row, ann in zip(kp[ranges["halpe"]], load(path["halpe"])["annotations"], strict=True):
+        assert row.reshape(-1).tolist() == ann["keypoints"][: 26 * 3]
+    assert np.count_nonzero(kp[ranges["mpii"], :, 2]) > 0 and np.count_nonzero(kp[ranges["jhmdb"], :, 2]) > 0
 
 
-@needs_fixtures
-def test_halpe_body_equals_coco_in_coco_target():
-    merged = build_job(_job("coco"))
+def test_halpe_body_equals_coco_in_coco_target(tmp_path):
+    merged = build_job(_job("coco", _synth_specs(tmp_path)))
     kp = merged.dataset.instances.keypoints
     ranges = {s.name: slice(*s.annotation_range) for s in merged.sources}
     assert np.array_equal(kp[ranges["halpe"]], kp[ranges["coco"]])
