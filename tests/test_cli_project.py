@@ -1,47 +1,171 @@
-"""kpmerge project through the CLI."""
+"""kpmerge project through the CLI: merge or combine, project back, compare with the original file."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from kpmerge.cli import cli
-from tests.conftest import fixture, needs_fixtures
+from tests.synthfiles import load, raw_aic_file, style_file
 
 
-@needs_fixtures
-def test_project(tmp_path):
-    runner = CliRunner()
+def invoke(*args: object, ok: bool = True):
+    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=not ok)
+    if ok:
+        assert result.exit_code == 0, result.stderr
+    return result
+
+
+@pytest.fixture
+def files(tmp_path) -> dict[str, Path]:
+    folder = tmp_path / "in"
+    return {
+        "coco": style_file(folder, "coco", images=4, people=14, crowd=1),
+        "aic": style_file(folder, "aic", images=3, people=9),
+    }
+
+
+@pytest.fixture
+def combined(tmp_path, files) -> Path:
     out = tmp_path / "out"
-    sources = [f"coco={fixture('coco/test_coco.json')}", f"aic={fixture('aic/test_aic.json')}"]
-    runner.invoke(cli, ["combine", *sources, "-o", str(out), "-q"], catch_exceptions=False)
-    gt = tmp_path / "gt.json"
-    result = runner.invoke(cli, ["project", str(out), "--to", "coco", "-o", str(gt)], catch_exceptions=False)
-    assert result.exit_code == 0
+    invoke("combine", *(f"{n}={p}" for n, p in files.items()), "-o", out, "-q")
+    return out
+
+
+def _same_annotations(projected: dict, original: dict, original_ids: bool = False) -> None:
+    """Keypoints, boxes, areas, crowd flags and image file names as in the original file, in its order."""
+    mine, theirs = projected["annotations"], original["annotations"]
+    assert len(mine) == len(theirs)
+    assert [a["keypoints"] for a in mine] == [a["keypoints"] for a in theirs]
+    assert [a["bbox"] for a in mine] == [a["bbox"] for a in theirs]
+    assert [a["source_id"] for a in mine] == [a["id"] for a in theirs]
+    assert [a.get("iscrowd", 0) for a in mine] == [int(a.get("iscrowd", 0)) for a in theirs]
+    if all("area" in a for a in theirs):
+        assert [a["area"] for a in mine] == [a["area"] for a in theirs]
+    files = {i["id"]: i["file_name"] for i in projected["images"]}
+    their_files = {i["id"]: i["file_name"] for i in original["images"]}
+    assert [files[a["image_id"]] for a in mine] == [their_files[a["image_id"]] for a in theirs]
+    if original_ids:
+        assert [a["id"] for a in mine] == [a["id"] for a in theirs]
+        assert [i["id"] for i in projected["images"]] == [i["id"] for i in original["images"]]
+
+
+@pytest.mark.parametrize(("to", "columns"), [("coco", "source coco"), ("aic", "source aic")])
+def test_combine_then_project_back_gives_the_original(combined, files, tmp_path, to, columns):
+    gt = tmp_path / f"{to}.json"
+    result = invoke("project", combined, "--to", to, "-o", gt, "--original-ids")
+    n, images = (14, 4) if to == "coco" else (9, 3)
     assert result.stdout == ""
-    assert result.stderr.startswith("kpmerge project: 14 annotations, 4 images of coco in layout coco")
-    assert len(json.loads(gt.read_text())["annotations"]) == 14
+    assert result.stderr == (
+        f"kpmerge project: {n} annotations, {images} images of {to} in layout {to} "
+        f"({len(load(files[to])['categories'][0]['keypoints'])} keypoints, columns by eval_indices of "
+        f"{columns}) -> {gt}\n"
+    )
+    projected = load(gt)
+    _same_annotations(projected, load(files[to]), original_ids=True)
+    assert projected["categories"][0]["keypoints"][:3] == (
+        ["nose", "left_eye", "right_eye"]
+        if to == "coco"
+        else ["right_shoulder", "right_elbow", "right_wrist"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("style", "target"),
+    [("coco", "coco_aic"), ("aic", "coco_aic"), ("crowdpose", "halpe26"), ("ochuman", "halpe26")],
+)
+def test_merge_into_a_wider_layout_then_project_back(tmp_path, style, target):
+    """A source merged into a layout that holds all its keypoints, projected back, is unchanged."""
+    path = style_file(tmp_path, style, people=8, crowd=0 if style == "aic" else 1)
+    out = tmp_path / "out"
+    invoke("merge", f"s={path}", "--target", target, "--layout", f"s={style}", "-o", out, "-q")
+    gt = tmp_path / "gt.json"
+    invoke("project", out, "--to", style, "-o", gt, "-q")
+    _same_annotations(load(gt), load(path))
+
+
+def test_project_to_a_layout_the_output_cannot_fill(tmp_path):
+    path = style_file(tmp_path, "posetrack18", people=5)
+    out = tmp_path / "out"
+    invoke("merge", path, "--target", "halpe26", "-o", out, "-q")
+    gt = tmp_path / "gt.json"
+    result = invoke("project", out, "--to", "posetrack18", "-o", gt, ok=False)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: layout halpe26 of the output has no keypoint for head_bottom, head_top "
+        "of layout posetrack18\n"
+    )
+    assert not gt.exists()
+
+
+def test_project_from_one_based_and_raw_sources(tmp_path):
+    """JHMDB (1-based in its file) and raw AIC come back 0-based and in COCO visibility."""
+    jhmdb = style_file(tmp_path, "jhmdb", people=5)
+    raw, images = raw_aic_file(tmp_path, people=6)
+    out = tmp_path / "out"
+    invoke("combine", f"jhmdb={jhmdb}", f"aic={raw}", "--image-dir", f"aic={images}", "-o", out, "-q")
+    gt = tmp_path / "gt_jhmdb.json"
+    invoke("project", out, "--to", "jhmdb", "-o", gt, "-q", "--source", "jhmdb")
+    for mine, theirs in zip(load(gt)["annotations"], load(jhmdb)["annotations"], strict=True):
+        kp = theirs["keypoints"]
+        shifted = [c - 1 if i % 3 < 2 and kp[i - i % 3 + 2] > 0 else c for i, c in enumerate(kp)]
+        assert mine["keypoints"] == shifted
+        assert mine["bbox"] == [theirs["bbox"][0] - 1, theirs["bbox"][1] - 1, *theirs["bbox"][2:]]
+    invoke("project", out, "--to", "aic", "-o", tmp_path / "gt_aic.json", "-q", "--source", "aic")
+    records = load(raw)
+    want = []
+    for rec in records:
+        for human in sorted(rec["keypoint_annotations"], key=lambda h: int(h[5:])):
+            kp = rec["keypoint_annotations"][human]
+            want.append([{1: 2, 2: 1, 3: 0}[c] if i % 3 == 2 else c for i, c in enumerate(kp)])
+    assert [a["keypoints"] for a in load(tmp_path / "gt_aic.json")["annotations"]] == want
+
+
+def test_project_output_exists_and_force(combined, tmp_path):
+    gt = tmp_path / "gt.json"
+    invoke("project", combined, "--to", "coco", "-o", gt, "-q")
     first = gt.read_bytes()
-    result = runner.invoke(cli, ["project", str(out), "--to", "coco", "-o", str(gt)])
+    result = invoke("project", combined, "--to", "coco", "-o", gt, ok=False)
     assert result.exit_code == 2
     assert result.stderr == f"Error: {gt}: output exists (use --force to replace it)\n"
-    args = ["project", str(out), "--to", "coco", "-o", str(gt), "--force", "-q", "--source", "coco"]
-    result = runner.invoke(cli, args, catch_exceptions=False)
-    assert result.exit_code == 0 and result.stderr == ""
+    assert gt.read_bytes() == first
+    result = invoke("project", combined, "--to", "coco", "-o", gt, "--force", "-q", "--source", "coco")
+    assert result.stderr == ""
     assert gt.read_bytes() == first
 
 
-@needs_fixtures
-def test_project_unknown_source(tmp_path):
-    runner = CliRunner()
-    out = tmp_path / "out"
-    runner.invoke(cli, ["merge", f"coco={fixture('coco/test_coco.json')}", "-o", str(out), "-q"])
+def test_project_unknown_source(combined, tmp_path):
     gt = tmp_path / "gt.json"
-    result = runner.invoke(cli, ["project", str(out), "--to", "coco", "-o", str(gt), "--source", "aic"])
+    result = invoke("project", combined, "--to", "coco", "-o", gt, "--source", "dog", ok=False)
     assert result.exit_code == 2
-    assert result.stderr == f"Error: no source named 'aic' in {out} (sources: coco)\n"
+    assert result.stderr == f"Error: no source named 'dog' in {combined} (sources: coco, aic)\n"
     assert not gt.exists()
+
+
+def test_project_not_an_output(tmp_path):
+    result = invoke("project", tmp_path, "--to", "coco", "-o", tmp_path / "gt.json", ok=False)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: {tmp_path / 'metainfo.json'}: not found; give a kpmerge output folder\n"
+    )
+    assert not (tmp_path / "gt.json").exists()
+
+
+def test_projected_file_loads_in_pycocotools(combined, tmp_path):
+    import contextlib
+    import sys
+
+    from pycocotools.coco import COCO
+
+    gt = tmp_path / "gt.json"
+    invoke("project", combined, "--to", "coco", "-o", gt, "-q")
+    with contextlib.redirect_stdout(sys.stderr):
+        coco = COCO(str(gt))
+    assert len(coco.getAnnIds()) == 14 and len(coco.getImgIds()) == 4
+    assert json.loads(gt.read_text())["info"]["layout"] == "coco"
 
 
 def _coco_original(path):

@@ -18,7 +18,7 @@ from kpmerge.job import SourceSpec, load_source
 from kpmerge.layouts import builtin_layout
 from kpmerge.output import write_output
 from kpmerge.project import project, project_output
-from tests.conftest import fixture, needs_fixtures
+from tests.synthfiles import style_file
 
 
 def self_score(gt_file: Path, sigmas: tuple[float, ...]) -> np.ndarray:
@@ -38,22 +38,28 @@ def self_score(gt_file: Path, sigmas: tuple[float, ...]) -> np.ndarray:
     return ev.stats
 
 
-def _sources():
-    return [
-        load_source(SourceSpec(fixture("coco/test_coco.json"), name="coco")),
-        load_source(SourceSpec(fixture("aic/test_aic.json"), name="aic")),
-    ]
+@pytest.fixture
+def files(tmp_path) -> dict[str, Path]:
+    """A COCO file (4 images, 14 people) and a COCO-style AIC file (3 images, 9 people)."""
+    folder = tmp_path / "in"
+    return {
+        "coco": style_file(folder, "coco", images=4, people=14),
+        "aic": style_file(folder, "aic", images=3, people=9),
+    }
+
+
+def _sources(files: dict[str, Path]):
+    return [load_source(SourceSpec(files[name], name=name)) for name in ("coco", "aic")]
 
 
 @pytest.fixture
-def combined(tmp_path) -> Path:
-    return write_output(combine(_sources()), tmp_path / "combined")
+def combined(tmp_path, files) -> Path:
+    return write_output(combine(_sources(files)), tmp_path / "combined")
 
 
-@needs_fixtures
-def test_coco_from_the_union_scores_like_the_original(combined, tmp_path):
+def test_coco_from_the_union_scores_like_the_original(combined, files, tmp_path):
     coco = builtin_layout("coco")
-    original = self_score(fixture("coco/test_coco.json"), coco.sigmas)
+    original = self_score(files["coco"], coco.sigmas)
     result = project(combined, "coco", tmp_path / "gt.json")
     assert result.sources == ("coco",)  # aic does not define the eyes and ears
     assert result.how == "eval_indices of source coco"
@@ -62,39 +68,38 @@ def test_coco_from_the_union_scores_like_the_original(combined, tmp_path):
     assert original[0] == projected[0] == 1.0
     np.testing.assert_array_equal(original, projected)
     mine = json.loads((tmp_path / "gt.json").read_text())
-    theirs = json.loads(fixture("coco/test_coco.json").read_text())
+    theirs = json.loads(files["coco"].read_text())
     assert [c["keypoints"] for c in mine["categories"]] == [c["keypoints"] for c in theirs["categories"]]
     assert [a["keypoints"] for a in mine["annotations"]] == [a["keypoints"] for a in theirs["annotations"]]
     assert [a["source_id"] for a in mine["annotations"]] == [a["id"] for a in theirs["annotations"]]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
-@needs_fixtures
-def test_aic_from_the_union(combined, tmp_path):
+def test_aic_from_the_union(combined, files, tmp_path):
     aic = builtin_layout("aic")
     result = project(combined, "aic", tmp_path / "aic.json")
     assert result.sources == ("aic",)
     assert result.columns == [6, 8, 10, 5, 7, 9, 12, 14, 16, 11, 13, 15, 17, 18]
     assert self_score(tmp_path / "aic.json", aic.sigmas)[0] == 1.0
-    theirs = json.loads(fixture("aic/test_aic.json").read_text())
+    theirs = json.loads(files["aic"].read_text())
     mine = json.loads((tmp_path / "aic.json").read_text())
     assert [a["keypoints"] for a in mine["annotations"]] == [a["keypoints"] for a in theirs["annotations"]]
 
 
-@needs_fixtures
-def test_columns_and_chosen_sources(tmp_path):
-    merged = merge(_sources()[:1], builtin_layout("coco_aic"))  # coco in the 19-point layout: no eval for aic
+def test_columns_and_chosen_sources(tmp_path, files):
+    merged = merge(
+        _sources(files)[:1], builtin_layout("coco_aic")
+    )  # coco in the 19-point layout: no eval for aic
     out = write_output(merged, tmp_path / "out")
     result = project_output(out, "coco")
     assert result.how == "eval_indices of source coco"
-    both = project_output(write_output(combine(_sources()), tmp_path / "c"), "coco", ["coco", "aic"])
+    both = project_output(write_output(combine(_sources(files)), tmp_path / "c"), "coco", ["coco", "aic"])
     assert both.sources == ("coco", "aic") and both.annotations == 23 and both.images == 7
     crowdpose = project_output(tmp_path / "c", "crowdpose", ["aic"])
     assert crowdpose.how == "names"
     assert crowdpose.annotations == 9
 
 
-@needs_fixtures
 @pytest.mark.parametrize(
     ("to", "sources", "message"),
     [
@@ -103,8 +108,9 @@ def test_columns_and_chosen_sources(tmp_path):
         ("ochuman", None, r"no source of .* defines every keypoint of layout ochuman"),
     ],
 )
-def test_errors(tmp_path, to, sources, message):
-    merged = merge(_sources()[:1]) if to != "ochuman" else merge(_sources()[1:], builtin_layout("coco"))
+def test_errors(tmp_path, files, to, sources, message):
+    read = _sources(files)
+    merged = merge(read[:1]) if to != "ochuman" else merge(read[1:], builtin_layout("coco"))
     out = write_output(merged, tmp_path / "out")
     with pytest.raises(UsageError, match=message):
         project(out, to, tmp_path / "gt.json", sources)
@@ -116,7 +122,6 @@ def test_not_an_output(tmp_path):
         project_output(tmp_path, "coco")
 
 
-@needs_fixtures
 def test_existing_file_needs_force(combined, tmp_path):
     target = tmp_path / "gt.json"
     target.write_text("old")
@@ -127,21 +132,19 @@ def test_existing_file_needs_force(combined, tmp_path):
     assert json.loads(target.read_text())["info"]["layout"] == "coco"
 
 
-@needs_fixtures
-def test_original_ids(combined, tmp_path):
+def test_original_ids(combined, files, tmp_path):
     result = project(combined, "coco", tmp_path / "gt.json", original_ids=True)
     mine = json.loads(result.data)
-    theirs = json.loads(fixture("coco/test_coco.json").read_text())
+    theirs = json.loads(files["coco"].read_text())
     assert [i["id"] for i in mine["images"]] == [i["id"] for i in theirs["images"]]
     assert [a["id"] for a in mine["annotations"]] == [a["id"] for a in theirs["annotations"]]
     assert [a["image_id"] for a in mine["annotations"]] == [a["image_id"] for a in theirs["annotations"]]
     assert self_score(tmp_path / "gt.json", builtin_layout("coco").sigmas)[0] == 1.0
 
 
-@needs_fixtures
-def test_original_ids_must_not_repeat(tmp_path):
-    aic = _sources()[1]
-    twice = combine([aic, load_source(SourceSpec(fixture("aic/test_aic.json"), name="aic2"))])
+def test_original_ids_must_not_repeat(tmp_path, files):
+    aic = _sources(files)[1]
+    twice = combine([aic, load_source(SourceSpec(files["aic"], name="aic2"))])
     out = write_output(twice, tmp_path / "out")
     assert project_output(out, "aic").annotations == 18
     with pytest.raises(UsageError, match="original image ids repeat across the chosen sources"):
@@ -149,8 +152,7 @@ def test_original_ids_must_not_repeat(tmp_path):
     assert project_output(out, "aic", ["aic2"], original_ids=True).annotations == 9
 
 
-@needs_fixtures
-def test_gzip_output(combined, tmp_path):
-    gz = write_output(combine(_sources()), tmp_path / "gz", gzip=True)
+def test_gzip_output(combined, files, tmp_path):
+    gz = write_output(combine(_sources(files)), tmp_path / "gz", gzip=True)
     assert (gz / "annotations.json.gz").exists()
     assert project_output(gz, "coco").data == project_output(combined, "coco").data
