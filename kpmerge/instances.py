@@ -15,9 +15,19 @@ Ids = npt.NDArray[np.object_]
 
 
 def _column(value: object, dtype: type, shape: tuple[int | None, ...], name: str) -> np.ndarray:
-    arr = np.asarray(value, dtype=dtype)
+    try:
+        given = np.asarray(value)
+        with np.errstate(invalid="ignore"):  # NaN into an integer column: refused just below
+            arr = np.asarray(given, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name}: expected numbers ({exc})") from None
+    if arr.dtype.kind in "iu" and given.dtype.kind == "f":
+        bad = given != arr  # a fraction (or NaN) cast to an integer column would be lost silently
+        if bad.any():
+            raise ValueError(f"{name}: expected integers, got {given[bad].flat[0]:g}")
     if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape, strict=True)):
-        expected = "(" + ", ".join("?" if s is None else str(s) for s in shape) + ")"
+        dims = ["?" if s is None else str(s) for s in shape]
+        expected = f"({dims[0]},)" if len(dims) == 1 else "(" + ", ".join(dims) + ")"
         raise ValueError(f"{name}: expected shape {expected}, got {arr.shape}")
     if arr.flags.writeable:
         arr = arr.view()
@@ -31,6 +41,8 @@ def _objects(values: object, n: int, name: str) -> Ids:
         arr = values.view() if values.dtype == object else values.astype(object)
         arr.flags.writeable = False
         return arr
+    if isinstance(values, str | bytes):
+        raise ValueError(f"{name}: expected a sequence of {n} entries, got a {type(values).__name__}")
     arr = np.empty(n, dtype=object)
     if isinstance(values, np.ndarray) and values.dtype != object:
         values = values.tolist()  # plain Python ints and strs, which JSON writers take
@@ -112,7 +124,10 @@ class Instances:
     extra: Ids
 
     def __post_init__(self) -> None:
-        kp = np.asarray(self.keypoints, dtype=np.float64)
+        try:
+            kp = np.asarray(self.keypoints, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"keypoints: expected numbers ({exc})") from None
         if kp.ndim != 3 or kp.shape[2] != 3:
             raise ValueError(f"keypoints: expected shape (N, K, 3), got {kp.shape}")
         n = kp.shape[0]
