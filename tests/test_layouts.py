@@ -12,7 +12,8 @@ from kpmerge.layouts import (
     load_layout,
     normalize_name,
 )
-from tests.conftest import REFERENCE, fixture, needs_fixtures
+from kpmerge.synth import synth_style
+from tests.conftest import COCO_STYLE, REFERENCE, fixture, needs_fixtures
 
 REF_NAMES = {"configs/_base_/datasets/coco_aic.py": "coco_aic"}
 
@@ -120,24 +121,33 @@ def test_normalize_name(name, expected):
     assert normalize_name(name) == expected
 
 
-@needs_fixtures
 @pytest.mark.parametrize(
-    ("rel", "expected"),
+    ("style", "expected"),
     [
-        ("coco/test_coco.json", "coco"),
-        ("ochuman/test_ochuman.json", "coco"),  # identical content to coco: the earlier one wins
-        ("aic/test_aic.json", "aic"),  # 'Right Shoulder' ... 'Head top', 'Neck'
-        ("crowdpose/test_crowdpose.json", "crowdpose"),  # 'head' stands for top_head
-        ("posetrack18/test_posetrack18_val.json", "posetrack18"),
-        ("jhmdb/test_jhmdb_sub1.json", "jhmdb"),
-        ("halpe/test_halpe.json", "halpe"),  # no names: by K = 136
+        ("coco", "coco"),
+        ("ochuman", "coco"),  # identical content to coco: the earlier one wins
+        ("aic", "aic"),  # 'Right Shoulder' ... 'Head Top', 'Neck'
+        ("crowdpose", "crowdpose"),  # 'head' stands for top_head
+        ("posetrack18", "posetrack18"),
+        ("jhmdb", "jhmdb"),
+        ("halpe", "halpe"),  # no names: by K = 136
     ],
 )
-def test_detect_layout_on_fixtures(rel, expected):
-    data = json.loads(fixture(rel).read_text())
+def test_detect_layout_on_each_datasets_names(style, expected):
+    data = synth_style(style)
     names = data["categories"][0]["keypoints"] or None
     k = len(data["annotations"][0]["keypoints"]) // 3
     assert detect_layout(names, k).name == expected
+
+
+@needs_fixtures
+def test_detect_layout_on_mmpose_files():
+    expected = {"ochuman/test_ochuman.json": "coco"}
+    for rel in COCO_STYLE:
+        data = json.loads(fixture(rel).read_text())
+        names = data["categories"][0]["keypoints"] or None
+        k = len(data["annotations"][0]["keypoints"]) // 3
+        assert detect_layout(names, k).name == expected.get(rel, rel.split("/")[0]), rel
 
 
 @pytest.mark.parametrize(("k", "listed"), [(17, "coco, posetrack18"), (14, "aic, crowdpose")])

@@ -7,7 +7,9 @@ import pytest
 
 from kpmerge.errors import KpmergeError
 from kpmerge.formats.aic import aic_to_dataset, dataset_to_aic, read_aic
+from kpmerge.synth import synth_raw_aic
 from tests.conftest import AIC_RAW, fixture, needs_fixtures
+from tests.synthfiles import raw_aic_file
 
 
 @needs_fixtures
@@ -30,6 +32,36 @@ def test_raw_aic_converts_to_mmpose_test_aic():
     assert list(ds.images.file_names) == [i["file_name"] for i in ref["images"]]
     assert np.isnan(ds.instances.areas).all()
     assert ds.notes and "width and height left out" in ds.notes[0]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_raw_aic_converts_to_coco_values(tmp_path, seed):
+    """v 1 -> 2, 2 -> 1, 3 -> 0; [x1, y1, x2, y2] -> [x1, y1, x2 - x1, y2 - y1]; images in file order,
+    people in numeric order of humanN; sizes from the image folder; no area."""
+    path, images = raw_aic_file(tmp_path, images=4, people=11, seed=seed)
+    records, sizes = synth_raw_aic(images=4, people=11, seed=seed)
+    ds = read_aic(path, image_dir=images)
+    kps, boxes, ids, image_rows = [], [], [], []
+    for row, rec in enumerate(records):
+        for human in sorted(rec["keypoint_annotations"], key=lambda h: int(h.removeprefix("human"))):
+            kp = rec["keypoint_annotations"][human]
+            kps.append([{1: 2, 2: 1, 3: 0}[v] if i % 3 == 2 else v for i, v in enumerate(kp)])
+            x1, y1, x2, y2 = rec["human_annotations"][human]
+            boxes.append([x1, y1, x2 - x1, y2 - y1])
+            ids.append(f"{rec['image_id']}/{human}")
+            image_rows.append(row)
+    np.testing.assert_array_equal(ds.instances.keypoints, np.array(kps).reshape(-1, 14, 3))
+    np.testing.assert_array_equal(ds.instances.boxes, boxes)
+    assert list(ds.instances.ids) == ids
+    assert ds.instances.image_index.tolist() == image_rows
+    assert list(ds.images.file_names) == [f"{r['image_id']}.jpg" for r in records] == list(sizes)
+    assert ds.images.widths.tolist() == [w for w, _ in sizes.values()]
+    assert ds.images.heights.tolist() == [h for _, h in sizes.values()]
+    assert np.isnan(ds.instances.areas).all() and ds.notes == ()
+    assert ds.instances.labelled_counts().tolist() == [sum(v > 0 for v in kp[2::3]) for kp in kps]
+    without = read_aic(path)
+    assert np.isnan(without.images.widths).all()
+    assert without.notes and "width and height left out" in without.notes[0]
 
 
 def _record(humans):

@@ -5,14 +5,16 @@ import pytest
 
 from kpmerge.errors import KpmergeError
 from kpmerge.formats.coco import coco_to_dataset, dataset_to_coco, read_coco
+from kpmerge.synth import STYLES
 from tests.conftest import COCO_STYLE, fixture, needs_fixtures
+from tests.synthfiles import style_file
+
+CROWD = {s: 0 if s in ("aic", "jhmdb") else 1 for s in STYLES}
 
 
-@needs_fixtures
-@pytest.mark.parametrize("rel", COCO_STYLE)
-def test_read_matches_plain_json(rel):
-    ref = json.loads(fixture(rel).read_text())
-    ds = read_coco(fixture(rel))
+def _check_read(path):
+    ref = json.loads(path.read_text())
+    ds = read_coco(path)
     anns = ref["annotations"]
     k = len(anns[0]["keypoints"]) // 3
     assert len(ds.images) == len(ref["images"]) and len(ds.instances) == len(anns)
@@ -25,13 +27,16 @@ def test_read_matches_plain_json(rel):
     assert ds.instances.image_index.tolist() == [image_row[a["image_id"]] for a in anns]
     names = ref["categories"][0]["keypoints"]
     assert ds.keypoint_names == (tuple(names) if names else None)
+    np.testing.assert_array_equal(ds.images.widths, [i["width"] for i in ref["images"]])
+    np.testing.assert_array_equal(ds.instances.iscrowd, [int(a.get("iscrowd", 0)) for a in anns])
+    areas = [a.get("area", np.nan) for a in anns]
+    np.testing.assert_array_equal(ds.instances.areas, areas)
+    assert ds.instances.num_keypoints.tolist() == [a.get("num_keypoints", -1) for a in anns]
 
 
-@needs_fixtures
-@pytest.mark.parametrize("rel", COCO_STYLE)
-def test_write_then_read_keeps_everything(rel):
-    ref = json.loads(fixture(rel).read_text())
-    ds = read_coco(fixture(rel))
+def _check_round_trip(path):
+    ref = json.loads(path.read_text())
+    ds = read_coco(path)
     names = ref["categories"][0]["keypoints"]
     out = json.loads(dataset_to_coco(ds, names, ref["categories"][0]["skeleton"]))
     assert [{k: v for k, v in i.items()} for i in out["images"]] == ref["images"]
@@ -50,6 +55,23 @@ def test_write_then_read_keeps_everything(rel):
     assert again.instances[:] == type(ds.instances)(
         **{**vars(ds.instances), "num_keypoints": again.instances.num_keypoints}
     )
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_read_matches_plain_json(tmp_path, style):
+    _check_read(style_file(tmp_path, style, images=3, people=7, crowd=CROWD[style]))
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_write_then_read_keeps_everything(tmp_path, style):
+    _check_round_trip(style_file(tmp_path, style, images=3, people=7, crowd=CROWD[style]))
+
+
+@needs_fixtures
+def test_mmpose_files_read_as_plain_json_and_round_trip():
+    for rel in COCO_STYLE:
+        _check_read(fixture(rel))
+        _check_round_trip(fixture(rel))
 
 
 def test_integers_stay_integers():
