@@ -11,10 +11,9 @@ from click.testing import CliRunner
 
 from kpmerge.cli import cli
 from kpmerge.sampling import ManifestSampler
-from tests.conftest import AIC_RAW, fixture, needs_fixtures
+from tests.synthfiles import raw_aic_file, style_file
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "schemas" / "sample.schema.json").read_text())
-COCO = fixture("coco/test_coco.json")
 
 
 def invoke(args: list[str], ok: bool = True):
@@ -25,23 +24,27 @@ def invoke(args: list[str], ok: bool = True):
 
 
 @pytest.fixture
-def combined(tmp_path) -> Path:
+def sources(tmp_path) -> list[str]:
+    """COCO (14 people, 2 without keypoints, 1 crowd) and raw AIC with its image folder, as CLI arguments."""
+    raw, images = raw_aic_file(tmp_path / "in", people=9)
+    coco = style_file(tmp_path / "in", "coco", images=4, people=14, unlabelled=2, crowd=1)
+    return [f"coco={coco}", f"aic={raw}", "--image-dir", f"aic={images}"]
+
+
+@pytest.fixture
+def combined(tmp_path, sources) -> Path:
     """A combine of COCO and raw AIC with a batch composition; returns its manifest.json."""
-    if not COCO.exists():
-        pytest.skip("../shared/fixtures is absent")
     out = tmp_path / "combined"
     invoke(
         [
-            *("combine", f"coco={COCO}", f"aic={AIC_RAW}", "--ratio", "aic=2", "--batch-ratio", "coco=1"),
-            "--allow-missing-sizes",
+            *("combine", *sources, "--ratio", "aic=2", "--batch-ratio", "coco=1"),
             *("--batch-ratio", "aic=0.5", "--batch-size", "8", "--seed", "5", "-o", out, "-q"),
         ]
     )
     return out / "manifest.json"
 
 
-@needs_fixtures
-def test_merge_and_combine_record_sampling_options(combined, tmp_path):
+def test_merge_and_combine_record_sampling_options(combined, sources, tmp_path):
     manifest = json.loads(combined.read_text())
     assert manifest["sampling"] == {"seed": 5, "batch_size": 8}
     assert [(s["name"], s["factor"], s["batch_ratio"]) for s in manifest["sources"]] == [
@@ -49,14 +52,12 @@ def test_merge_and_combine_record_sampling_options(combined, tmp_path):
         ("aic", 2.0, 0.5),
     ]
     out = tmp_path / "merged"
-    args = ["merge", f"coco={COCO}", f"aic={AIC_RAW}", "--allow-missing-sizes", "--ratio", "0.5"]
-    invoke([*args, "--seed", "2", "-o", out, "-q"])
+    invoke(["merge", *sources, "--ratio", "0.5", "--seed", "2", "-o", out, "-q"])
     merged = json.loads((out / "manifest.json").read_text())
     assert merged["sampling"] == {"seed": 2, "batch_size": None}
     assert [(s["factor"], s["batch_ratio"]) for s in merged["sources"]] == [(0.5, None), (0.5, None)]
 
 
-@needs_fixtures
 @pytest.mark.parametrize("fmt", ["json", "npy"])
 @pytest.mark.parametrize("batched", [True, False])
 def test_sample_writes_one_file_per_epoch_and_rank(combined, tmp_path, fmt, batched):
@@ -91,7 +92,6 @@ def test_sample_writes_one_file_per_epoch_and_rank(combined, tmp_path, fmt, batc
                 assert doc == {"epoch": e, "rank": r, "world_size": 2, key: list(sampler)}
 
 
-@needs_fixtures
 def test_sample_one_rank_is_byte_identical_across_runs(combined, tmp_path):
     args = ["sample", combined, "--epochs", "4", "--rank", "1", "--world-size", "3", "-q"]
     invoke([*args, "-o", tmp_path / "a"])
@@ -102,7 +102,6 @@ def test_sample_one_rank_is_byte_identical_across_runs(combined, tmp_path):
     ).read_bytes()
 
 
-@needs_fixtures
 @pytest.mark.parametrize(
     ("args", "line"),
     [
@@ -131,7 +130,6 @@ def test_sample_refuses_a_file_that_is_no_manifest(tmp_path):
     assert not (tmp_path / "plan").exists()
 
 
-@needs_fixtures
 @pytest.mark.parametrize(
     ("args", "line"),
     [
@@ -155,21 +153,22 @@ def test_sample_refuses_a_file_that_is_no_manifest(tmp_path):
         (["--seed", "-3"], "Error: Invalid value for '--seed'"),
     ],
 )
-def test_combine_sampling_usage_errors(tmp_path, args, line):
+def test_combine_sampling_usage_errors(tmp_path, sources, args, line):
     out = tmp_path / "out"
-    result = invoke(["combine", f"coco={COCO}", f"aic={AIC_RAW}", *args, "-o", out], ok=False)
+    result = invoke(["combine", *sources, *args, "-o", out], ok=False)
     assert result.exit_code == 2
     assert line in result.stderr.splitlines()[-1]
     assert not out.exists()
 
 
-@needs_fixtures
 def test_recipe_carries_sampling_keys(tmp_path):
+    raw, images = raw_aic_file(tmp_path, people=9)
+    coco = style_file(tmp_path, "coco", images=4, people=14)
     recipe = tmp_path / "recipe.toml"
     recipe.write_text(
-        f'mode = "combine"\noutput = "out"\nseed = 11\nbatch_size = 4\nallow_missing_sizes = true\n'
-        f'[[sources]]\nname = "coco"\npath = "{COCO}"\nratio = 1.5\nbatch_ratio = 3\n'
-        f'[[sources]]\nname = "aic"\npath = "{AIC_RAW}"\nratio = 0.5\nbatch_ratio = 1\n'
+        f'mode = "combine"\noutput = "out"\nseed = 11\nbatch_size = 4\n'
+        f'[[sources]]\nname = "coco"\npath = "{coco}"\nratio = 1.5\nbatch_ratio = 3\n'
+        f'[[sources]]\nname = "aic"\npath = "{raw}"\nimage_dir = "{images}"\nratio = 0.5\nbatch_ratio = 1\n'
     )
     invoke(["run", recipe, "-q"])
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
