@@ -13,15 +13,17 @@ from kpmerge.errors import KpmergeError, UsageError
 from kpmerge.formats.detect import read_dataset
 from kpmerge.jsonio import read_bytes
 from kpmerge.recipe import recipe_to_job
-from tests.conftest import AIC_RAW, fixture, needs_fixtures
-
-COCO = "coco/test_coco.json"
+from tests.synthfiles import mpii_file, raw_aic_file, style_file
 
 
-@needs_fixtures
-@pytest.mark.parametrize("rel", [COCO, "mpii/test_mpii.json", "halpe/test_halpe.json"])
-def test_gzip_input_reads_like_plain(tmp_path, rel):
-    plain = fixture(rel)
+@pytest.mark.parametrize("kind", ["coco", "mpii", "halpe", "raw_aic"])
+def test_gzip_input_reads_like_plain(tmp_path, kind):
+    if kind == "mpii":
+        plain, _images = mpii_file(tmp_path)
+    elif kind == "raw_aic":
+        plain, _images = raw_aic_file(tmp_path)
+    else:
+        plain = style_file(tmp_path, kind)
     packed = tmp_path / (plain.name + ".gz")
     packed.write_bytes(gzip.compress(plain.read_bytes()))
     assert read_bytes(packed) == plain.read_bytes()
@@ -51,23 +53,16 @@ def test_broken_gzip(tmp_path, data, message):
 
 
 def _merge(out, *extra: str):
+    folder = out.parent / "in"
+    coco = style_file(folder, "coco", images=4, people=14)
+    raw, images = raw_aic_file(folder, people=9)
     return CliRunner().invoke(
         cli,
-        [
-            "merge",
-            f"coco={fixture(COCO)}",
-            f"aic={AIC_RAW}",
-            "--allow-missing-sizes",
-            "-o",
-            str(out),
-            "-q",
-            *extra,
-        ],
+        ["merge", f"coco={coco}", f"aic={raw}", "--image-dir", f"aic={images}", "-o", str(out), "-q", *extra],
         catch_exceptions=False,
     )
 
 
-@needs_fixtures
 def test_gzip_output(tmp_path):
     assert _merge(tmp_path / "plain").exit_code == 0
     assert _merge(tmp_path / "gz", "--gzip").exit_code == 0

@@ -1,4 +1,4 @@
-"""kpmerge.formats.mpii: MMPose's MPII JSON, read against the fixture parsed independently, and back."""
+"""kpmerge.formats.mpii: MMPose's MPII JSON, read against the file parsed independently, and back."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from kpmerge.formats.detect import detect_format, read_dataset
 from kpmerge.formats.mpii import dataset_to_mpii, mpii_to_dataset, read_mpii, write_mpii
 from kpmerge.instances import Dataset, Images, Instances
 from tests.conftest import fixture, needs_fixtures
+from tests.synthfiles import mpii_file
 
 MPII = "mpii/test_mpii.json"
 
@@ -46,9 +47,7 @@ def _record(**changes: object) -> dict:
     return rec
 
 
-@needs_fixtures
-def test_read_matches_fixture():
-    path = fixture(MPII)
+def _check_read(path):
     records = json.loads(path.read_text())
     ds = read_mpii(path)
     kp, boxes = _expected(records)
@@ -62,28 +61,44 @@ def test_read_matches_fixture():
     assert list(ds.instances.ids) == list(range(len(records)))
     assert np.isnan(ds.instances.areas).all() and np.isnan(ds.images.widths).all()
     assert ds.notes and "no image sizes" in ds.notes[0]
-    # the two unlabelled joints of record 2 are (-1, -1) in the file and (0, 0, 0) here
-    assert records[2]["joints_vis"].count(0) == 2
-    assert (ds.instances.keypoints[2, :, 2] == 0).sum() == 2
+    return records, ds
 
 
-@needs_fixtures
-def test_round_trip_fixture(tmp_path):
-    ds = read_mpii(fixture(MPII))
-    out = tmp_path / "mpii.json"
+def _check_round_trip(path, tmp_path):
+    ds = read_mpii(path)
+    out = tmp_path / "written_mpii.json"
     write_mpii(ds, out)
     again = read_mpii(out)
     assert again.instances == ds.instances
     assert again.images == ds.images
     # the written file holds the original values
-    assert json.loads(out.read_text()) == json.loads(fixture(MPII).read_text())
+    assert json.loads(out.read_text()) == json.loads(path.read_text())
+
+
+def _check_detected(path):
+    assert detect_format(path.read_bytes()) == "mpii"
+    assert read_dataset(path).instances == read_mpii(path).instances
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_read_round_trip_and_detection(tmp_path, seed):
+    path, images = mpii_file(tmp_path, images=3, people=7, seed=seed)
+    records, _ds = _check_read(path)
+    assert any(0 in r["joints_vis"] for r in records)  # some joints unlabelled: (-1, -1) in the file
+    _check_round_trip(path, tmp_path)
+    _check_detected(path)
+    sized = read_mpii(path, image_dir=images)
+    assert sized.images.widths.tolist() == [1280.0] * 3 and sized.notes == ()
 
 
 @needs_fixtures
-def test_detected():
-    data = fixture(MPII).read_bytes()
-    assert detect_format(data) == "mpii"
-    assert read_dataset(fixture(MPII)).instances == read_mpii(fixture(MPII)).instances
+def test_mmpose_file(tmp_path):
+    records, ds = _check_read(fixture(MPII))
+    # the two unlabelled joints of record 2 are (-1, -1) in the file and (0, 0, 0) here
+    assert records[2]["joints_vis"].count(0) == 2
+    assert (ds.instances.keypoints[2, :, 2] == 0).sum() == 2
+    _check_round_trip(fixture(MPII), tmp_path)
+    _check_detected(fixture(MPII))
 
 
 def test_extra_fields_and_multiple_people_per_image():

@@ -13,6 +13,7 @@ from kpmerge.formats.coco import coco_to_dataset
 from kpmerge.job import Job, SourceSpec, load_source, run_job, to_zero_based
 from kpmerge.layouts import builtin_layout, layout_from_dict
 from tests.conftest import fixture, needs_fixtures
+from tests.synthfiles import mpii_file, style_file
 
 JHMDB = "jhmdb/test_jhmdb_sub1.json"
 MPII = "mpii/test_mpii.json"
@@ -58,24 +59,32 @@ def test_only_labelled_keypoints_shift():
     assert ds.instances.keypoints.tolist() == [[[5, 6, 2], [7, 8, 1], [0, 0, 0]]]  # input untouched
 
 
-@needs_fixtures
-def test_jhmdb_fixture_shifted_by_one():
-    doc = json.loads(fixture(JHMDB).read_text())
-    src = load_source(SourceSpec(path=fixture(JHMDB)))
+def _check_jhmdb_shifted_by_one(path):
+    doc = json.loads(path.read_text())
+    src = load_source(SourceSpec(path=path))
     assert src.layout.name == "jhmdb" and src.layout.origin == 0
     assert src.meta["coordinate_origin"] == 1
     kp = np.array([a["keypoints"] for a in doc["annotations"]]).reshape(-1, 15, 3)
-    kp[:, :, :2] -= 1  # every keypoint of this file is labelled (v = 2)
+    labelled = kp[:, :, 2] > 0
+    kp[labelled, :2] -= 1  # unlabelled keypoints stay (0, 0)
     assert np.array_equal(src.dataset.instances.keypoints, kp)
     boxes = np.array([a["bbox"] for a in doc["annotations"]])
     boxes[:, :2] -= 1
     assert np.array_equal(src.dataset.instances.boxes, boxes)
 
 
+def test_jhmdb_style_file_shifted_by_one(tmp_path):
+    _check_jhmdb_shifted_by_one(style_file(tmp_path, "jhmdb", people=6, unlabelled=1))
+
+
 @needs_fixtures
-def test_mpii_fixture_box_is_mmpose_1x_box():
-    records = json.loads(fixture(MPII).read_text())
-    src = load_source(SourceSpec(path=fixture(MPII)))
+def test_jhmdb_fixture_shifted_by_one():
+    _check_jhmdb_shifted_by_one(fixture(JHMDB))
+
+
+def _check_mpii_box_is_mmpose_1x_box(path):
+    records = json.loads(path.read_text())
+    src = load_source(SourceSpec(path=path))
     assert src.layout.name == "mpii" and src.meta["coordinate_origin"] == 1
     for r, box, kp in zip(records, src.dataset.instances.boxes, src.dataset.instances.keypoints, strict=True):
         # MMPose 1.x: centre + (0, 15 s), minus 1; square of side 200 s
@@ -87,15 +96,21 @@ def test_mpii_fixture_box_is_mmpose_1x_box():
         assert (kp[~vis] == 0).all()
 
 
+def test_mpii_style_file_box_is_mmpose_1x_box(tmp_path):
+    _check_mpii_box_is_mmpose_1x_box(mpii_file(tmp_path, people=7)[0])
+
+
 @needs_fixtures
+def test_mpii_fixture_box_is_mmpose_1x_box():
+    _check_mpii_box_is_mmpose_1x_box(fixture(MPII))
+
+
 def test_manifest_records_origin_and_output_layout_is_zero_based(tmp_path):
     out = tmp_path / "out"
+    jhmdb = style_file(tmp_path, "jhmdb")
     job = Job(
         "merge",
-        (
-            SourceSpec(path=fixture(JHMDB), name="jhmdb"),
-            SourceSpec(path=fixture("coco/test_coco.json"), name="coco"),
-        ),
+        (SourceSpec(path=jhmdb, name="jhmdb"), SourceSpec(path=style_file(tmp_path, "coco"), name="coco")),
         out,
         target="jhmdb",
     )
@@ -105,5 +120,5 @@ def test_manifest_records_origin_and_output_layout_is_zero_based(tmp_path):
     meta = json.loads((out / "metainfo.json").read_text())
     assert "origin" not in meta["layout"]
     ann = json.loads((out / "annotations.json").read_text())["annotations"][0]
-    first = json.loads(fixture(JHMDB).read_text())["annotations"][0]
+    first = json.loads(jhmdb.read_text())["annotations"][0]
     assert ann["bbox"][:2] == [first["bbox"][0] - 1, first["bbox"][1] - 1]
