@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from kpmerge.cli import cli
 from kpmerge.errors import UsageError
 from kpmerge.recipe import recipe_to_job
-from tests.conftest import AIC_RAW, fixture, needs_fixtures
+from tests.synthfiles import raw_aic_file, style_file
 
 
 def _tree(folder: Path) -> dict[str, bytes]:
@@ -19,15 +19,16 @@ def _tree(folder: Path) -> dict[str, bytes]:
     }
 
 
-@needs_fixtures
 def test_combine_with_both_exports_is_deterministic(tmp_path):
     runner = CliRunner()
     trees = []
+    coco = style_file(tmp_path / "in", "coco", images=4, people=14)
+    aic = style_file(tmp_path / "in", "aic", images=3, people=9)
     for name in ("a", "b"):
         args = [
             "combine",
-            f"coco={fixture('coco/test_coco.json')}",
-            f"aic={fixture('aic/test_aic.json')}",
+            f"coco={coco}",
+            f"aic={aic}",
             "-o",
             str(tmp_path / name),
             "--export",
@@ -44,13 +45,14 @@ def test_combine_with_both_exports_is_deterministic(tmp_path):
     assert len([n for n in names if n.startswith("yolo/labels/")]) == 7
 
 
-@needs_fixtures
 def test_merge_yolo_without_image_sizes_writes_nothing(tmp_path):
     out = tmp_path / "out"
+    coco = style_file(tmp_path / "in", "coco")
+    raw, _images = raw_aic_file(tmp_path / "in", images=3, people=5)
     args = [
         "merge",
-        f"coco={fixture('coco/test_coco.json')}",
-        f"aic={AIC_RAW}",
+        f"coco={coco}",
+        f"aic={raw}",
         "-o",
         str(out),
         "--export",
@@ -59,14 +61,14 @@ def test_merge_yolo_without_image_sizes_writes_nothing(tmp_path):
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 2
     assert result.stderr.startswith("Error: source aic: 3 of 3 images have no width/height")
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == [tmp_path / "in"]
     result = CliRunner().invoke(cli, [*args, "--allow-missing-sizes"])
     assert result.exit_code == 2
     assert result.stderr == (
         "Error: --export yolo needs every image's width and height: source aic has 3 images without them "
         "(give --image-dir aic=DIR, recipe key image_dir, to read them from the images)\n"
     )
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == [tmp_path / "in"]
 
 
 def test_unknown_export_option(tmp_path):
@@ -92,12 +94,11 @@ def test_recipe_export_key(tmp_path):
         recipe_to_job(_recipe(export=3), tmp_path)
 
 
-@needs_fixtures
 def test_run_recipe_with_export(tmp_path):
     recipe = tmp_path / "r.toml"
     recipe.write_text(
         f'mode = "combine"\noutput = "out"\nexport = ["detectron2"]\n'
-        f'[[sources]]\nname = "coco"\npath = "{fixture("coco/test_coco.json")}"\n'
+        f'[[sources]]\nname = "coco"\npath = "{style_file(tmp_path / "in", "coco")}"\n'
     )
     result = CliRunner().invoke(cli, ["run", str(recipe), "-q"], catch_exceptions=False)
     assert result.exit_code == 0

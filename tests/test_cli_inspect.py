@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from kpmerge.cli import cli
-from tests.conftest import AIC_RAW, fixture, needs_fixtures
+from tests.synthfiles import raw_aic_file, style_file
 from tests.test_inspect import _bad_v, _num_kp, clean_doc
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "schemas" / "inspect.schema.json").read_text())
@@ -79,10 +79,10 @@ def test_unreadable_file_is_an_error(tmp_path, content, message):
     assert message in result.stderr
 
 
-@needs_fixtures
-def test_json_on_fixtures_matches_schema_and_counts():
-    coco = fixture("coco/test_coco.json")
-    result = CliRunner().invoke(cli, ["inspect", str(coco), str(AIC_RAW), "--json"], catch_exceptions=False)
+def test_json_matches_schema_and_counts(tmp_path):
+    coco = style_file(tmp_path, "coco", images=4, people=14, crowd=1)
+    raw, _images = raw_aic_file(tmp_path)
+    result = CliRunner().invoke(cli, ["inspect", str(coco), str(raw), "--json"], catch_exceptions=False)
     assert result.exit_code == 0
     doc = json.loads(result.stdout)
     _validate(doc)
@@ -94,40 +94,45 @@ def test_json_on_fixtures_matches_schema_and_counts():
         len(plain["images"]),
         len(plain["annotations"]),
     )
+    n = len(plain["annotations"])
     nose = sum(a["keypoints"][2] > 0 for a in plain["annotations"])
+    visible = sum(a["keypoints"][2] == 2 for a in plain["annotations"])
+    occluded = sum(a["keypoints"][2] == 1 for a in plain["annotations"])
+    assert visible and occluded and nose < n  # the data has all three kinds
     assert first["keypoints"][0] == {
         "name": "nose",
         "labelled": nose,
-        "visible": sum(a["keypoints"][2] == 2 for a in plain["annotations"]),
-        "occluded": sum(a["keypoints"][2] == 1 for a in plain["annotations"]),
-        "unlabelled": len(plain["annotations"]) - nose,
-        "labelled_rate": round(nose / len(plain["annotations"]), 4),
-        "visible_rate": round(nose / len(plain["annotations"]), 4),
-        "occluded_rate": 0.0,
-        "unlabelled_rate": round(1 - nose / len(plain["annotations"]), 4),
+        "visible": visible,
+        "occluded": occluded,
+        "unlabelled": n - nose,
+        "labelled_rate": round(nose / n, 4),
+        "visible_rate": round(visible / n, 4),
+        "occluded_rate": round(occluded / n, 4),
+        "unlabelled_rate": round(1 - nose / n, 4),
     }
     assert doc["files"][1]["format"] == "aic"
-    assert doc["overlap"]["unique"][str(AIC_RAW)] == ["head_top", "neck"]
+    assert doc["overlap"]["unique"][str(raw)] == ["head_top", "neck"]
     assert doc["mappings"][0]["dropped"] == ["head_top", "neck"]
 
 
-@needs_fixtures
-def test_output_folder_made_by_the_cli(tmp_path, aic_raw_images):
+def test_output_folder_made_by_the_cli(tmp_path):
     out = tmp_path / "out"
     runner = CliRunner()
-    sources = [
-        f"coco={fixture('coco/test_coco.json')}",
-        f"aic={AIC_RAW}",
-        "--image-dir",
-        f"aic={aic_raw_images}",
-    ]
-    made = runner.invoke(cli, ["combine", *sources, "-o", str(out), "-q"], catch_exceptions=False)
+    coco = style_file(tmp_path, "coco", images=4, people=14)
+    raw, images = raw_aic_file(tmp_path, people=9)
+    made = runner.invoke(
+        cli,
+        ["combine", f"coco={coco}", f"aic={raw}", "--image-dir", f"aic={images}", "-o", str(out), "-q"],
+        catch_exceptions=False,
+    )
     assert made.exit_code == 0
     result = runner.invoke(cli, ["inspect", str(out)], catch_exceptions=False)
     assert result.exit_code == 0
     assert "format kpmerge_output, layout coco_aic (19 keypoints)" in result.stdout
     lines = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines() if line.strip()}
-    assert lines["head_top"][-2:] == ["n/d", "100.0%"]
+    people = [kp for rec in json.loads(raw.read_text()) for kp in rec["keypoint_annotations"].values()]
+    head_top = sum(kp[12 * 3 + 2] != 3 for kp in people) / len(people)  # raw v 3: not labelled
+    assert lines["head_top"][-2:] == ["n/d", f"{100 * head_top:.1f}%"]
     as_json = runner.invoke(cli, ["inspect", str(out), "--json"], catch_exceptions=False)
     doc = json.loads(as_json.stdout)
     _validate(doc)

@@ -16,7 +16,7 @@ from kpmerge.exports.detectron2 import dataset_name, detectron2_files, detectron
 from kpmerge.job import SourceSpec, load_source
 from kpmerge.layouts import builtin_layout, builtin_layout_names
 from kpmerge.output import output_files, write_folder
-from tests.conftest import fixture, needs_fixtures
+from tests.synthfiles import style_file
 
 # --- Detectron2's rules, re-implemented from detectron2/data/catalog.py and detection_utils.py ----------
 
@@ -127,12 +127,11 @@ def test_rule_reimplementation_can_fail(flip_map, context):
         assert create_keypoint_hflip_indices(catalog, ["a"]) == expected
 
 
-@needs_fixtures
 def test_register_py(tmp_path, monkeypatch):
     merged = combine(
         [
-            load_source(SourceSpec(fixture("coco/test_coco.json"), name="coco")),
-            load_source(SourceSpec(fixture("aic/test_aic.json"), name="aic")),
+            load_source(SourceSpec(style_file(tmp_path / "in", "coco", crowd=1), name="coco")),
+            load_source(SourceSpec(style_file(tmp_path / "in", "aic"), name="aic")),
         ]
     )
     out = tmp_path / "out"
@@ -176,9 +175,8 @@ def test_register_py(tmp_path, monkeypatch):
         module.register("/data/images")
 
 
-@needs_fixtures
 def test_register_py_asks_to_decompress(tmp_path, monkeypatch):
-    merged = combine([load_source(SourceSpec(fixture("coco/test_coco.json"), name="coco"))])
+    merged = combine([load_source(SourceSpec(style_file(tmp_path / "in", "coco"), name="coco"))])
     files = output_files(merged, gzip=True)
     files.update({name: (lambda b=blob: b) for name, blob in detectron2_files(merged).items()})
     out = write_folder(files, tmp_path / "out")

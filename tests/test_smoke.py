@@ -1,18 +1,20 @@
 from click.testing import CliRunner
 
 from kpmerge.cli import cli
-from tests.conftest import AIC_RAW, fixture, needs_fixtures
+from tests.synthfiles import raw_aic_file, style_file
 
 
-@needs_fixtures
-def test_combine_runs(tmp_path, aic_raw_images):
+def test_combine_runs(tmp_path):
     out = tmp_path / "out"
-    sources = [
-        f"coco={fixture('coco/test_coco.json')}",
-        f"aic={AIC_RAW}",
-        f"--image-dir=aic={aic_raw_images}",
+    raw, images = raw_aic_file(tmp_path / "in")
+    args = [
+        "combine",
+        f"coco={style_file(tmp_path / 'in', 'coco')}",
+        f"aic={raw}",
+        "--image-dir",
+        f"aic={images}",
     ]
-    result = CliRunner().invoke(cli, ["combine", *sources, "-o", str(out)], catch_exceptions=False)
+    result = CliRunner().invoke(cli, [*args, "-o", str(out)], catch_exceptions=False)
     assert result.exit_code == 0
     assert sorted(p.name for p in out.iterdir()) == [
         "annotations.json",

@@ -13,7 +13,7 @@ from kpmerge.formats.detect import detect_format, read_dataset
 from kpmerge.formats.wholebody import K, dataset_to_wholebody, read_wholebody, wholebody_to_dataset
 from kpmerge.job import SourceSpec, load_source
 from kpmerge.layouts import builtin_layout
-from tests.conftest import fixture, needs_fixtures
+from tests.synthfiles import style_file
 
 PARTS = (("foot_kpts", 6), ("face_kpts", 68), ("lefthand_kpts", 21), ("righthand_kpts", 21))
 FOOT = ("left_big_toe", "left_small_toe", "left_heel", "right_big_toe", "right_small_toe", "right_heel")
@@ -115,9 +115,8 @@ def test_detected_and_loaded_as_coco_wholebody(tmp_path):
     assert src.layout.name == "coco_wholebody" and src.meta["format"] == "coco_wholebody"
 
 
-@needs_fixtures
-def test_plain_coco_is_not_wholebody():
-    assert detect_format(fixture("coco/test_coco.json").read_bytes()) == "coco"
+def test_plain_coco_is_not_wholebody(tmp_path):
+    assert detect_format(style_file(tmp_path, "coco").read_bytes()) == "coco"
 
 
 def test_auto_reaches_halpe26_feet(tmp_path):
