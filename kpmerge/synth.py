@@ -110,173 +110,6 @@ def _poses(
     return boxes, posed_keypoints(rng, boxes, names)
 
 
-def synth_coco(scale: float = 1.0, seed: int = 0) -> bytes:
-    """COCO person keypoint JSON bytes: images, annotations with polygons, a few RLE crowd regions."""
-    rng = np.random.default_rng([seed, 1])
-    n_img = max(1, round(COCO_IMAGES * scale))
-    n_ann = max(n_img, round(COCO_ANNOTATIONS * scale))
-    width = rng.choice([480, 500, 612, 640], n_img)
-    height = rng.choice([360, 375, 427, 480], n_img)
-    per = _people_per_image(rng, n_img, n_ann)
-    img_of = np.repeat(np.arange(n_img), per)
-    boxes, kp = _poses(rng, n_ann, builtin_layout("coco").keypoints, width[img_of], height[img_of])
-    crowd = rng.uniform(0, 1, n_ann) < 0.01
-    kp[crowd] = 0
-    area = np.round(boxes[:, 2] * boxes[:, 3] * rng.uniform(0.4, 0.7, n_ann), 4)
-    n_pts = rng.integers(10, 66, n_ann)
-    images = [
-        {
-            "license": int(lic),
-            "file_name": f"{i + 1:012d}.jpg",
-            "coco_url": f"http://images.example/{i + 1:012d}.jpg",
-            "height": int(h),
-            "width": int(w),
-            "date_captured": "2013-11-14 16:28:13",
-            "id": i + 1,
-        }
-        for i, (w, h, lic) in enumerate(zip(width, height, rng.integers(1, 8, n_img), strict=True))
-    ]
-    annotations = []
-    kp_list, box_list, area_list = (
-        kp.reshape(n_ann, -1).astype(np.int64).tolist(),
-        boxes.tolist(),
-        area.tolist(),
-    )
-    for j in range(n_ann):
-        b = box_list[j]
-        if crowd[j]:
-            seg: Any = {
-                "counts": rng.integers(0, 400, 60).tolist(),
-                "size": [int(height[img_of[j]]), int(width[img_of[j]])],
-            }
-        else:
-            m = int(n_pts[j])
-            xs = np.round(b[0] + rng.uniform(0, 1, m) * b[2], 2)
-            ys = np.round(b[1] + rng.uniform(0, 1, m) * b[3], 2)
-            seg = [np.stack([xs, ys], axis=1).reshape(-1).tolist()]
-        annotations.append(
-            {
-                "segmentation": seg,
-                "num_keypoints": int(np.count_nonzero(kp[j, :, 2] > 0)),
-                "area": area_list[j],
-                "iscrowd": int(crowd[j]),
-                "keypoints": kp_list[j],
-                "image_id": int(img_of[j]) + 1,
-                "bbox": b,
-                "category_id": 1,
-                "id": 100_000 + j,
-            }
-        )
-    coco = builtin_layout("coco")
-    category = {
-        "supercategory": "person",
-        "id": 1,
-        "name": "person",
-        "keypoints": list(coco.keypoints),
-        "skeleton": [[a + 1, b + 1] for a, b in coco.skeleton_ids],
-    }
-    doc = {
-        "info": {"description": "kpmerge synthetic COCO keypoints", "version": "1.0"},
-        "licenses": [{"url": "", "id": i, "name": f"license {i}"} for i in range(1, 8)],
-        "images": images,
-        "annotations": annotations,
-        "categories": [category],
-    }
-    return orjson.dumps(doc)
-
-
-def tiny_png(width: int, height: int) -> bytes:
-    """A valid black PNG of `width` x `height` pixels in a few hundred bytes (1-bit greyscale).
-
-    Stands in for a real image where only its size matters (the header kpmerge reads, and what image
-    loaders check), e.g. the images of `sample_data/`.
-    """
-    row = b"\x00" * (1 + (width + 7) // 8)  # filter byte 0, then the packed bits of one row
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    pixels = zlib.compress(row * height, 9)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
-
-
-def synth_aic(scale: float = 1.0, seed: int = 0) -> bytes:
-    """Raw AI Challenger keypoint JSON bytes: one record per image, several people each."""
-    return _synth_aic(scale, seed)[0]
-
-
-def synth_aic_sizes(scale: float = 1.0, seed: int = 0) -> dict[str, tuple[int, int]]:
-    """The (width, height) of every image of `synth_aic(scale, seed)`, by image id (its poses fit in it)."""
-    return _synth_aic(scale, seed)[1]
-
-
-def _synth_aic(scale: float, seed: int) -> tuple[bytes, dict[str, tuple[int, int]]]:
-    rng = np.random.default_rng([seed, 2])
-    n_img = max(1, round(AIC_IMAGES * scale))
-    n_people = max(n_img, round(AIC_PEOPLE * scale))
-    width = rng.choice([640, 800, 900, 950], n_img)
-    height = rng.choice([480, 596, 600, 641], n_img)
-    per = _people_per_image(rng, n_img, n_people)
-    img_of = np.repeat(np.arange(n_img), per)
-    boxes, kp = _poses(rng, n_people, builtin_layout("aic").keypoints, width[img_of], height[img_of])
-    kp[:, :, 2] = np.array([3, 2, 1])[kp[:, :, 2].astype(np.int64)]  # COCO -> raw AIC visibility
-    xyxy = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1).round().astype(np.int64)
-    kp_list, box_list = kp.reshape(n_people, -1).astype(np.int64).tolist(), xyxy.tolist()
-    records, j, sizes = [], 0, {}
-    for i in range(n_img):
-        image_id = f"{rng.integers(0, 2**63):016x}{i:024x}"
-        sizes[image_id] = (int(width[i]), int(height[i]))
-        humans = [f"human{h + 1}" for h in range(int(per[i]))]
-        order = humans[::-1]  # files list humans in no particular order
-        records.append(
-            {
-                "url": f"http://images.example/aic/{image_id}.jpg",
-                "image_id": image_id,
-                "keypoint_annotations": {h: kp_list[j + humans.index(h)] for h in order},
-                "human_annotations": {h: box_list[j + humans.index(h)] for h in order},
-            }
-        )
-        j += len(humans)
-    # The real file was written by Python's json module: `, ` and `: ` separators.
-    return json.dumps(records).encode("ascii"), sizes
-
-
-def write_synth(out: str | Path, scale: float = 1.0, seed: int = 0) -> dict[str, Path]:
-    """Write `coco_synth.json` and `aic_synth.json` into `out`; returns their paths."""
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = {"coco": folder / "coco_synth.json", "aic": folder / "aic_synth.json"}
-    paths["coco"].write_bytes(synth_coco(scale, seed))
-    paths["aic"].write_bytes(synth_aic(scale, seed))
-    return paths
-
-
-SAMPLE_COCO_IMAGES, SAMPLE_AIC_IMAGES = 6, 5
-
-
-SAMPLE_AIC_IMAGE_DIR = "aic_images"
-"""The folder of `sample_data/` holding an image per sample AIC record (a tiny PNG of its size)."""
-
-
-def write_samples(out: str | Path, seed: int = 0) -> dict[str, Path]:
-    """Write the small `coco_sample.json` and `aic_sample.json` of `sample_data/` into `out`, and for
-    the raw AIC records (which hold no image sizes) an image of the right size each in `aic_images/`."""
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = {"coco": folder / "coco_sample.json", "aic": folder / "aic_sample.json"}
-    paths["coco"].write_bytes(synth_coco(SAMPLE_COCO_IMAGES / COCO_IMAGES, seed))
-    data, sizes = _synth_aic(SAMPLE_AIC_IMAGES / AIC_IMAGES, seed)
-    paths["aic"].write_bytes(data)
-    images = folder / SAMPLE_AIC_IMAGE_DIR
-    images.mkdir(exist_ok=True)
-    for image_id, (width, height) in sizes.items():
-        # Raw AIC names every image <image_id>.jpg; image readers go by the content, not the suffix.
-        (images / f"{image_id}.jpg").write_bytes(tiny_png(width, height))
-    paths["aic_images"] = images
-    return paths
-
-
 STYLES = ("coco", "aic", "crowdpose", "halpe", "ochuman", "posetrack18", "jhmdb")
 """Datasets whose COCO-style files (as MMPose ships them) `synth_style` imitates."""
 
@@ -470,21 +303,181 @@ def synth_mpii(
     return records, sizes
 
 
-def png_header(width: int, height: int) -> bytes:
-    """The first bytes of a PNG image of that size: enough for an image-size reader."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    chunk = struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
-    return b"\x89PNG\r\n\x1a\n" + chunk
-
-
 def write_image_headers(folder: str | Path, sizes: dict[str, tuple[int, int]]) -> Path:
-    """Write `png_header` files named by `sizes` (file name -> (width, height)) into `folder`."""
+    """Write a `tiny_png` of each size in `sizes` (file name -> (width, height)) into `folder`."""
     root = Path(folder)
     for name, (w, h) in sizes.items():
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(png_header(w, h))
+        path.write_bytes(tiny_png(w, h))
     return root
+
+
+def synth_coco(scale: float = 1.0, seed: int = 0) -> bytes:
+    """COCO person keypoint JSON bytes: images, annotations with polygons, a few RLE crowd regions."""
+    rng = np.random.default_rng([seed, 1])
+    n_img = max(1, round(COCO_IMAGES * scale))
+    n_ann = max(n_img, round(COCO_ANNOTATIONS * scale))
+    width = rng.choice([480, 500, 612, 640], n_img)
+    height = rng.choice([360, 375, 427, 480], n_img)
+    per = _people_per_image(rng, n_img, n_ann)
+    img_of = np.repeat(np.arange(n_img), per)
+    boxes, kp = _poses(rng, n_ann, builtin_layout("coco").keypoints, width[img_of], height[img_of])
+    crowd = rng.uniform(0, 1, n_ann) < 0.01
+    kp[crowd] = 0
+    area = np.round(boxes[:, 2] * boxes[:, 3] * rng.uniform(0.4, 0.7, n_ann), 4)
+    n_pts = rng.integers(10, 66, n_ann)
+    images = [
+        {
+            "license": int(lic),
+            "file_name": f"{i + 1:012d}.jpg",
+            "coco_url": f"http://images.example/{i + 1:012d}.jpg",
+            "height": int(h),
+            "width": int(w),
+            "date_captured": "2013-11-14 16:28:13",
+            "id": i + 1,
+        }
+        for i, (w, h, lic) in enumerate(zip(width, height, rng.integers(1, 8, n_img), strict=True))
+    ]
+    annotations = []
+    kp_list, box_list, area_list = (
+        kp.reshape(n_ann, -1).astype(np.int64).tolist(),
+        boxes.tolist(),
+        area.tolist(),
+    )
+    for j in range(n_ann):
+        b = box_list[j]
+        if crowd[j]:
+            seg: Any = {
+                "counts": rng.integers(0, 400, 60).tolist(),
+                "size": [int(height[img_of[j]]), int(width[img_of[j]])],
+            }
+        else:
+            m = int(n_pts[j])
+            xs = np.round(b[0] + rng.uniform(0, 1, m) * b[2], 2)
+            ys = np.round(b[1] + rng.uniform(0, 1, m) * b[3], 2)
+            seg = [np.stack([xs, ys], axis=1).reshape(-1).tolist()]
+        annotations.append(
+            {
+                "segmentation": seg,
+                "num_keypoints": int(np.count_nonzero(kp[j, :, 2] > 0)),
+                "area": area_list[j],
+                "iscrowd": int(crowd[j]),
+                "keypoints": kp_list[j],
+                "image_id": int(img_of[j]) + 1,
+                "bbox": b,
+                "category_id": 1,
+                "id": 100_000 + j,
+            }
+        )
+    coco = builtin_layout("coco")
+    category = {
+        "supercategory": "person",
+        "id": 1,
+        "name": "person",
+        "keypoints": list(coco.keypoints),
+        "skeleton": [[a + 1, b + 1] for a, b in coco.skeleton_ids],
+    }
+    doc = {
+        "info": {"description": "kpmerge synthetic COCO keypoints", "version": "1.0"},
+        "licenses": [{"url": "", "id": i, "name": f"license {i}"} for i in range(1, 8)],
+        "images": images,
+        "annotations": annotations,
+        "categories": [category],
+    }
+    return orjson.dumps(doc)
+
+
+def tiny_png(width: int, height: int) -> bytes:
+    """A valid black PNG of `width` x `height` pixels in a few hundred bytes (1-bit greyscale).
+
+    Stands in for a real image where only its size matters (the header kpmerge reads, and what image
+    loaders check), e.g. the images of `sample_data/`.
+    """
+    row = b"\x00" * (1 + (width + 7) // 8)  # filter byte 0, then the packed bits of one row
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    pixels = zlib.compress(row * height, 9)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+def synth_aic(scale: float = 1.0, seed: int = 0) -> bytes:
+    """Raw AI Challenger keypoint JSON bytes: one record per image, several people each."""
+    return _synth_aic(scale, seed)[0]
+
+
+def synth_aic_sizes(scale: float = 1.0, seed: int = 0) -> dict[str, tuple[int, int]]:
+    """The (width, height) of every image of `synth_aic(scale, seed)`, by image id (its poses fit in it)."""
+    return _synth_aic(scale, seed)[1]
+
+
+def _synth_aic(scale: float, seed: int) -> tuple[bytes, dict[str, tuple[int, int]]]:
+    rng = np.random.default_rng([seed, 2])
+    n_img = max(1, round(AIC_IMAGES * scale))
+    n_people = max(n_img, round(AIC_PEOPLE * scale))
+    width = rng.choice([640, 800, 900, 950], n_img)
+    height = rng.choice([480, 596, 600, 641], n_img)
+    per = _people_per_image(rng, n_img, n_people)
+    img_of = np.repeat(np.arange(n_img), per)
+    boxes, kp = _poses(rng, n_people, builtin_layout("aic").keypoints, width[img_of], height[img_of])
+    kp[:, :, 2] = np.array([3, 2, 1])[kp[:, :, 2].astype(np.int64)]  # COCO -> raw AIC visibility
+    xyxy = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1).round().astype(np.int64)
+    kp_list, box_list = kp.reshape(n_people, -1).astype(np.int64).tolist(), xyxy.tolist()
+    records, j, sizes = [], 0, {}
+    for i in range(n_img):
+        image_id = f"{rng.integers(0, 2**63):016x}{i:024x}"
+        sizes[image_id] = (int(width[i]), int(height[i]))
+        humans = [f"human{h + 1}" for h in range(int(per[i]))]
+        order = humans[::-1]  # files list humans in no particular order
+        records.append(
+            {
+                "url": f"http://images.example/aic/{image_id}.jpg",
+                "image_id": image_id,
+                "keypoint_annotations": {h: kp_list[j + humans.index(h)] for h in order},
+                "human_annotations": {h: box_list[j + humans.index(h)] for h in order},
+            }
+        )
+        j += len(humans)
+    # The real file was written by Python's json module: `, ` and `: ` separators.
+    return json.dumps(records).encode("ascii"), sizes
+
+
+def write_synth(out: str | Path, scale: float = 1.0, seed: int = 0) -> dict[str, Path]:
+    """Write `coco_synth.json` and `aic_synth.json` into `out`; returns their paths."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"coco": folder / "coco_synth.json", "aic": folder / "aic_synth.json"}
+    paths["coco"].write_bytes(synth_coco(scale, seed))
+    paths["aic"].write_bytes(synth_aic(scale, seed))
+    return paths
+
+
+SAMPLE_COCO_IMAGES, SAMPLE_AIC_IMAGES = 6, 5
+
+
+SAMPLE_AIC_IMAGE_DIR = "aic_images"
+"""The folder of `sample_data/` holding an image per sample AIC record (a tiny PNG of its size)."""
+
+
+def write_samples(out: str | Path, seed: int = 0) -> dict[str, Path]:
+    """Write the small `coco_sample.json` and `aic_sample.json` of `sample_data/` into `out`, and for
+    the raw AIC records (which hold no image sizes) an image of the right size each in `aic_images/`."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"coco": folder / "coco_sample.json", "aic": folder / "aic_sample.json"}
+    paths["coco"].write_bytes(synth_coco(SAMPLE_COCO_IMAGES / COCO_IMAGES, seed))
+    data, sizes = _synth_aic(SAMPLE_AIC_IMAGES / AIC_IMAGES, seed)
+    paths["aic"].write_bytes(data)
+    images = folder / SAMPLE_AIC_IMAGE_DIR
+    images.mkdir(exist_ok=True)
+    for image_id, (width, height) in sizes.items():
+        # Raw AIC names every image <image_id>.jpg; image readers go by the content, not the suffix.
+        (images / f"{image_id}.jpg").write_bytes(tiny_png(width, height))
+    paths["aic_images"] = images
+    return paths
 
 
 def main(argv: list[str] | None = None) -> None:
