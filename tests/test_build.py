@@ -179,13 +179,14 @@ def _reference(config):
 
 
 @needs_fixtures
-def test_fidelity_on_mmpose_files():
+def test_fidelity_on_mmpose_files(aic_raw_images):
     """MMPose's test_aic.json into coco equals KeypointConverter; coco + raw AIC gives coco_aic.py."""
     _check_aic_into_coco(fixture("aic/test_aic.json"))
-    raw = merge([_src(AIC_RAW, "aic")], builtin_layout("coco")).dataset.instances.keypoints
+    raw_aic = _src(AIC_RAW, "aic", image_dir=aic_raw_images)
+    raw = merge([raw_aic], builtin_layout("coco")).dataset.instances.keypoints
     converted = merge([_src(fixture("aic/test_aic.json"), "aic")], builtin_layout("coco"))
     np.testing.assert_array_equal(raw, converted.dataset.instances.keypoints)
-    merged = combine([_src(fixture("coco/test_coco.json"), "coco"), _src(AIC_RAW, "aic")])
+    merged = combine([_src(fixture("coco/test_coco.json"), "coco"), raw_aic])
     ref = _reference("configs/_base_/datasets/coco_aic.py")
     lay = merged.layout
     assert list(lay.keypoints) == [k["name"] for k in ref["keypoints"]]

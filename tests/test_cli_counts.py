@@ -166,16 +166,6 @@ def test_numbers_keep_their_values(tmp_path, style):
     _check_numbers(path, out, ORIGIN.get(style, 0))
 
 
-@needs_fixtures
-def test_numbers_keep_their_values_in_mmpose_files(tmp_path):
-    layouts = {"halpe/test_halpe.json": "halpe", "posetrack18/test_posetrack18_val.json": "posetrack18"}
-    for i, rel in enumerate(COCO_STYLE):
-        out = tmp_path / f"OUT{i}"
-        layout = ["--layout", layouts[rel]] if rel in layouts else []
-        _run(["merge", str(fixture(rel)), *layout, "-q"], out)
-        _check_numbers(fixture(rel), out, ORIGIN.get(rel.split("/")[0], 0))
-
-
 def test_raw_aic_numbers_are_the_coco_conversion(tmp_path):
     """Raw AIC through kpmerge: v 1 -> 2, 2 -> 1, 3 -> 0; [x1, y1, x2, y2] -> [x, y, w, h]; people in
     numeric order of humanN; integers stay integers."""
@@ -199,8 +189,14 @@ def test_raw_aic_numbers_are_the_coco_conversion(tmp_path):
 
 
 @needs_fixtures
-def test_raw_aic_numbers_match_the_converted_file(tmp_path, aic_raw_images):
-    """Raw AIC through kpmerge gives the same values as MMPose's converted test_aic.json."""
+def test_numbers_keep_their_values_in_mmpose_files(tmp_path, aic_raw_images):
+    """Every COCO-style file of MMPose keeps its numbers; raw AIC gives MMPose's converted test_aic.json."""
+    layouts = {"halpe/test_halpe.json": "halpe", "posetrack18/test_posetrack18_val.json": "posetrack18"}
+    for i, rel in enumerate(COCO_STYLE):
+        out = tmp_path / f"OUT{i}"
+        layout = ["--layout", layouts[rel]] if rel in layouts else []
+        _run(["merge", str(fixture(rel)), *layout, "-q"], out)
+        _check_numbers(fixture(rel), out, ORIGIN.get(rel.split("/")[0], 0))
     out = tmp_path / "OUT"
     _run(["merge", str(AIC_RAW), "--image-dir", str(aic_raw_images), "-q"], out)
     written = json.loads((out / "annotations.json").read_text())["annotations"]

@@ -77,11 +77,6 @@ def test_jhmdb_style_file_shifted_by_one(tmp_path):
     _check_jhmdb_shifted_by_one(style_file(tmp_path, "jhmdb", people=6, unlabelled=1))
 
 
-@needs_fixtures
-def test_jhmdb_fixture_shifted_by_one():
-    _check_jhmdb_shifted_by_one(fixture(JHMDB))
-
-
 def _check_mpii_box_is_mmpose_1x_box(path):
     records = json.loads(path.read_text())
     src = load_source(SourceSpec(path=path))
@@ -101,7 +96,8 @@ def test_mpii_style_file_box_is_mmpose_1x_box(tmp_path):
 
 
 @needs_fixtures
-def test_mpii_fixture_box_is_mmpose_1x_box():
+def test_mmpose_files_jhmdb_shifted_by_one_and_mpii_box_is_mmpose_1x_box():
+    _check_jhmdb_shifted_by_one(fixture(JHMDB))
     _check_mpii_box_is_mmpose_1x_box(fixture(MPII))
 
 
