@@ -15,7 +15,7 @@ from kpmerge import job, jsonio
 from kpmerge.cli import cli
 from kpmerge.formats import aic, coco
 from kpmerge.job import SourceSpec, load_sources
-from kpmerge.synth import synth_aic, synth_coco
+from kpmerge.synth import STYLES, synth_aic, synth_coco, synth_style
 from tests.conftest import AIC_RAW, COCO_STYLE, fixture, needs_fixtures
 
 
@@ -154,10 +154,9 @@ def test_coco_reader_equals_json_and_slow_path(name, data, monkeypatch):
     assert fast.skipped == slow.skipped
 
 
-@needs_fixtures
-@pytest.mark.parametrize("rel", COCO_STYLE)
-def test_coco_fixtures_equal_json_and_slow_path(rel, monkeypatch):
-    data = fixture(rel).read_bytes()
+@pytest.mark.parametrize("style", STYLES)
+def test_coco_style_files_equal_json_and_slow_path(style, monkeypatch):
+    data = json.dumps(synth_style(style, people=7, crowd=0 if style in ("aic", "jhmdb") else 1)).encode()
     fast = coco.coco_to_dataset(data)
     _check_coco(fast, data)
     _slow(monkeypatch, coco)
@@ -205,13 +204,19 @@ def test_aic_reader_equals_json_and_slow_path(name, data, monkeypatch):
 
 
 @needs_fixtures
-def test_aic_fixture_equals_json_and_slow_path(monkeypatch):
-    data = AIC_RAW.read_bytes()
-    fast = aic.aic_to_dataset(data)
-    _check_aic(fast, data)
+def test_mmpose_files_equal_json_and_slow_path(monkeypatch):
+    fast = {rel: coco.coco_to_dataset(fixture(rel).read_bytes()) for rel in COCO_STYLE}
+    fast_aic = aic.aic_to_dataset(AIC_RAW.read_bytes())
+    for rel, ds in fast.items():
+        _check_coco(ds, fixture(rel).read_bytes())
+    _check_aic(fast_aic, AIC_RAW.read_bytes())
+    _slow(monkeypatch, coco)
     _slow(monkeypatch, aic)
-    slow = aic.aic_to_dataset(data)
-    assert fast.images == slow.images and fast.instances == slow.instances
+    for rel, ds in fast.items():
+        slow = coco.coco_to_dataset(fixture(rel).read_bytes())
+        assert ds.images == slow.images and ds.instances == slow.instances, rel
+    slow_aic = aic.aic_to_dataset(AIC_RAW.read_bytes())
+    assert fast_aic.images == slow_aic.images and fast_aic.instances == slow_aic.instances
 
 
 # --- writing and whole runs ---------------------------------------------------------------------------
