@@ -15,7 +15,9 @@ from kpmerge.formats.coco import coco_to_dataset
 from kpmerge.inspect import BOX_MARGIN, OUTPUT_FORMAT, inspect, inspect_dataset
 from kpmerge.job import Job, SourceSpec, run_job
 from kpmerge.layouts import load_layout
+from kpmerge.synth import STYLES
 from tests.conftest import AIC_RAW, fixture, needs_fixtures
+from tests.synthfiles import raw_aic_file, style_file
 
 COCO_NAMES = list(load_layout("coco").keypoints)
 K = len(COCO_NAMES)
@@ -291,13 +293,11 @@ def _check(report: Any, expected: dict[str, Any], names: list[str]) -> None:
     assert {p.kind: (p.count, p.examples) for p in report.problems} == expected["problems"]
 
 
-@needs_fixtures
-@pytest.mark.parametrize(("rel", "layout"), COCO_FIXTURES)
-def test_coco_fixtures_exact_numbers(rel, layout):
-    doc = json.loads(fixture(rel).read_text())
+def _check_exact_numbers(path: Path, layout: str) -> None:
+    doc = json.loads(path.read_text())
     names = doc["categories"][0]["keypoints"]
     k = len(doc["annotations"][0]["keypoints"]) // 3
-    report = inspect([fixture(rel)]).files[0]
+    report = inspect([path]).files[0]
     assert (report.format, report.layout) == ("coco", layout)
     assert (report.images, report.annotations) == (len(doc["images"]), len(doc["annotations"]))
     _check(
@@ -307,9 +307,8 @@ def test_coco_fixtures_exact_numbers(rel, layout):
     )
 
 
-@needs_fixtures
-def test_raw_aic_exact_numbers():
-    records = json.loads(AIC_RAW.read_text())
+def _check_raw_aic_exact_numbers(path: Path) -> None:
+    records = json.loads(path.read_text())
     to_coco = {1: 2, 2: 1, 3: 0}
     anns, images = [], []
     for rec in records:
@@ -323,11 +322,35 @@ def test_raw_aic_exact_numbers():
                 {"id": f"{rec['image_id']}/{human}", "image_id": rec["image_id"], "keypoints": kp}
                 | {"bbox": [x1, y1, x2 - x1, y2 - y1]}
             )
-    report = inspect([AIC_RAW]).files[0]
-    assert (report.format, report.layout, report.images, report.annotations) == ("aic", "aic", 3, 9)
+    report = inspect([path]).files[0]
+    assert (report.format, report.layout, report.images, report.annotations) == (
+        "aic",
+        "aic",
+        len(images),
+        len(anns),
+    )
     expected = _plain_stats(anns, images, 14)
     _check(report, expected, list(load_layout("aic").keypoints))
     assert report.notes  # no image sizes in raw AIC
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_coco_style_exact_numbers(tmp_path, style):
+    path = style_file(
+        tmp_path, style, images=4, people=11, unlabelled=2, crowd=0 if style in ("aic", "jhmdb") else 1
+    )
+    _check_exact_numbers(path, "coco" if style == "ochuman" else style)
+
+
+def test_raw_aic_exact_numbers(tmp_path):
+    _check_raw_aic_exact_numbers(raw_aic_file(tmp_path, images=4, people=10)[0])
+
+
+@needs_fixtures
+def test_mmpose_files_exact_numbers():
+    for rel, layout in COCO_FIXTURES:
+        _check_exact_numbers(fixture(rel), layout)
+    _check_raw_aic_exact_numbers(AIC_RAW)
 
 
 @needs_fixtures
@@ -398,9 +421,8 @@ def _edit_manifest(out: Path, annotations: int | None = None, first_range: list[
     path.write_text(json.dumps(doc))
 
 
-@needs_fixtures
-def test_several_inputs_overlap_and_mapping():
-    report = inspect([fixture("coco/test_coco.json"), AIC_RAW])
+def test_several_inputs_overlap_and_mapping(tmp_path):
+    report = inspect([style_file(tmp_path, "coco"), raw_aic_file(tmp_path)[0]])
     ov = report.overlap
     assert ov is not None
     assert ov.shared == COCO_NAMES[5:]
