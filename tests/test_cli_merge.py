@@ -1,4 +1,4 @@
-"""merge, combine, run and layouts through the CLI, on the real fixtures."""
+"""merge, combine, run and layouts through the CLI, on files the tests write."""
 
 import contextlib
 import io
@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from kpmerge.cli import cli
-from tests.conftest import AIC_RAW, fixture, needs_fixtures
+from tests.synthfiles import raw_aic_file, style_file
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS = ROOT / "schemas"
@@ -34,11 +34,24 @@ def load(out, name):
     return json.loads((out / name).read_text())
 
 
-@needs_fixtures
-def test_combine_writes_all_outputs_valid_and_loadable(tmp_path, aic_raw_images):
+@pytest.fixture
+def files(tmp_path) -> dict[str, Path]:
+    """COCO (4 images, 14 people, one crowd), raw AIC (3 images, 9 people) with its image folder, and
+    PoseTrack18 files, in tmp_path/in."""
+    folder = tmp_path / "in"
+    aic, aic_images = raw_aic_file(folder, images=3, people=9)
+    return {
+        "coco": style_file(folder, "coco", images=4, people=14, crowd=1),
+        "aic": aic,
+        "aic_images": aic_images,
+        "posetrack18": style_file(folder, "posetrack18", images=3, people=8, crowd=1),
+    }
+
+
+def test_combine_writes_all_outputs_valid_and_loadable(tmp_path, files):
     out = tmp_path / "out"
-    images = ["--image-dir", f"aic={aic_raw_images}"]
-    result = invoke("combine", f"coco={fixture('coco/test_coco.json')}", f"aic={AIC_RAW}", *images, "-o", out)
+    images = ["--image-dir", f"aic={files['aic_images']}"]
+    result = invoke("combine", f"coco={files['coco']}", f"aic={files['aic']}", *images, "-o", out)
     assert sorted(p.name for p in out.iterdir()) == OUTPUT_FILES
     assert "kpmerge combine: 23 annotations in layout coco_aic" in result.stderr
     assert result.stdout == ""
@@ -52,19 +65,18 @@ def test_combine_writes_all_outputs_valid_and_loadable(tmp_path, aic_raw_images)
     doc = load(out, "annotations.json")
     assert doc["categories"][0]["keypoints"][17:] == ["head_top", "neck"]
     assert [a["source"] for a in doc["annotations"]] == ["coco"] * 14 + ["aic"] * 9
-    src = json.loads(fixture("coco/test_coco.json").read_text())
+    src = json.loads(files["coco"].read_text())
     assert [a["source_id"] for a in doc["annotations"][:14]] == [a["id"] for a in src["annotations"]]
     assert doc["annotations"][0]["segmentation"] == src["annotations"][0]["segmentation"]
     assert [a["id"] for a in doc["annotations"]] == list(range(1, 24))
 
 
-@needs_fixtures
-def test_metainfo_py_is_an_mmpose_dataset_info(tmp_path):
+def test_metainfo_py_is_an_mmpose_dataset_info(tmp_path, files):
     out = tmp_path / "out"
     invoke(
         "combine",
-        f"coco={fixture('coco/test_coco.json')}",
-        f"aic={AIC_RAW}",
+        f"coco={files['coco']}",
+        f"aic={files['aic']}",
         "--allow-missing-sizes",
         "-o",
         out,
@@ -88,23 +100,17 @@ def test_metainfo_py_is_an_mmpose_dataset_info(tmp_path):
     assert scope["source_keypoints"]["aic"] == list(range(5, 19))
 
 
-@needs_fixtures
-def test_merge_every_coco_style_fixture_into_coco(tmp_path):
-    rels = [
-        "crowdpose/test_crowdpose.json",
-        "halpe/test_halpe.json",
-        "ochuman/test_ochuman.json",
-        "posetrack18/test_posetrack18_val.json",
-        "jhmdb/test_jhmdb_sub1.json",
-    ]
-    sources = [f"{r.split('/')[0]}={fixture(r)}" for r in rels]
+def test_merge_every_coco_style_file_into_coco(tmp_path):
+    names = ["crowdpose", "halpe", "ochuman", "posetrack18", "jhmdb"]
+    paths = [style_file(tmp_path / "in", n, people=6, crowd=0 if n == "jhmdb" else 1) for n in names]
+    sources = [f"{n}={p}" for n, p in zip(names, paths, strict=True)]
     out = tmp_path / "out"
     invoke("merge", *sources, "--target", "coco", "-o", out)
     manifest = load(out, "manifest.json")
     doc = load(out, "annotations.json")
     total = 0
-    for entry, rel in zip(manifest["sources"], rels, strict=True):
-        src = json.loads(fixture(rel).read_text())
+    for entry, path in zip(manifest["sources"], paths, strict=True):
+        src = json.loads(path.read_text())
         counts = entry["annotations"]
         assert (
             counts["read"]
@@ -120,8 +126,7 @@ def test_merge_every_coco_style_fixture_into_coco(tmp_path):
     assert halpe["layout"] == "halpe" and len(halpe["mapping"]["pairs"]) == 17
 
 
-@needs_fixtures
-def test_midpoint_mapping_into_a_user_layout(tmp_path):
+def test_midpoint_mapping_into_a_user_layout(tmp_path, files):
     """coco -> 18 keypoints with neck = mid(left_shoulder, right_shoulder) (MMPose raises IndexError here)."""
     coco = json.loads(CliRunner().invoke(cli, ["layouts", "show", "coco"]).stdout)["layout"]
     neck = {"name": "neck", "swap": "", "type": "upper"}
@@ -133,10 +138,8 @@ def test_midpoint_mapping_into_a_user_layout(tmp_path):
     layout.write_text(json.dumps(coco18))
     out = tmp_path / "out"
     mapping = ",".join(f"{i}:{i}" for i in range(17)) + ",left_shoulder+right_shoulder:neck"
-    invoke(
-        "merge", f"coco={fixture('coco/test_coco.json')}", "--target", layout, "--mapping", mapping, "-o", out
-    )
-    anns = json.loads(fixture("coco/test_coco.json").read_text())["annotations"]
+    invoke("merge", f"coco={files['coco']}", "--target", layout, "--mapping", mapping, "-o", out)
+    anns = json.loads(files["coco"].read_text())["annotations"]
     src = np.array([a["keypoints"] for a in anns], dtype=float).reshape(-1, 17, 3)
     got = np.array([a["keypoints"] for a in load(out, "annotations.json")["annotations"]]).reshape(-1, 18, 3)
     ls, rs = src[:, 5], src[:, 6]
@@ -148,13 +151,12 @@ def test_midpoint_mapping_into_a_user_layout(tmp_path):
     np.testing.assert_array_equal(got[:, :17], src)
 
 
-@needs_fixtures
-def test_two_runs_are_byte_identical(tmp_path, aic_raw_images):
+def test_two_runs_are_byte_identical(tmp_path, files):
     args = [
-        f"coco={fixture('coco/test_coco.json')}",
-        f"aic={AIC_RAW}",
-        f"--image-dir=aic={aic_raw_images}",
-        f"pt={fixture('posetrack18/test_posetrack18_val.json')}",
+        f"coco={files['coco']}",
+        f"aic={files['aic']}",
+        f"--image-dir=aic={files['aic_images']}",
+        f"pt={files['posetrack18']}",
     ]
     invoke("combine", *args, "-o", tmp_path / "a")
     invoke("combine", *args, "-o", tmp_path / "b")
@@ -243,13 +245,12 @@ def test_bad_input_gives_one_error_line_and_no_output(tmp_path, args, code, frag
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
-@needs_fixtures
-def test_existing_output_needs_force(tmp_path):
+def test_existing_output_needs_force(tmp_path, files):
     out = tmp_path / "out"
-    invoke("merge", fixture("coco/test_coco.json"), "-o", out)
-    result = invoke("merge", fixture("coco/test_coco.json"), "-o", out, ok=False)
+    invoke("merge", files["coco"], "-o", out)
+    result = invoke("merge", files["coco"], "-o", out, ok=False)
     assert result.exit_code == 2 and "output exists (use --force to replace it)" in _error_line(result)
-    invoke("merge", fixture("coco/test_coco.json"), "-o", out, "--force")
+    invoke("merge", files["coco"], "-o", out, "--force")
 
 
 def test_every_command_has_help_and_is_in_the_command_reference():
