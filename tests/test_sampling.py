@@ -4,6 +4,7 @@ import json
 import math
 from collections import Counter
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,9 @@ from kpmerge.sampling import (
     slot_counts,
     stratified_slots,
 )
-from tests.conftest import AIC_RAW, fixture, needs_fixtures
+from kpmerge.synth import synth_style
+from tests.conftest import COCO_STYLE, fixture, needs_fixtures
+from tests.synthfiles import raw_aic_file, style_file, write_json
 
 # Two sources in a 40-annotation file; gaps are positions that are not trainable.
 POOL_A = [0, 1, 2, 4, 5, 7, 8, 9, 10, 12, 13, 15, 16, 17, 18, 19, 20]
@@ -502,33 +505,31 @@ def independent_pools(annotations_file: Path) -> dict[str, list[int]]:
     return pools
 
 
-@needs_fixtures
+def _pool_source(folder: Path, name: str) -> SourceSpec:
+    """A source built by the test: COCO-style files with one person not trainable for each reason
+    (no labelled keypoint, crowd, a box outside its image), or raw AIC with its image folder."""
+    if name == "aic":
+        path, images = raw_aic_file(folder, images=3, people=9)
+        return SourceSpec(path=path, name=name, image_dir=images)
+    doc = synth_style(name, images=4, people=12, unlabelled=1, crowd=1)
+    ann = doc["annotations"][2]
+    image = next(i for i in doc["images"] if i["id"] == ann["image_id"])
+    ann["bbox"][0] = image["width"] + 5  # clipped to the image: no width left
+    return SourceSpec(path=write_json(folder / f"{name}.json", doc), name=name)
+
+
 @pytest.mark.parametrize(
     ("mode", "sources", "target"),
     [
-        ("combine", {"coco": fixture("coco/test_coco.json"), "aic": AIC_RAW}, None),
-        (
-            "merge",
-            {"crowdpose": fixture("crowdpose/test_crowdpose.json"), "coco": fixture("coco/test_coco.json")},
-            None,
-        ),
-        (
-            "merge",
-            {"coco": fixture("coco/test_coco.json"), "halpe": fixture("halpe/test_halpe.json")},
-            "coco",
-        ),
+        ("combine", ["coco", "aic"], None),
+        ("merge", ["crowdpose", "coco"], None),
+        ("merge", ["coco", "halpe"], "coco"),
     ],
 )
-def test_manifest_pool_matches_an_independent_computation(tmp_path, mode, sources, target, aic_raw_images):
+def test_manifest_pool_matches_an_independent_computation(tmp_path, mode, sources, target):
     specs = tuple(
-        SourceSpec(
-            path=p,
-            name=n,
-            factor=2.0 if i else 1.0,
-            batch_ratio=1.0 / (i + 1),
-            image_dir=aic_raw_images if p == AIC_RAW else None,
-        )
-        for i, (n, p) in enumerate(sources.items())
+        replace(_pool_source(tmp_path / "in", name), factor=2.0 if i else 1.0, batch_ratio=1.0 / (i + 1))
+        for i, name in enumerate(sources)
     )
     out = tmp_path / "out"
     run_job(Job(mode, specs, out, target=target, seed=9, batch_size=6))
@@ -538,29 +539,45 @@ def test_manifest_pool_matches_an_independent_computation(tmp_path, mode, source
     assert manifest["sampling"] == {"seed": 9, "batch_size": 6}
     assert [(s["factor"], s["batch_ratio"]) for s in manifest["sources"]] == [(1.0, 1.0), (2.0, 0.5)]
     assert sum(len(p) for p in expected.values()) < manifest["annotations"]  # some are not trainable
+    if "coco" in sources:
+        assert len(expected["coco"]) == 12 - 3  # one without keypoints, one crowd, one outside its image
     sampler = ManifestSampler(out / "manifest.json")
     assert sampler.batched and len(list(sampler)) == len(sampler)
 
 
 @needs_fixtures
+def test_manifest_pools_of_mmpose_files_have_mmpose_lengths(tmp_path):
+    """The pools hold as many instances as MMPose's top-down datasets of the same files (their tests'
+    `len(dataset)`, fixtures/README.md)."""
+    lengths = {"coco": 12, "aic": 9, "crowdpose": 4, "halpe": 12, "ochuman": 5, "posetrack18": 14, "jhmdb": 3}
+    rels = {rel.split("/")[0]: rel for rel in COCO_STYLE}
+    for name, length in lengths.items():
+        out = tmp_path / name
+        layout = name if name in ("halpe", "posetrack18") else None
+        run_job(Job("merge", (SourceSpec(path=fixture(rels[name]), name=name, layout=layout),), out))
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert len(manifest["sources"][0]["pool"]) == length, name
+        assert manifest["sources"][0]["pool"] == independent_pools(out / "annotations.json")[name]
+
+
 def test_manifest_defaults_without_sampling_options(tmp_path):
     out = tmp_path / "out"
-    run_job(Job("combine", (SourceSpec(path=fixture("coco/test_coco.json"), name="coco"),), out))
+    coco = style_file(tmp_path, "coco", images=4, people=14, unlabelled=1, crowd=1)
+    run_job(Job("combine", (SourceSpec(path=coco, name="coco"),), out))
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["sampling"] == {"seed": 0, "batch_size": None}
     assert [(s["factor"], s["batch_ratio"]) for s in manifest["sources"]] == [(1.0, None)]
     assert len(list(ManifestSampler(out / "manifest.json"))) == len(manifest["sources"][0]["pool"]) == 12
 
 
-@needs_fixtures
 def test_run_job_refuses_a_source_without_slots_and_writes_nothing(tmp_path):
     specs = (
-        SourceSpec(path=fixture("coco/test_coco.json"), name="coco", batch_ratio=1),
-        SourceSpec(path=fixture("aic/test_aic.json"), name="aic", factor=0.01, batch_ratio=1),
+        SourceSpec(path=style_file(tmp_path / "in", "coco", people=14), name="coco", batch_ratio=1),
+        SourceSpec(path=style_file(tmp_path / "in", "aic", people=9), name="aic", factor=0.01, batch_ratio=1),
     )
     with pytest.raises(UsageError, match="source aic has batch ratio 1 but no trainable instance"):
         run_job(Job("merge", specs, tmp_path / "out", batch_size=4))
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == [tmp_path / "in"]
 
 
 def readme_sampler_code() -> str:
