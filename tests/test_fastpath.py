@@ -17,6 +17,7 @@ from kpmerge.formats import aic, coco
 from kpmerge.job import SourceSpec, load_sources
 from kpmerge.synth import STYLES, synth_aic, synth_coco, synth_style
 from tests.conftest import AIC_RAW, COCO_STYLE, fixture, needs_fixtures
+from tests.synthfiles import raw_aic_file, style_file
 
 
 def _raws(text: bytes) -> list[msgspec.Raw]:
@@ -284,9 +285,9 @@ def test_two_runs_give_identical_bytes(command, synth_files, tmp_path):
     assert len(doc["annotations"]) == len(json.loads(c.read_bytes())["annotations"]) + people
 
 
-@needs_fixtures
-def test_fixture_runs_identical_bytes(tmp_path):
-    args = [f"coco={fixture('coco/test_coco.json')}", f"aic={AIC_RAW}", "--allow-missing-sizes"]
+def test_runs_without_a_terminal_draw_no_bars_and_give_identical_bytes(tmp_path):
+    raw, images = raw_aic_file(tmp_path / "in")
+    args = [f"coco={style_file(tmp_path / 'in', 'coco')}", f"aic={raw}", "--image-dir", f"aic={images}"]
     outs = []
     for run in ("one", "two"):
         out = tmp_path / run

@@ -353,12 +353,12 @@ def test_mmpose_files_exact_numbers():
     _check_raw_aic_exact_numbers(AIC_RAW)
 
 
-@needs_fixtures
 def test_output_folder_per_source(tmp_path):
     out = tmp_path / "out"
-    coco = fixture("coco/test_coco.json")
-    aic = SourceSpec(AIC_RAW, name="aic")
-    run_job(Job("combine", (SourceSpec(coco, name="coco"), aic), out, allow_missing_sizes=True))
+    coco = style_file(tmp_path, "coco", images=4, people=14, crowd=1)
+    aic_raw, aic_images = raw_aic_file(tmp_path, images=3, people=9)
+    aic = SourceSpec(aic_raw, name="aic", image_dir=aic_images)
+    run_job(Job("combine", (SourceSpec(coco, name="coco"), aic), out))
     report = inspect([out]).files[0]
     assert (report.format, report.layout, report.annotations) == (OUTPUT_FORMAT, "coco_aic", 23)
     assert not [p for p in report.problems if p.severity == "error"]
@@ -377,7 +377,7 @@ def test_output_folder_per_source(tmp_path):
     expected = _plain_stats(coco_plain["annotations"], coco_plain["images"], 17)
     assert [k.labelled for k in coco_src.keypoints] == [*expected["labelled"], 0, 0]
     assert [k.occluded for k in coco_src.keypoints[:17]] == expected["occluded"]
-    aic_alone = inspect([AIC_RAW]).files[0]
+    aic_alone = inspect([aic_raw]).files[0]
     by_name = {k.name: k for k in aic_src.keypoints}
     assert [by_name[k.name].labelled for k in aic_alone.keypoints] == [
         k.labelled for k in aic_alone.keypoints
@@ -387,7 +387,6 @@ def test_output_folder_per_source(tmp_path):
     assert report.trainable == coco_src.trainable + aic_src.trainable
 
 
-@needs_fixtures
 @pytest.mark.parametrize(
     ("change", "kind", "examples"),
     [
@@ -398,14 +397,9 @@ def test_output_folder_per_source(tmp_path):
 )
 def test_output_folder_problems(tmp_path, change, kind, examples):
     out = tmp_path / "out"
-    run_job(
-        Job(
-            "combine",
-            (SourceSpec(fixture("coco/test_coco.json")), SourceSpec(AIC_RAW, name="aic")),
-            out,
-            allow_missing_sizes=True,
-        )
-    )
+    aic_raw, aic_images = raw_aic_file(tmp_path, images=3, people=9)
+    coco = SourceSpec(style_file(tmp_path, "coco", images=4, people=14))
+    run_job(Job("combine", (coco, SourceSpec(aic_raw, name="aic", image_dir=aic_images)), out))
     change(out)
     report = inspect([out]).files[0]
     assert [(p.kind, p.examples) for p in report.problems if p.kind == kind] == [(kind, examples)]

@@ -55,8 +55,9 @@ def _check_against_reference(name, ref):
 
 
 @needs_fixtures
-def test_builtin_layouts_match_mmpose_reference():
-    """Every layout MMPose ships a config for equals MMPose's metainfo (reference_skeletons.json)."""
+def test_builtin_layouts_match_mmpose_reference_and_files():
+    """Every layout MMPose ships a config for equals MMPose's metainfo (reference_skeletons.json), and
+    MMPose's test files are recognised as their layouts."""
     refs = _reference()
     failed = []
     for name in MMPOSE_REFERENCED:
@@ -65,6 +66,12 @@ def test_builtin_layouts_match_mmpose_reference():
         except AssertionError as exc:
             failed.append(f"{name}: {exc}")
     assert failed == []
+    for rel in COCO_STYLE:
+        data = json.loads(fixture(rel).read_text())
+        names = data["categories"][0]["keypoints"] or None
+        k = len(data["annotations"][0]["keypoints"]) // 3
+        expected = "coco" if rel.startswith("ochuman") else rel.split("/")[0]  # identical content: coco
+        assert detect_layout(names, k).name == expected, rel
 
 
 def _layout(**changes):
@@ -148,16 +155,6 @@ def test_detect_layout_on_each_datasets_names(style, expected):
     names = data["categories"][0]["keypoints"] or None
     k = len(data["annotations"][0]["keypoints"]) // 3
     assert detect_layout(names, k).name == expected
-
-
-@needs_fixtures
-def test_detect_layout_on_mmpose_files():
-    expected = {"ochuman/test_ochuman.json": "coco"}
-    for rel in COCO_STYLE:
-        data = json.loads(fixture(rel).read_text())
-        names = data["categories"][0]["keypoints"] or None
-        k = len(data["annotations"][0]["keypoints"]) // 3
-        assert detect_layout(names, k).name == expected.get(rel, rel.split("/")[0]), rel
 
 
 @pytest.mark.parametrize(("k", "listed"), [(17, "coco, posetrack18"), (14, "aic, crowdpose")])
