@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from kpmerge.synth import synth_mpii, synth_raw_aic, synth_style, write_image_headers
+from kpmerge.synth_styles import synth_mpii, synth_raw_aic, synth_style, write_image_headers
 
 
 def write_json(path: Path, doc: Any) -> Path:

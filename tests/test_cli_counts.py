@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from kpmerge.cli import cli
-from kpmerge.synth import STYLES, synth_style
+from kpmerge.synth_styles import STYLES, synth_style
 from tests.conftest import AIC_RAW, COCO_STYLE, fixture, needs_fixtures
 from tests.synthfiles import raw_aic_file, style_file, write_json
 

@@ -9,7 +9,7 @@ import pytest
 
 from kpmerge.job import Job, SourceSpec, build_job
 from kpmerge.layouts import builtin_layout
-from kpmerge.synth import synth_style
+from kpmerge.synth_styles import synth_style
 from tests.conftest import fixture, needs_fixtures
 from tests.synthfiles import load, mpii_file, style_file, write_json
 

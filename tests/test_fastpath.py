@@ -15,7 +15,8 @@ from kpmerge import job, jsonio
 from kpmerge.cli import cli
 from kpmerge.formats import aic, coco
 from kpmerge.job import SourceSpec, load_sources
-from kpmerge.synth import STYLES, synth_aic, synth_coco, synth_style
+from kpmerge.synth import synth_aic, synth_coco
+from kpmerge.synth_styles import STYLES, synth_style
 from tests.conftest import AIC_RAW, COCO_STYLE, fixture, needs_fixtures
 from tests.synthfiles import raw_aic_file, style_file
 

@@ -15,7 +15,7 @@ from kpmerge.formats.coco import coco_to_dataset
 from kpmerge.inspect import BOX_MARGIN, OUTPUT_FORMAT, inspect, inspect_dataset
 from kpmerge.job import Job, SourceSpec, run_job
 from kpmerge.layouts import load_layout
-from kpmerge.synth import STYLES
+from kpmerge.synth_styles import STYLES
 from tests.conftest import AIC_RAW, fixture, needs_fixtures
 from tests.synthfiles import raw_aic_file, style_file
 

@@ -12,7 +12,7 @@ from kpmerge.layouts import (
     load_layout,
     normalize_name,
 )
-from kpmerge.synth import synth_style
+from kpmerge.synth_styles import synth_style
 from tests.conftest import COCO_STYLE, REFERENCE, fixture, needs_fixtures
 
 REF_NAMES = {"configs/_base_/datasets/coco_aic.py": "coco_aic"}

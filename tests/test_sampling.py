@@ -25,7 +25,7 @@ from kpmerge.sampling import (
     slot_counts,
     stratified_slots,
 )
-from kpmerge.synth import synth_style
+from kpmerge.synth_styles import synth_style
 from tests.conftest import COCO_STYLE, fixture, needs_fixtures
 from tests.synthfiles import raw_aic_file, style_file, write_json
 

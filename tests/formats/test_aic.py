@@ -7,7 +7,7 @@ import pytest
 
 from kpmerge.errors import KpmergeError
 from kpmerge.formats.aic import aic_to_dataset, dataset_to_aic, read_aic
-from kpmerge.synth import synth_raw_aic
+from kpmerge.synth_styles import synth_raw_aic
 from tests.conftest import AIC_RAW, fixture, needs_fixtures
 from tests.synthfiles import raw_aic_file
 

@@ -5,7 +5,7 @@ import pytest
 
 from kpmerge.errors import KpmergeError
 from kpmerge.formats.coco import coco_to_dataset, dataset_to_coco, read_coco
-from kpmerge.synth import STYLES
+from kpmerge.synth_styles import STYLES
 from tests.conftest import COCO_STYLE, fixture, needs_fixtures
 from tests.synthfiles import style_file
 
