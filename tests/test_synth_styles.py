@@ -10,7 +10,6 @@ import pytest
 from kpmerge.layouts import builtin_layout
 from kpmerge.synth_styles import STYLES, synth_mpii, synth_raw_aic, synth_style
 
-
 COUNTS = [(3, 6, 1, 0), (4, 14, 2, 1), (5, 3, 0, 0)]
 """(images, people, unlabelled, crowd)."""
 
