@@ -19,7 +19,7 @@ from kpmerge.exports.yolo import image_path, label_path, yolo_export, yolo_files
 from kpmerge.instances import Dataset, Images, Instances
 from kpmerge.job import SourceSpec, load_source
 from kpmerge.layouts import builtin_layout
-from tests.conftest import AIC_RAW, fixture, needs_fixtures
+from tests.synthfiles import raw_aic_file, style_file
 
 # --- Ultralytics' loading rules, re-implemented from ultralytics/data/utils.py and data/base.py ---------
 
@@ -112,12 +112,11 @@ def _kp(points: dict[int, tuple[float, float, int]], k: int = 17) -> list[list[f
 # --- tests -----------------------------------------------------------------------------------------------
 
 
-@needs_fixtures
-def test_fixture_round_trip(tmp_path):
+def test_round_trip(tmp_path):
     merged = combine(
         [
-            load_source(SourceSpec(fixture("coco/test_coco.json"), name="coco")),
-            load_source(SourceSpec(fixture("aic/test_aic.json"), name="aic")),
+            load_source(SourceSpec(style_file(tmp_path / "in", "coco", people=9, crowd=1), name="coco")),
+            load_source(SourceSpec(style_file(tmp_path / "in", "aic", people=7), name="aic")),
         ]
     )
     data, labels = load_yolo(_write(yolo_files(merged), tmp_path))
@@ -314,12 +313,11 @@ def test_errors(names, sizes, message):
         yolo_export(merge([src]))
 
 
-@needs_fixtures
-def test_raw_aic_without_sizes_names_the_source():
+def test_raw_aic_without_sizes_names_the_source(tmp_path):
     merged = combine(
         [
-            load_source(SourceSpec(fixture("coco/test_coco.json"), name="coco")),
-            load_source(SourceSpec(AIC_RAW, name="aic")),
+            load_source(SourceSpec(style_file(tmp_path, "coco"), name="coco")),
+            load_source(SourceSpec(raw_aic_file(tmp_path, images=3, people=5)[0], name="aic")),
         ]
     )
     with pytest.raises(UsageError, match="source aic has 3 of 3 images without width/height"):
