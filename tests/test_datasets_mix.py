@@ -159,3 +159,31 @@ def test_halpe_body_equals_coco_in_coco_target(tmp_path):
     kp = merged.dataset.instances.keypoints
     ranges = {s.name: slice(*s.annotation_range) for s in merged.sources}
     assert np.array_equal(kp[ranges["halpe"]], kp[ranges["coco"]])
+
+
+def test_extra_fields_pass_through_unchanged(tmp_path):
+    """PoseTrack18's track_id, bbox_head, scores and frame fields, CrowdPose's crowdIndex, AIC's url, JHMDB's
+    video fields: every member kpmerge does not interpret is written as it was read."""
+    from kpmerge.job import run_job
+
+    names = ["posetrack18", "crowdpose", "aic", "jhmdb", "ochuman"]
+    paths = {n: style_file(tmp_path / "in", n, people=5) for n in names}
+    out = tmp_path / "out"
+    run_job(Job("combine", tuple(SourceSpec(path=p, name=n) for n, p in paths.items()), out))
+    doc = load(out / "annotations.json")
+    own = {"id", "image_id", "category_id", "keypoints", "bbox", "area", "iscrowd", "num_keypoints"}
+    for name, path in paths.items():
+        src = load(path)
+        images = [i for i in doc["images"] if i["source"] == name]
+        anns = [a for a in doc["annotations"] if a["source"] == name]
+        assert [i["source_id"] for i in images] == [i["id"] for i in src["images"]]
+        for got, want in zip(images, src["images"], strict=True):
+            extra = {k: v for k, v in want.items() if k not in ("id", "file_name", "width", "height")}
+            assert {k: got[k] for k in extra} == extra, name
+            assert (got["width"], got["height"]) == (want["width"], want["height"])
+        for got, want in zip(anns, src["annotations"], strict=True):
+            extra = {k: v for k, v in want.items() if k not in own}
+            assert {k: got[k] for k in extra} == extra, name
+    tracks = [a for a in doc["annotations"] if a["source"] == "posetrack18"]
+    assert [a["track_id"] for a in tracks] == list(range(5)) and all("bbox_head" in a for a in tracks)
+    assert all("crowdIndex" in i for i in doc["images"] if i["source"] == "crowdpose")
