@@ -146,11 +146,11 @@ def test_project_unknown_source(combined, tmp_path):
 
 
 def test_project_not_an_output(tmp_path):
-    result = invoke("project", tmp_path, "--to", "coco", "-o", tmp_path / "gt.json", ok=False)
+    folder = tmp_path / "not_an_output"
+    folder.mkdir()
+    result = invoke("project", folder, "--to", "coco", "-o", tmp_path / "gt.json", ok=False)
     assert result.exit_code == 2
-    assert result.stderr == (
-        f"Error: {tmp_path / 'metainfo.json'}: not found; give a kpmerge output folder\n"
-    )
+    assert result.stderr == f"Error: {folder / 'metainfo.json'}: not found; give a kpmerge output folder\n"
     assert not (tmp_path / "gt.json").exists()
 
 
