@@ -14,7 +14,8 @@ from kpmerge.cli import cli
 from kpmerge.formats import coco
 from kpmerge.job import SourceSpec, load_source
 from kpmerge.synth import synth_aic, synth_coco
-from tests.conftest import AIC_RAW, COCO_STYLE, fixture, needs_fixtures
+from kpmerge.synth_styles import STYLES
+from tests.synthfiles import raw_aic_file, style_file
 
 _linux_only = pytest.mark.skipif(
     not (sys.platform.startswith("linux") and hasattr(os, "fork")), reason="helpers are forked on Linux only"
@@ -33,11 +34,11 @@ def test_chunk_size_does_not_change_the_bytes(monkeypatch, tmp_path):
 
 
 @_linux_only
-@needs_fixtures
 @pytest.mark.parametrize("mode", ["combine", "merge"])
-def test_real_fixtures_give_the_same_bytes_with_read_helpers_forced(monkeypatch, tmp_path, mode):
-    # Every COCO-style fixture and the raw AIC records, read with and without read helpers.
-    sources = [f"s{i}={fixture(rel)}" for i, rel in enumerate(COCO_STYLE)] + [f"raw={AIC_RAW}"]
+def test_every_style_gives_the_same_bytes_with_read_helpers_forced(monkeypatch, tmp_path, mode):
+    # A file of every COCO-style dataset and raw AIC records, read with and without read helpers.
+    sources = [f"{n}={style_file(tmp_path / 'in', n, people=5)}" for n in STYLES]
+    sources += [f"raw={raw_aic_file(tmp_path / 'in')[0]}"]
     target = ["--target", "coco"] if mode == "merge" else []
     monkeypatch.setattr(coco, "CHUNK_RECORDS", 3)
     outs = {}
