@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -220,11 +221,22 @@ def _known_union(union: Layout) -> Layout | None:
     return None
 
 
+SOURCE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+"""What a source name may hold: it is written into metainfo.py, the manifests and the summary."""
+
+
+def check_source_name(name: object) -> None:
+    """UsageError unless `name` is a string of letters, digits, `_`, `-` and `.` (ASCII)."""
+    if not isinstance(name, str) or not SOURCE_NAME.fullmatch(name):
+        raise UsageError(f"source name {name!r}: expected only letters, digits, _, - and .")
+
+
 def _check_sources(sources: Sequence[Source]) -> None:
     if not sources:
         raise UsageError("give at least one source")
     seen = set()
     for s in sources:
+        check_source_name(s.name)
         if s.name in seen:
             raise UsageError(f"source name {s.name!r} is used twice; name sources NAME=PATH")
         seen.add(s.name)

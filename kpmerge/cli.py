@@ -17,11 +17,12 @@ from .build import Merged
 from .errors import KpmergeError
 from .exports import EXPORTS
 from .job import Job, SourceSpec, run_job
+from .jsonio import load_json
 from .layouts import builtin_layout_names, load_layout
 from .output import missing_sizes
 from .publish import check_outside_inputs, published
 from .recipe import read_recipe
-from .sampling import FORMATS, parse_epochs, write_epochs
+from .sampling import FORMATS, INT64_MAX, MAX_BATCH_SIZE, parse_epochs, write_epochs
 
 
 class _Failure(click.ClickException):
@@ -143,9 +144,9 @@ class MappingValue(click.ParamType):
             return ["auto", *entries] if entries != "auto" else "auto"
         if text.endswith(".json"):
             try:
-                entries = json.loads(Path(text).read_text("utf-8"))
-            except (OSError, json.JSONDecodeError) as exc:
-                self.fail(f"cannot read mapping file {text}: {exc}", param, ctx)
+                entries = load_json(text)
+            except KpmergeError as exc:
+                self.fail(f"mapping file {exc}", param, ctx)
             if not isinstance(entries, list):
                 self.fail(f"{text}: expected a list of [source, target] entries", param, ctx)
             return entries
@@ -258,10 +259,16 @@ def sampling_options(f: Callable[..., Any]) -> Callable[..., Any]:
             help="Share of every batch per source (give one for every source, with --batch-size).",
         ),
         click.option(
-            "--batch-size", type=click.IntRange(min=1), help="Per-rank batch size of the batch composition."
+            "--batch-size",
+            type=click.IntRange(min=1, max=MAX_BATCH_SIZE),
+            help="Per-rank batch size of the batch composition.",
         ),
         click.option(
-            "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Sampling seed."
+            "--seed",
+            type=click.IntRange(min=0, max=INT64_MAX),
+            default=0,
+            show_default=True,
+            help="Sampling seed.",
         ),
     ]
     for option in reversed(options):
@@ -303,6 +310,20 @@ def export_option(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
 
 
+_OPTIONS = {
+    "formats": "--format",
+    "layouts": "--layout",
+    "mappings": "--mapping",
+    "prefixes": "--image-prefix",
+    "image_dirs": "--image-dir",
+    "ratios": "--ratio",
+    "batch_ratios": "--batch-ratio",
+    "splits": "--split",
+    "class_ids": "--class",
+}
+"""The option of each per-source value, for messages."""
+
+
 def _specs(sources: tuple[str, ...], opts: dict[str, Any]) -> tuple[SourceSpec, ...]:
     parsed = [_parse_source(s) for s in sources]
     names = [n or SourceSpec(path=p).source_name for n, p in parsed]
@@ -312,8 +333,7 @@ def _specs(sources: tuple[str, ...], opts: dict[str, Any]) -> tuple[SourceSpec, 
         for name, value in opts.get(key, ()):
             if name != "*" and name not in names:
                 raise click.BadParameter(
-                    f"no source named {name!r} (sources: {', '.join(names)})",
-                    param_hint="--class" if key == "class_ids" else f"--{key.rstrip('s').replace('_', '-')}",
+                    f"no source named {name!r} (sources: {', '.join(names)})", param_hint=_OPTIONS[key]
                 )
             for i, n in enumerate(names):
                 if name in ("*", n):
@@ -488,17 +508,20 @@ def merge(
 
 @cli.command()
 @click.argument("sources", nargs=-1, required=True)
+@click.option("--target", hidden=True, help="Refused with a pointer to merge (combine builds its layout).")
 @source_options
 @sampling_options
 @output_options
 @export_option
 @jobs_option
-def combine(sources: tuple[str, ...], out: Path, force: bool, quiet: bool, **opts: Any) -> None:
+def combine(
+    sources: tuple[str, ...], target: str | None, out: Path, force: bool, quiet: bool, **opts: Any
+) -> None:
     """Build the union layout of all sources and map every source into it.
 
     Example: kpmerge combine coco=person_keypoints_train2017.json aic=aic_train.json -o combined/
     """
-    _run(_job("combine", sources, out, force, opts), quiet)
+    _run(_job("combine", sources, out, force, opts, target=target), quiet)
 
 
 @cli.command()
@@ -521,9 +544,15 @@ def run(recipe: Path, out: Path | None, force: bool | None, quiet: bool, jobs: i
 @click.option(
     "--epochs", type=EpochRange(), default="0", show_default=True, help="E or START:STOP (STOP excluded)."
 )
-@click.option("--rank", type=click.IntRange(min=0), help="Write only this rank (default: every rank).")
 @click.option(
-    "--world-size", type=click.IntRange(min=1), default=1, show_default=True, help="Number of ranks."
+    "--rank", type=click.IntRange(min=0, max=INT64_MAX), help="Write only this rank (default: every rank)."
+)
+@click.option(
+    "--world-size",
+    type=click.IntRange(min=1, max=INT64_MAX),
+    default=1,
+    show_default=True,
+    help="Number of ranks.",
 )
 @click.option(
     "--format", "fmt", type=click.Choice(FORMATS), default="json", show_default=True, help="File format."
@@ -540,6 +569,11 @@ def sample(
     quiet: bool,
 ) -> None:
     """Write epochs of a manifest as index files, one per epoch and rank, for any trainer.
+
+    Each file, e.g. OUT/epoch_0003.rank_1_of_4.json, holds that rank's share of that epoch: positions
+    in annotations.json, or batches of them when the manifest sets a batch composition (JSON
+    {"epoch", "rank", "world_size", "indices" | "batches"}, or an int64 .npy array). At most 10,000
+    files (epochs x ranks) are written at once.
 
     Example: kpmerge sample combined/manifest.json --epochs 0:3 --world-size 2 --format npy -o plan/
     """

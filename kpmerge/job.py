@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .build import Merged, Source, combine, merge
+from .build import Merged, Source, check_source_name, combine, merge
 from .errors import KpmergeError, UsageError
 from .exports import check_exports, export_outputs
 from .formats.detect import read_dataset
@@ -94,12 +95,13 @@ class Job:
 
 
 def _stem(path: Path) -> str:
+    """The file name without .json or .gz, other characters than those of a source name as `_`."""
     name = path.name
     for suffix in (".gz", ".json", ".yaml", ".yml"):  # i14 (YOLO): .yaml, .yml
         name = name.removesuffix(suffix)
     if name == "data" and path.suffix in (".yaml", ".yml"):  # i14 (YOLO): my_set/data.yaml is my_set
         name = path.resolve().parent.name or name
-    return name
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "source"
 
 
 def load_source(spec: SourceSpec, checksum: bool = True) -> Source:
@@ -239,6 +241,8 @@ def build_job(job: Job, progress: Progress | None = None, jobs: int | None = Non
     if job.mode not in MODES:
         raise UsageError(f"mode must be one of {', '.join(MODES)}, got {job.mode!r}")
     names = [s.source_name for s in job.sources]
+    for name in names:
+        check_source_name(name)
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise UsageError(f"source name {dupes[0]!r} is used twice; name sources NAME=PATH")

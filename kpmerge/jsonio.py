@@ -5,11 +5,9 @@ from __future__ import annotations
 import array
 import codecs
 import gc
-import gzip
 import mmap
 import re
 import warnings
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import repeat
@@ -23,6 +21,7 @@ import numpy.typing as npt
 import orjson
 
 from .errors import KpmergeError, UsageError
+from .gunzip import gunzip
 
 Raw = msgspec.Raw
 NULL = msgspec.Raw(b"null")
@@ -34,31 +33,63 @@ _INDEX = re.compile(r"^\[(\d+)\](.*)$")
 GZIP_MAGIC = b"\x1f\x8b"
 
 
-def read_bytes(path: str | Path) -> bytes:
+def read_bytes(path: str | Path) -> bytes | mmap.mmap:
     """The file's bytes (decompressed when it is gzip, by its magic bytes) without a UTF-8 byte order mark.
+
+    Decompressed content of MAP_MIN_BYTES or more comes as a read-only memory map of a memory file, so
+    that it is held once (see `gunzip`).
 
     Raises:
         UsageError: the path cannot be opened (missing, a folder, no permission): exit code 2.
-        KpmergeError: the file is empty or a broken gzip file: exit code 1.
+        KpmergeError: the file is empty, a broken gzip file or one that expands beyond `gzip_limit()`:
+            exit code 1.
     """
     p = Path(path)
     try:
-        data = p.read_bytes()
+        with open(p, "rb") as f:
+            gzipped = f.read(2) == GZIP_MAGIC
+            f.seek(0)
+            data = gunzip(f, p, small=MAP_MIN_BYTES) if gzipped else f.read()
     except FileNotFoundError:
         raise UsageError("file not found", file=p) from None
     except IsADirectoryError:
         raise UsageError("is a folder, expected a JSON file", file=p) from None
     except OSError as exc:
         raise UsageError(f"cannot read: {exc.strerror or exc}", file=p) from None
-    if data[:2] == GZIP_MAGIC:
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise KpmergeError(f"not a valid gzip file: {exc}", file=p) from None
-    if not data[:4096].strip() and not data.strip():
+    if content_start(data) == len(data):
         raise KpmergeError("file is empty, expected JSON", file=p)
     check_utf8(data, p)
-    return data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+    return data[3:] if data[:3] == b"\xef\xbb\xbf" else data
+
+
+def load_json(path: str | Path) -> Any:
+    """A small JSON file (a mapping, layout, metainfo or manifest; plain or gzip) as Python values.
+
+    Raises:
+        UsageError: the path cannot be opened (see `read_bytes`).
+        KpmergeError: the file is empty, not UTF-8, not JSON or nested deeper than 1,024 levels.
+    """
+    data = read_bytes(path)
+    try:
+        return orjson.loads(data if isinstance(data, bytes) else memoryview(data))
+    except orjson.JSONDecodeError as exc:
+        message = str(exc).replace("depth limit exceeded", "nested deeper than 1,024 levels")
+        raise KpmergeError(f"not valid JSON: {message}", file=path, json_path="$") from None
+
+
+def content_start(data: bytes | mmap.mmap, pos: int = 0) -> int:
+    """The offset of the first byte at or after `pos` that is not JSON white space (len(data) if none).
+
+    Long runs of white space are skipped a block at a time, without copying the whole document.
+    """
+    n, step = len(data), 4096
+    while pos < n:
+        block = data[pos : pos + step]
+        if not block.isspace():
+            return pos + len(block) - len(block.lstrip(b" \t\r\n"))
+        pos += len(block)
+        step = min(step * 4, 1 << 22)
+    return n
 
 
 def check_utf8(data: bytes, file: str | Path | None = None) -> None:
@@ -109,16 +140,17 @@ def read_mapped(path: str | Path) -> bytes | mmap.mmap:
     if data[:2] == GZIP_MAGIC or data[:3] == b"\xef\xbb\xbf":
         data.close()
         return read_bytes(p)  # decompressed, or without its byte order mark
-    if not data[: 1 << 16].strip() and not bytes(data).strip():
+    if content_start(data) == len(data):
         raise KpmergeError("file is empty, expected JSON", file=p)
     check_utf8(data, p)
     return data
 
 
-def first_char(data: bytes) -> str:
-    """The first non-blank character of a JSON document (after a UTF-8 byte order mark)."""
-    text = data[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")
-    return chr(text[0]) if text else ""
+def first_char(data: bytes | mmap.mmap) -> str:
+    """The first non-blank character of a JSON document (after a UTF-8 byte order mark), however much
+    white space comes before it."""
+    at = content_start(data, 3 if data[:3] == b"\xef\xbb\xbf" else 0)
+    return chr(data[at]) if at < len(data) else ""
 
 
 def decode(data: bytes, type_: Any, file: str | Path | None, base: str = "$") -> Any:

@@ -9,7 +9,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
+from .errors import KpmergeError, UsageError
+from .jsonio import load_json
 
 BUILTIN_ORDER = (
     "coco",
@@ -298,12 +299,12 @@ def load_layout(spec: str | Path | Layout) -> Layout:
         return builtin_layout(text)
     path = Path(text)
     if text.endswith(".json") or path.exists():
+        if not path.exists():
+            raise UsageError("layout file not found", file=path)
         try:
-            data = json.loads(path.read_text("utf-8"))
-        except FileNotFoundError:
-            raise UsageError("layout file not found", file=path) from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise UsageError(f"cannot read layout JSON: {exc}", file=path) from None
+            data = load_json(path)
+        except KpmergeError as exc:
+            raise UsageError(f"cannot read layout JSON: {exc.message}", file=path) from None
         try:
             return layout_from_dict(data, source=str(path))
         except UsageError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -159,6 +160,13 @@ def _auto_pairs(source: Layout, target: Layout) -> tuple[list[tuple[Term, int]],
     return pairs, aliases
 
 
+def _show(value: Any) -> str:
+    """A mapping entry (or part of one) for messages, cut short: entries from files may nest deeply."""
+    short = reprlib.Repr()
+    short.maxlevel, short.maxstring = 3, 60
+    return short.repr(value)
+
+
 def resolve_entries(
     source: Layout, target: Layout, spec: Sequence[Any], first: int = 0
 ) -> list[tuple[Term, int]]:
@@ -171,16 +179,18 @@ def resolve_entries(
     seen: dict[int, int] = {}
     for n, entry in enumerate(spec, start=first):
         if not isinstance(entry, list | tuple) or len(entry) != 2:
-            raise UsageError(f"{where}: entry {n} must be [source, target], got {entry!r}")
+            raise UsageError(f"{where}: entry {n} must be [source, target], got {_show(entry)}")
         src, tgt = entry
         parts = list(src) if isinstance(src, list | tuple) else [src]
         if len(parts) not in (1, 2):
-            raise UsageError(f"{where}: entry {n} {entry!r}: a source is one keypoint or a pair (a midpoint)")
-        term = tuple(_resolve(source, p, f"{where}: entry {n} {entry!r}: source") for p in parts)
-        t = _resolve(target, tgt, f"{where}: entry {n} {entry!r}: target")
+            raise UsageError(
+                f"{where}: entry {n} {_show(entry)}: a source is one keypoint or a pair (a midpoint)"
+            )
+        term = tuple(_resolve(source, p, f"{where}: entry {n} {_show(entry)}: source") for p in parts)
+        t = _resolve(target, tgt, f"{where}: entry {n} {_show(entry)}: target")
         if t in seen:
             raise UsageError(
-                f"{where}: entry {n} {entry!r}: target {target.keypoints[t]!r} is already written by "
+                f"{where}: entry {n} {_show(entry)}: target {target.keypoints[t]!r} is already written by "
                 f"entry {seen[t]}"
             )
         seen[t] = n
@@ -190,7 +200,7 @@ def resolve_entries(
 
 def _resolve(layout: Layout, ref: Any, where: str) -> int:
     if isinstance(ref, bool):
-        raise UsageError(f"{where}: expected an index or a name, got {ref!r}")
+        raise UsageError(f"{where}: expected an index or a name, got {_show(ref)}")
     if isinstance(ref, int):
         if not 0 <= ref < len(layout):
             raise UsageError(f"{where}: index {ref} is out of range 0..{len(layout) - 1} of {layout.name}")
@@ -202,7 +212,7 @@ def _resolve(layout: Layout, ref: Any, where: str) -> int:
             return layout.index(ref)
         except UsageError:
             raise UsageError(f"{where}: {layout.name} has no keypoint {ref!r}") from None
-    raise UsageError(f"{where}: expected an index or a name, got {ref!r}")
+    raise UsageError(f"{where}: expected an index or a name, got {_show(ref)}")
 
 
 def check_flips(mapping: Mapping) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ import numpy as np
 from .errors import KpmergeError, UsageError
 from .formats.coco import dataset_to_coco, read_coco
 from .instances import Dataset, Images, Instances
+from .jsonio import load_json
 from .layouts import Layout, layout_from_dict, load_layout
 from .mapping import build_mapping
 from .publish import Staging, as_write_error, check_output, check_outside_inputs
@@ -77,12 +77,9 @@ def _original_ids(extra: np.ndarray, what: str, file: Path) -> list[int]:
 
 
 def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text("utf-8"))
-    except FileNotFoundError:
-        raise UsageError("not found; give a kpmerge output folder", file=path) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise KpmergeError(f"cannot read: {exc}", file=path) from None
+    if not path.is_file():
+        raise UsageError("not found; give a kpmerge output folder", file=path)
+    return load_json(path)
 
 
 def project_output(
@@ -109,6 +106,8 @@ def project_output(
             an unknown source, no source to keep, or original ids that are not positive integers.
     """
     folder = Path(out)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError("is a file; give a kpmerge output folder", file=folder)
     meta = _read_json(folder / METAINFO_JSON)
     manifest = _read_json(folder / MANIFEST)
     try:

@@ -93,12 +93,12 @@ def check_output(out: str | os.PathLike[str], force: bool = False, folder: bool 
     without `force`, is of the wrong kind, or cannot be written."""
     path = Path(out)
     remove_leftovers(path)
-    if os.path.lexists(path) and not force:
-        raise UsageError("output exists (use --force to replace it)", file=path)
-    if folder and path.exists() and not path.is_dir():
+    if folder and path.exists() and not path.is_dir():  # the real problem first, with or without --force
         raise UsageError("output exists and is not a folder", file=path)
     if not folder and path.is_dir():
         raise UsageError("output is a folder; give a file name", file=path)
+    if os.path.lexists(path) and not force:
+        raise UsageError("output exists (use --force to replace it)", file=path)
     parent = path.absolute().parent
     if not parent.is_dir():
         raise UsageError("the folder to hold the output does not exist", file=parent)

@@ -6,10 +6,12 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from .build import check_source_name
 from .errors import UsageError
 from .exports import EXPORTS
 from .job import MODES, Job, SourceSpec
 from .publish import check_outside_inputs
+from .sampling import INT64_MAX, MAX_BATCH_SIZE
 
 TOP_KEYS = {
     "mode",
@@ -104,6 +106,11 @@ def recipe_to_job(
             isinstance(src["class"], str) or (_is_number(src["class"], 0) and isinstance(src["class"], int))
         ):
             raise fail(f"{where}.class", f"expected a class id or name, got {src['class']!r}")
+        if "name" in src:
+            try:
+                check_source_name(src["name"])
+            except UsageError as exc:
+                raise fail(f"{where}.name", exc.message) from None
         mapping = src.get("mapping", "auto")
         if not (mapping == "auto" or isinstance(mapping, list)):
             raise fail(
@@ -141,9 +148,15 @@ def recipe_to_job(
     for key in ("force", "drop_empty", "drop_crowd", "gzip", "allow_missing_sizes", "yolo_keep_empty"):
         if key in data and not isinstance(data[key], bool):
             raise fail(key, "expected true or false")
-    for key, least in (("seed", 0), ("batch_size", 1), ("jobs", 1)):
-        if key in data and (not _is_number(data[key], least) or not isinstance(data[key], int)):
-            raise fail(key, f"expected an integer >= {least}, got {data[key]!r}")
+    bounds = (("seed", 0, INT64_MAX), ("batch_size", 1, MAX_BATCH_SIZE), ("jobs", 1, INT64_MAX))
+    for key, least, most in bounds:
+        if key not in data:
+            continue
+        value = data[key]
+        if not _is_number(value, least) or not isinstance(value, int):
+            raise fail(key, f"expected an integer >= {least}, got {value!r}")
+        if value > most:
+            raise fail(key, f"expected an integer <= {most:,}, got {value!r}")
     exports = data.get("export", [])
     if isinstance(exports, str):
         exports = [exports]

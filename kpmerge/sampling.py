@@ -23,7 +23,7 @@ import orjson
 
 from .errors import KpmergeError, UsageError
 from .jsonio import dumps_pretty, read_bytes
-from .output import write_folder
+from .output import MANIFEST_VERSION, write_folder
 from .publish import check_outside_inputs
 
 Indices = npt.NDArray[np.int64]
@@ -36,6 +36,13 @@ _PERMUTE = 3
 """SeedSequence word: the per-epoch permutations of one source's slots (batch plans), one per pass."""
 
 FORMATS = ("json", "npy")
+
+INT64_MAX = 2**63 - 1
+"""The largest seed, epoch and world size (they are written as 64-bit integers)."""
+MAX_BATCH_SIZE = 1 << 20
+"""The largest batch size (every batch is held, and written, whole)."""
+MAX_EPOCH_FILES = 10_000
+"""The most index files one `write_epochs` call writes (epochs times ranks)."""
 
 
 def _rng(seed: int, purpose: int, epoch: int, source: int = 0) -> np.random.Generator:
@@ -145,9 +152,9 @@ def shard(items: np.ndarray, rank: int, world_size: int) -> np.ndarray:
     n = len(items)
     if n == 0:
         return items[:0]
-    total = -(-n // world_size) * world_size
-    padded = items[np.arange(total) % n]
-    return padded[rank:total:world_size]
+    # Position i of the padded sequence is item i % n; the rank takes positions rank, rank + w, ...
+    length = -(-n // world_size)
+    return items[(np.arange(length, dtype=np.int64) * world_size + rank) % n]
 
 
 @dataclass(frozen=True)
@@ -183,6 +190,10 @@ class SamplingOptions:
         """
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise UsageError(f"seed must be an integer >= 0, got {self.seed!r}")
+        if self.seed > INT64_MAX:
+            raise UsageError(f"seed must be below 2**63, got {self.seed!r}")
+        if self.batch_size is not None and not 1 <= self.batch_size <= MAX_BATCH_SIZE:
+            raise UsageError(f"batch size must be in [1, {MAX_BATCH_SIZE:,}], got {self.batch_size!r}")
         for name in [*self.factors, *self.batch_ratios]:
             if name not in names:
                 raise UsageError(f"no source named {name!r} (sources: {', '.join(names)})")
@@ -349,6 +360,12 @@ def _plan_from_manifest(data: Any, file: str | os.PathLike[str] | None) -> Sampl
 
     if not isinstance(data, dict) or "kpmerge_manifest" not in data:
         raise fail("$", "expected a kpmerge manifest.json (an object with kpmerge_manifest)")
+    version = data["kpmerge_manifest"]
+    if type(version) is not int or version != MANIFEST_VERSION:
+        raise fail(
+            "$.kpmerge_manifest",
+            f"expected manifest version {MANIFEST_VERSION} (the one this kpmerge reads), got {version!r}",
+        )
     total = data.get("annotations")
     if isinstance(total, bool) or not isinstance(total, int):
         raise fail("$.annotations", f"expected the number of annotations, got {total!r}")
@@ -472,6 +489,8 @@ def parse_epochs(text: str) -> range:
         raise UsageError(f"expected an epoch E or a range START:STOP, got {text!r}") from None
     if not epochs or epochs.start < 0:
         raise UsageError(f"expected a non-empty range of epochs >= 0, got {text!r}")
+    if epochs.stop - 1 > INT64_MAX:
+        raise UsageError(f"expected epochs below 2**63, got {text!r}")
     return epochs
 
 
@@ -483,14 +502,18 @@ def epoch_file_name(epoch: int, rank: int, world_size: int, fmt: str) -> str:
 def epoch_bytes(plan: SamplingPlan, epoch: int, rank: int, world_size: int, fmt: str) -> bytes:
     """One epoch of one rank as a file: JSON `{"epoch", "rank", "world_size", "indices" | "batches"}`,
     or `.npy` of int64: (L,) indices or (L, B) batches."""
-    arr = plan.epoch(epoch, rank, world_size).astype("<i8")
+    return _file_bytes(plan.epoch(epoch, rank, world_size), plan.batched, epoch, rank, world_size, fmt)
+
+
+def _file_bytes(share: np.ndarray, batched: bool, epoch: int, rank: int, world_size: int, fmt: str) -> bytes:
+    arr = share.astype("<i8")
     if fmt == "npy":
         buf = io.BytesIO()
         np.save(buf, arr, allow_pickle=False)
         return buf.getvalue()
     if fmt != "json":
         raise UsageError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    key = "batches" if plan.batched else "indices"
+    key = "batches" if batched else "indices"
     return dumps_pretty({"epoch": epoch, "rank": rank, "world_size": world_size, key: arr.tolist()})
 
 
@@ -510,9 +533,22 @@ def epoch_files(
         check_rank(r, world_size)
     if any(e < 0 for e in epochs):
         raise UsageError("epochs must be >= 0")
+    count = len(epochs) * len(ranks)
+    if count > MAX_EPOCH_FILES:
+        raise UsageError(
+            f"{len(epochs):,} epochs x {len(ranks):,} ranks would be {count:,} files; at most "
+            f"{MAX_EPOCH_FILES:,} are written at once (choose fewer epochs, or one rank with --rank)"
+        )
+    whole: dict[int, np.ndarray] = {}  # the last epoch made: every rank's share is cut from it
 
     def maker(e: int, r: int) -> Callable[[], bytes]:
-        return lambda: epoch_bytes(plan, e, r, world_size, fmt)
+        def make() -> bytes:
+            if e not in whole:
+                whole.clear()
+                whole[e] = plan.full_epoch(e)
+            return _file_bytes(shard(whole[e], r, world_size), plan.batched, e, r, world_size, fmt)
+
+        return make
 
     return {epoch_file_name(e, r, world_size, fmt): maker(e, r) for e in epochs for r in ranks}
 

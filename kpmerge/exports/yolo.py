@@ -78,6 +78,8 @@ class YoloExport:
 
 
 def _normalized(file_name: str) -> str:
+    if any(c < " " or c == "\x7f" for c in file_name):  # NUL is no path; a newline would split train.txt
+        raise UsageError(f"yolo export: image file name {file_name!r} holds a control character")
     norm = posixpath.normpath(file_name.replace("\\", "/"))
     if norm.startswith(("/", "../")) or norm == ".." or "./" in norm:
         raise UsageError(

@@ -33,6 +33,7 @@ from ..jsonio import (
     number_rows,
     read_bytes,
 )
+from ..jsonscan import check_unique_keys
 
 Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 """An integer that fits the 64-bit integers numpy and orjson take (ids, flags and counts)."""
@@ -110,9 +111,11 @@ def coco_to_dataset(data: bytes, file: str | Path | None = None, strict: bool = 
         problems: list[Problem] = []
         with no_gc():
             doc = decode(data, _CocoFile, file)
+            _check_keys(data, doc.images, doc.annotations, file)
             cat_id, names = _keypoint_category(doc.categories, file)
             images = _images(doc.images, file, spaced, problems)
-            ds = _annotations(doc.annotations, images, cat_id, names, file, spaced, problems)
+            category = (cat_id, doc.categories)
+            ds = _annotations(doc.annotations, images, category, names, file, spaced, problems)
         return replace(ds, problems=tuple(problems))
     with no_gc():
         try:
@@ -120,16 +123,19 @@ def coco_to_dataset(data: bytes, file: str | Path | None = None, strict: bool = 
         except msgspec.DecodeError:
             fast = None  # the checked path below finds and reports the problem
         if fast is not None:
+            _check_keys(data, fast.images, fast.annotations, file)
             cat_id, names = _keypoint_category(fast.categories, file)
             images = _images(fast.images, file, spaced)
-            dataset = _annotations_fast(fast.annotations, images, cat_id, names, file, spaced)
+            category = (cat_id, fast.categories)
+            dataset = _annotations_fast(fast.annotations, images, category, names, file, spaced)
             if dataset is not None:
                 return dataset
             del fast
         doc = decode(data, _CocoFile, file)
+        _check_keys(data, doc.images, doc.annotations, file)
         cat_id, names = _keypoint_category(doc.categories, file)
         images = _images(doc.images, file, spaced)
-        return _annotations(doc.annotations, images, cat_id, names, file, spaced)
+        return _annotations(doc.annotations, images, (cat_id, doc.categories), names, file, spaced)
 
 
 def _keypoint_category(categories: list[dict[str, Any]], file: Any) -> tuple[Any, tuple[str, ...] | None]:
@@ -157,6 +163,46 @@ def _keypoint_category(categories: list[dict[str, Any]], file: Any) -> tuple[Any
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise KpmergeError("expected a list of keypoint names", file, f"$.categories[{i}].keypoints")
     return cat["id"], (tuple(names) if names else None)
+
+
+def _check_keys(data: bytes, images: list[Any], annotations: list[Any], file: Any) -> None:
+    """KpmergeError for a key given twice in the top-level object (the decoder kept only the last)."""
+
+    def ends(records: list[Any]) -> list[Raw]:  # raw members of the first and the last record
+        if not records:
+            return []
+        ends = (records[0], records[-1])
+        return [v for r in ends for v in (r.values() if isinstance(r, dict) else (r.keypoints, r.bbox))]
+
+    check_unique_keys(data, [ends(images), ends(annotations)], file)
+
+
+def _other_categories(
+    cats: list[Any], category: tuple[Any, list[dict[str, Any]]], file: Any, records: list[Any] | None = None
+) -> tuple[list[int], dict[str, int], Problem | None]:
+    """The annotations to keep (of the keypoint category, or without one), the counts of those left out,
+    and, when `records` are given (lenient reading), the problem of category ids that name no category.
+
+    Raises:
+        KpmergeError: for a category_id that names no category (without `records`).
+    """
+    cat_id, categories = category
+    keep = [i for i, c in enumerate(cats) if c == cat_id or c is None]
+    if len(keep) == len(cats):
+        return keep, {}, None
+    known = {c.get("id") for c in categories if isinstance(c, dict) and isinstance(c.get("id"), int | str)}
+    unknown = [i for i, c in enumerate(cats) if c is not None and c != cat_id and c not in known]
+    skipped = {"other_category": len(cats) - len(keep) - len(unknown)}
+    if not unknown:
+        return keep, skipped, None
+    if records is None:
+        i = unknown[0]
+        message = f"expected the id of a category in categories, got {cats[i]!r}"
+        raise KpmergeError(message, file, f"$.annotations[{i}].category_id")
+    skipped = {"unknown_category": len(unknown), **({} if not skipped["other_category"] else skipped)}
+    examples = tuple(msgspec.json.decode(records[i].get("id", NULL)) for i in unknown[:5])
+    message = "annotations whose category_id names no category"
+    return keep, skipped, Problem("unknown_category", "error", len(unknown), examples, message)
 
 
 _IMAGE_REQUIRED = frozenset({"id", "file_name"})
@@ -197,7 +243,7 @@ def _images(
 def _annotations(
     records: list[dict[str, Raw]],
     images: Images,
-    cat_id: Any,
+    category: tuple[Any, list[dict[str, Any]]],
     names: tuple[str, ...] | None,
     file: Any,
     spaced: bool = True,
@@ -207,8 +253,9 @@ def _annotations(
     cats = decode_column(
         [r.get("category_id", NULL) for r in records], int | str | None, file, "annotations", "category_id"
     )
-    keep = [i for i, c in enumerate(cats) if c == cat_id or c is None]
-    skipped = {"other_category": len(records) - len(keep)} if len(keep) != len(records) else {}
+    keep, skipped, unknown = _other_categories(cats, category, file, None if problems is None else records)
+    if unknown is not None and problems is not None:
+        problems.append(unknown)
     anns = [records[i] for i in keep] if skipped else records
     where = keep if skipped else range(len(records))
     for j, rec in enumerate(anns):
@@ -296,7 +343,7 @@ def _dataset(
 def _annotations_fast(
     records: list[_Annotation],
     images: Images,
-    cat_id: Any,
+    category: tuple[Any, list[dict[str, Any]]],
     names: tuple[str, ...] | None,
     file: Any,
     spaced: bool,
@@ -304,9 +351,9 @@ def _annotations_fast(
     """`_annotations` for typed records; None when a row needs the checked path's error report."""
     cats = list(map(attrgetter("category_id"), records))
     keep: list[int] | range = range(len(records))
-    if cats.count(cat_id) != len(cats):
-        keep = [i for i, c in enumerate(cats) if c == cat_id or c is None]
-    skipped = {"other_category": len(records) - len(keep)} if len(keep) != len(records) else {}
+    skipped: dict[str, int] = {}
+    if cats.count(category[0]) != len(cats):
+        keep, skipped, _ = _other_categories(cats, category, file)
     anns = [records[i] for i in keep] if skipped else records
     where = keep if skipped else range(len(records))
 

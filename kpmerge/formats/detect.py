@@ -6,7 +6,8 @@ from pathlib import Path
 
 from ..errors import KpmergeError, UsageError
 from ..instances import Dataset
-from ..jsonio import first_char, read_mapped
+from ..jsonio import content_start, first_char, read_mapped
+from ..jsonscan import nesting_checked
 from . import aic, coco, mpii, wholebody, yolo
 from .yolo_yaml import is_yolo_path  # i14 (YOLO): move into the format registry
 
@@ -29,8 +30,10 @@ def detect_format(data: bytes, file: str | Path | None = None) -> str:
             return "coco_wholebody"
         return "coco"
     if c == "[":
-        head = data[:65536]
-        if b'"keypoint_annotations"' in head or bytes(data).strip() in (b"[]",):
+        start = content_start(data)
+        head = data[start : start + 65536]
+        after = content_start(data, start + 1)
+        if b'"keypoint_annotations"' in head or data[after : after + 1] == b"]":  # or an empty list
             return "aic"
         if b'"joints_vis"' in head and b'"joints"' in head:
             return "mpii"
@@ -65,6 +68,13 @@ def read_dataset(
     if split is not None or class_id is not None:
         raise UsageError("--split and --class are only used for YOLO datasets", file=path)
     data = read_mapped(path)
+    with nesting_checked(data, path):
+        return _read(data, path, format, image_dir, strict)
+
+
+def _read(
+    data: bytes, path: str | Path, format: str | None, image_dir: str | Path | None, strict: bool
+) -> Dataset:
     fmt = format or detect_format(data, path)
     if fmt in ("coco", "coco_wholebody") and image_dir is not None:
         raise UsageError(
