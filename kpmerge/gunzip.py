@@ -62,7 +62,7 @@ def _kib_field(path: Path, name: str) -> int:
     return int(m.group(1)) * 1024
 
 
-GUNZIP_BLOCK = 1 << 24
+GUNZIP_BLOCK = 1 << 22
 """Most bytes decompressed in one step."""
 
 
@@ -111,6 +111,7 @@ def gunzip(
             raise KpmergeError(
                 "not a valid gzip file: it ends before the end-of-stream marker (truncated)", file=file
             )
+        sink.flush()
         if total < small:
             sink.seek(0)
             return sink.read()

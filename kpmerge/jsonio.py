@@ -95,7 +95,7 @@ def content_start(data: bytes | mmap.mmap, pos: int = 0) -> int:
 def check_utf8(data: bytes, file: str | Path | None = None) -> None:
     """Raise KpmergeError unless `data` is UTF-8 (pass-through fields are copied, never decoded)."""
     decoder = codecs.getincrementaldecoder("utf-8")()
-    step = 1 << 24
+    step = 1 << 22
     for start in range(0, len(data), step):
         chunk = data[start : start + step]
         if chunk.isascii() and not decoder.getstate()[0]:

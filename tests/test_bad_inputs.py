@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
 import shutil
 import stat
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,60 @@ from kpmerge.cli import cli
 
 HERE = Path(__file__).resolve().parent / "bad_inputs"
 CASES = tomllib.loads((HERE / "cases.toml").read_text("utf-8"))["case"]
+
+
+NESTED = 1000
+"""Nesting depth of the hostile nested values (the JSON decoder follows about 1,000 levels)."""
+
+
+def _nested_coco(where: str) -> Callable[[Path], None]:
+    """A generator: ok_coco.json with a value nested NESTED levels deep in an annotation, an image or
+    the top-level object, as {tmp}/deep.json."""
+
+    def write(tmp: Path) -> None:
+        doc = json.loads((HERE / "ok_coco.json").read_text("utf-8"))
+        holder = {"annotation": doc["annotations"][0], "image": doc["images"][0], "top": doc}[where]
+        holder["extra"] = "@NESTED@"
+        text = json.dumps(doc).replace('"@NESTED@"', "[" * NESTED + "]" * NESTED)
+        (tmp / "deep.json").write_text(text, "utf-8")
+
+    return write
+
+
+def _output(change: Callable[[Path], None] = lambda out: None) -> Callable[[Path], None]:
+    """A generator: a merge of ok_coco.json in {tmp}/built, then `change(built)`."""
+
+    def write(tmp: Path) -> None:
+        built = tmp / "built"
+        args = ["merge", str(HERE / "ok_coco.json"), "-o", str(built), "-q"]
+        assert CliRunner().invoke(cli, args, catch_exceptions=False).exit_code == 0
+        change(built)
+
+    return write
+
+
+def _set_manifest(built: Path, **values: object) -> None:
+    manifest = json.loads((built / "manifest.json").read_text("utf-8"))
+    (built / "manifest.json").write_text(json.dumps({**manifest, **values}), "utf-8")
+
+
+GENERATORS: dict[str, Callable[[Path], None]] = {
+    "deep_annotation": _nested_coco("annotation"),
+    "deep_image": _nested_coco("image"),
+    "deep_top": _nested_coco("top"),
+    "deep_mapping": lambda tmp: (tmp / "deep_mapping.json").write_text("[" * NESTED + "]" * NESTED),
+    # 16 MiB of white space before a valid document, in 16 KiB of gzip
+    "gzip_bomb": lambda tmp: (tmp / "bomb.json.gz").write_bytes(
+        gzip.compress(b" " * (16 << 20) + (HERE / "ok_coco.json").read_bytes(), 9)
+    ),
+    "output": _output(),
+    "output_metainfo_list": _output(lambda b: (b / "metainfo.json").write_text("[]")),
+    "output_manifest_sources_int": _output(lambda b: (b / "manifest.json").write_text('{"sources": 5}')),
+    "output_manifest_sources_5": _output(lambda b: _set_manifest(b, sources=5)),
+    "output_manifest_coco": _output(lambda b: shutil.copy(HERE / "ok_coco.json", b / "manifest.json")),
+    "output_manifest_v99": _output(lambda b: _set_manifest(b, kpmerge_manifest=99)),
+}
+"""Inputs that the corpus makes in {tmp} (too big to commit, or made by kpmerge itself)."""
 
 
 def _setup(kind: str, tmp: Path, out: Path) -> list[Path]:
@@ -32,6 +89,8 @@ def _setup(kind: str, tmp: Path, out: Path) -> list[Path]:
     elif kind == "out_holds_input":
         out.mkdir()
         shutil.copy(HERE / "ok_coco.json", out / "ok_coco.json")
+    elif kind in ("out_is_file", "out_is_input"):  # OUT is a file (for out_is_input: the input)
+        shutil.copy(HERE / "ok_coco.json", out)
     elif kind == "readonly_parent":
         out.parent.mkdir()
         out.parent.chmod(stat.S_IRUSR | stat.S_IXUSR)
@@ -55,11 +114,16 @@ def test_bad_input(case, tmp_path):
     out = tmp_path / ("ro" if kind == "readonly_parent" else "") / "OUT"
     before = set()
     restore = _setup(kind, tmp_path, out)
-    if out.exists():
+    if "generate" in case:
+        GENERATORS[case["generate"]](tmp_path)
+    if out.is_dir():
         before = {p.relative_to(out) for p in out.rglob("*")}
+    content = out.read_bytes() if out.is_file() else None
     args = [a.replace("{dir}", str(HERE)).replace("{tmp}", str(tmp_path)) for a in case["args"]]
+    if case.get("out", True):
+        args += ["-o", str(out)]
     try:
-        result = CliRunner().invoke(cli, [*args, "-o", str(out)])
+        result = CliRunner().invoke(cli, args, env=case.get("env"))
     finally:
         for p in restore:
             p.chmod(stat.S_IRWXU)
@@ -74,6 +138,8 @@ def test_bad_input(case, tmp_path):
     assert result.stdout == ""
     if kind in ("out_exists", "out_holds_input"):
         assert {p.relative_to(out) for p in out.rglob("*")} == before
+    elif kind in ("out_is_file", "out_is_input"):
+        assert out.read_bytes() == content
     else:
         assert not out.exists()
     leftovers = [p.name for p in out.parent.iterdir() if ".kpmerge-" in p.name]

@@ -72,6 +72,10 @@ def _missing_image(d):
     d["annotations"].append(_ann(4, 2))
 
 
+def _unknown_category(d):
+    d["annotations"][1]["category_id"] = 9  # no category has id 9
+
+
 def _bad_v(d):
     _set_kp(d, 1, 3, [40, 40, 3])
 
@@ -132,6 +136,7 @@ KINDS = [
     ("duplicate_image_id", _dup_image, 1, (1,), "error", True),
     ("duplicate_annotation_id", _dup_ann, 1, (2,), "error", True),
     ("missing_image", _missing_image, 1, (3,), "error", True),
+    ("unknown_category", _unknown_category, 1, (2,), "error", True),
     ("bad_visibility", _bad_v, 1, (2,), "error", True),
     ("negative_box", _negative_box, 1, (3,), "error", True),
     ("k_mismatch", _k_all, 3, (1, 2, 3), "error", True),
