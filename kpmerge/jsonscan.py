@@ -14,6 +14,7 @@ import msgspec
 import numpy as np
 
 from .errors import KpmergeError
+from .jsonio import content_start
 
 Raw = msgspec.Raw
 
@@ -84,7 +85,7 @@ def check_unique_keys(
         if spans:
             skips.append((min(a for a, _ in spans), max(b for _, b in spans)))
     seen: set[str] = set()
-    depth, pos = 0, 0
+    depth, pos = 0, content_start(data)  # white space before the document can be long: skipped fast
     for start, stop in [*sorted(skips), (len(data), len(data))]:
         for m in _TOKEN.finditer(data, pos, max(pos, start)):
             token = m.group()
