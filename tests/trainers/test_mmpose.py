@@ -103,7 +103,7 @@ OUTPUTS = {
     "merge": lambda i: ["merge", *_sources(i, "coco", "aic"), "--target", "coco"],
     "combine": lambda i: ["combine", *_sources(i, "coco", "aic")],
     "raw_aic": lambda i: ["merge", *_sources(i, "aic")],
-    "drop_flags": lambda i: ["combine", *_sources(i, "coco", "aic"), "--drop-empty", "--drop-crowd"],
+    "drop_flags": lambda i: ["combine", *_sources(i, "coco", "aic", "edge"), "--drop-empty", "--drop-crowd"],
     "gzip": lambda i: ["combine", *_sources(i, "coco", "aic"), "--gzip"],
     "edge_cases": lambda i: ["merge", *_sources(i, "edge")],
     "coco_style_aic": lambda i: ["combine", *_sources(i, "coco", "aic_coco")],
@@ -115,6 +115,9 @@ OUTPUTS = {
 def output(request: pytest.FixtureRequest, inputs: SimpleNamespace, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp(request.param) / "out"
     kpmerge_ok(*OUTPUTS[request.param](inputs), "-o", out, "-q")
+    if request.param == "drop_flags":
+        dropped = [s["annotations"]["not_written"] for s in read_json(out / "manifest.json")["sources"]]
+        assert {k for d in dropped for k, v in d.items() if v} == {"crowd", "no_labelled_keypoints"}
     if request.param == "gzip":
         assert not (out / "annotations.json").exists()
         gunzip_output(out)
