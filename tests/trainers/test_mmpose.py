@@ -50,15 +50,15 @@ AIC_TO_COCO_AIC += [(10, 13), (11, 15), (12, 17), (13, 18)]
 """MMPose's own KeypointConverter mapping from AIC to the 19-keypoint coco_aic layout (its configs)."""
 
 
-def load(out: Path, test_mode: bool = False, ann_file: str = "annotations.json") -> CocoDataset:
-    """OUT as MMPose's CocoDataset loads it, with kpmerge's metainfo.py, top-down."""
+def load(out: Path) -> CocoDataset:
+    """OUT as MMPose's CocoDataset loads it for training, with kpmerge's metainfo.py, top-down."""
     return CocoDataset(
-        ann_file=ann_file,
+        ann_file="annotations.json",
         metainfo=dict(from_file=str(out / "metainfo.py")),
         data_mode="topdown",
         data_root=str(out),
         data_prefix=dict(img=""),
-        test_mode=test_mode,
+        test_mode=False,
         pipeline=[],
         lazy_init=False,
     )
@@ -155,7 +155,7 @@ def test_edge_cases_are_kept_as_mmpose_keeps_them(inputs: SimpleNamespace, tmp_p
     assert {c[0]: 100 + j in pooled for j, c in enumerate(EDGE_CASES)} == {c[0]: c[4] for c in EDGE_CASES}
 
 
-def test_raw_aic_without_sizes_is_refused_or_loads(inputs: SimpleNamespace, tmp_path: Path) -> None:
+def test_raw_aic_without_sizes_is_refused(inputs: SimpleNamespace, tmp_path: Path) -> None:
     """Whatever kpmerge writes by default, MMPose loads: a source without image sizes is refused."""
     out = tmp_path / "out"
     result = kpmerge("merge", f"aic={inputs.aic}", "-o", out, "-q")
