@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean docs
+.PHONY: install demo test test-trainers lint bench clean docs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,14 @@ docs: install
 	$(BIN)/cog -r docs/commands.md
 	$(BIN)/kpmerge run sample_data/recipe.toml -o sample_out --force -q
 	$(BIN)/kpmerge show sample_out -o docs/sheet.png --per-source 6 --cell 120 --force
+
+# The real trainers on kpmerge's outputs, each in its own venv under KPMERGE_TRAINERS_CACHE (reused;
+# rebuilt when tests/trainers/requirements-TOOL.txt changes). TRAINERS=mmpose runs one.
+KPMERGE_TRAINERS_CACHE ?= $(HOME)/.cache/kpmerge/trainers
+TRAINERS ?=
+
+test-trainers:
+	KPMERGE_TRAINERS_CACHE="$(KPMERGE_TRAINERS_CACHE)" PYTHON="$(PYTHON)" tests/trainers/run $(TRAINERS)
 
 lint: install
 	$(BIN)/ruff check kpmerge tests
