@@ -1,9 +1,9 @@
 """The trainable pool: exactly the instances MMPose 1.3 keeps in top-down mode (SPEC 6).
 
-MMPose's `BaseCocoStyleDataset` loads the non-crowd annotations of every image, drops those whose
-keypoint list has a largest value (x, y and v alike) of 0 (`parse_data_info`), clips each box to
-`[0, width-1] x [0, height-1]` in float32, then keeps an instance when it is not crowd, its
-`num_keypoints` is not 0 and the clipped box has positive width and height (`_is_valid_instance`).
+MMPose's `BaseCocoStyleDataset` clips each box to `[0, width-1] x [0, height-1]` and keeps the
+corners and the keypoints' x, y in float32 (`parse_data_info`), then keeps an instance when it is not
+crowd, its `num_keypoints` (as the file has it) is not 0, the clipped box has positive width and
+height, and the largest keypoint coordinate (x and y, not v) is above 0 (`_is_valid_instance`).
 The manifest's pools, the sampler over them and `kpmerge inspect`'s trainable count all use this one
 rule, so a sampler never meets an instance the trainer dropped.
 """
@@ -55,7 +55,7 @@ def trainable_mask(
     return (
         has_image
         & (instances.iscrowd == 0)
-        & (kp.reshape(n, -1).max(axis=1) != 0)
+        & (kp[:, :, :2].astype(np.float32).reshape(n, -1).max(axis=1) > 0)
         & (num != 0)
         & (x2 - x1 > 0)
         & (y2 - y1 > 0)

@@ -34,7 +34,8 @@ CASES = [
     ({"bbox": [10, 79.5, 10, 10]}, False),  # below the last row: clipped to y = 79 .. 79
     ({"bbox": [10, 10, 1e-9, 10]}, False),  # positive width, but 0 once in float32 as MMPose stores it
     ({"bbox": [10, 10, 0, 10]}, False),  # empty box
-    ({"keypoints": _kp(0, 0, 2)}, True),  # a labelled keypoint at (0, 0): the largest value is v = 2
+    ({"keypoints": _kp(0, 0, 2)}, False),  # a labelled keypoint at (0, 0): the largest coordinate is 0
+    ({"keypoints": _kp(-5, -3, 2)}, False),  # every coordinate negative
     ({"keypoints": _kp()}, False),  # no labelled keypoint
     ({"iscrowd": 1}, False),
     ({"bbox": [98.5, 10, 5, 10]}, True),  # clipped to 98.5 .. 99
@@ -66,7 +67,7 @@ def test_pool_is_what_mmpose_keeps(tmp_path: Path):
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "manifest.json").read_text())
     pools = [s["pool"] for s in manifest["sources"]]
-    assert pools == [[0, 2, 4, 8, 11], [12, 13, 14]]
+    assert pools == [[0, 2, 4, 12], [13, 14, 15]]
     assert pools[0] == [i for i, (_, kept) in enumerate(CASES) if kept]
 
 
@@ -89,7 +90,9 @@ def _one(keypoints: list[float], bbox: list[float], num_keypoints: int, iscrowd:
         ([5, 5, 2, 0, 0, 0], [0, 0, 10, 10], 1, (20, 20), True),
         ([5, 5, 2, 0, 0, 0], [0, 0, 10, 10], 0, (20, 20), False),  # num_keypoints as the file says
         ([5, 5, 0, 0, 0, 0], [0, 0, 10, 10], 3, (20, 20), True),  # the same: MMPose trusts it
-        ([0, 0, 0, 0, 0, 0], [0, 0, 10, 10], 3, (20, 20), False),  # largest value 0
+        ([0, 0, 0, 0, 0, 0], [0, 0, 10, 10], 3, (20, 20), False),  # largest coordinate 0
+        ([0, 0, 2, 0, 0, 0], [0, 0, 10, 10], 1, (20, 20), False),  # labelled, but at (0, 0)
+        ([0, 5, 2, 0, 0, 0], [0, 0, 10, 10], 1, (20, 20), True),  # y > 0 is enough
         ([5, 5, 2, 0, 0, 0], [0, 0, 10, 10], -1, (20, 20), True),  # absent: keypoints with x or y != 0
         ([0, 0, 2, 0, 0, 0], [0, 0, 10, 10], -1, (20, 20), False),  # absent, and none off (0, 0)
         ([5, 5, 2, 0, 0, 0], [30, 0, 10, 10], 1, (20, 20), False),
