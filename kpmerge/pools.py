@@ -42,20 +42,22 @@ def trainable_mask(
     x, y, bw, bh = instances.boxes.T
     x_max = np.where(np.isnan(w), np.inf, w - 1)
     y_max = np.where(np.isnan(h), np.inf, h - 1)
-    # np.clip in float64, then MMPose stores the corners as float32 and subtracts there.
-    x1 = np.minimum(np.maximum(x, 0), x_max).astype(np.float32)
-    y1 = np.minimum(np.maximum(y, 0), y_max).astype(np.float32)
-    x2 = np.minimum(np.maximum(x + bw, 0), x_max).astype(np.float32)
-    y2 = np.minimum(np.maximum(y + bh, 0), y_max).astype(np.float32)
+    # np.clip in float64, then MMPose stores corners and keypoints as float32 (values beyond its
+    # range become +-inf there too, so the overflow is part of the rule, not an accident).
+    with np.errstate(over="ignore"):
+        x1 = np.minimum(np.maximum(x, 0), x_max).astype(np.float32)
+        y1 = np.minimum(np.maximum(y, 0), y_max).astype(np.float32)
+        x2 = np.minimum(np.maximum(x + bw, 0), x_max).astype(np.float32)
+        y2 = np.minimum(np.maximum(y + bh, 0), y_max).astype(np.float32)
+        xy = kp[:, :, :2].astype(np.float32)
     num = instances.num_keypoints
     absent = num < 0
     if absent.any():
-        counted = np.count_nonzero(kp[:, :, :2].astype(np.float32).max(axis=2), axis=1)
-        num = np.where(absent, counted, num)
+        num = np.where(absent, np.count_nonzero(xy.max(axis=2), axis=1), num)
     return (
         has_image
         & (instances.iscrowd == 0)
-        & (kp[:, :, :2].astype(np.float32).reshape(n, -1).max(axis=1) > 0)
+        & (xy.reshape(n, -1).max(axis=1) > 0)
         & (num != 0)
         & (x2 - x1 > 0)
         & (y2 - y1 > 0)
