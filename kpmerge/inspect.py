@@ -16,18 +16,18 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import KpmergeError, UsageError
+from .folder import read_output_folder
 from .formats.coco import coco_to_dataset
 from .formats.detect import read_dataset
 from .formats.yolo_yaml import is_yolo_path  # i14 (YOLO)
 from .instances import Dataset, Problem
-from .jsonio import load_json, read_mapped
+from .jsonio import read_mapped
 from .jsonscan import nesting_checked
 from .layouts import Layout, canonical_name, detect_layout, layout_from_dict, load_layout, normalize_name
 from .leftright import KINDS as LEFT_RIGHT_KINDS
 from .leftright import LeftRight, left_right
 from .leftright import table as left_right_table
 from .mapping import build_mapping
-from .output import MANIFEST_VERSION
 from .pools import trainable_mask
 
 BOX_MARGIN = 0.1
@@ -480,28 +480,16 @@ def _names_layout(names: Sequence[str]) -> Layout | None:
 
 
 def _inspect_output(folder: Path) -> FileReport:
-    ann = folder / "annotations.json"
-    if not ann.is_file():
-        raise UsageError("not a kpmerge output folder: no annotations.json", file=folder)
-    data = read_mapped(ann)
-    with nesting_checked(data, ann):
-        dataset = coco_to_dataset(data, file=ann, strict=False)
-    meta, manifest = _json_or_none(folder / "metainfo.json"), _json_or_none(folder / "manifest.json")
-    _check_shape(meta, folder / "metainfo.json", {"layout": dict, "sources": list})
-    manifest_keys = {"kpmerge_manifest": int, "annotations": int, "sources": list}
-    _check_shape(manifest, folder / "manifest.json", manifest_keys)
-    if manifest is not None and manifest["kpmerge_manifest"] != MANIFEST_VERSION:
-        got = manifest["kpmerge_manifest"]
-        message = f"expected manifest version {MANIFEST_VERSION} (the one this kpmerge reads), got {got!r}"
-        raise KpmergeError(message, folder / "manifest.json", "$.kpmerge_manifest")
+    out = read_output_folder(folder, metadata=False)
+    data = read_mapped(out.annotations)
+    with nesting_checked(data, out.annotations):
+        dataset = coco_to_dataset(data, file=out.annotations, strict=False)
+    meta, manifest = out.metainfo, out.manifest
     extra: list[Problem] = []
-    lay: Layout | None = None
-    if isinstance(meta, dict) and isinstance(meta.get("layout"), dict):
-        lay = layout_from_dict(meta["layout"], source=str(folder / "metainfo.json"))
-    missing = [n for n, d in (("metainfo.json", meta), ("manifest.json", manifest)) if d is None]
-    if missing:
+    lay = out.layout
+    if out.missing:
         severity, message = KINDS["missing_metadata"]
-        extra.append(Problem("missing_metadata", severity, len(missing), tuple(missing), message))
+        extra.append(Problem("missing_metadata", severity, len(out.missing), out.missing, message))
     report = inspect_dataset(
         dataset, str(folder), lay if lay is not None and len(lay) == dataset.instances.k else None
     )
@@ -526,34 +514,6 @@ def _inspect_output(folder: Path) -> FileReport:
         layout_obj=report.layout_obj,
         left_right=report.left_right,
     )
-
-
-def _json_or_none(path: Path) -> Any:
-    return load_json(path) if path.is_file() else None
-
-
-_JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number"}
-
-
-def _check_shape(data: Any, file: Path, keys: dict[str, type]) -> None:
-    """KpmergeError unless an output folder's metainfo or manifest (when there is one) is an object
-    with these keys, of these types, and its `sources` are objects."""
-    if data is None:
-        return
-    if not isinstance(data, dict):
-        raise KpmergeError(f"expected object, got {_json_type(data)}", file, "$")
-    for key, kind in keys.items():
-        if key not in data:
-            raise KpmergeError("expected a value, got none (missing)", file, f"$.{key}")
-        if type(data[key]) is not kind:
-            raise KpmergeError(f"expected {_JSON_TYPES[kind]}, got {_json_type(data[key])}", file, f"$.{key}")
-    for i, source in enumerate(data["sources"]):
-        if not isinstance(source, dict):
-            raise KpmergeError(f"expected object, got {_json_type(source)}", file, f"$.sources[{i}]")
-
-
-def _json_type(value: Any) -> str:
-    return "null" if value is None else _JSON_TYPES.get(type(value), type(value).__name__)
 
 
 def _sources(

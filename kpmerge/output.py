@@ -14,6 +14,7 @@ import numpy as np
 
 from . import __version__
 from .build import AREA_FACTOR, Merged
+from .folder import ANNOTATIONS, MANIFEST, MANIFEST_VERSION, METAINFO_JSON, METAINFO_PY, annotations_name
 from .formats.coco import SourceTags, dataset_to_coco_chunks
 from .jsonio import Chunks, dumps_pretty
 from .layouts import Layout
@@ -22,12 +23,6 @@ from .publish import Staging, as_write_error, check_output
 
 if TYPE_CHECKING:
     from .sampling import SamplingOptions
-
-ANNOTATIONS = "annotations.json"
-METAINFO_JSON = "metainfo.json"
-METAINFO_PY = "metainfo.py"
-MANIFEST = "manifest.json"
-MANIFEST_VERSION = 1
 
 
 def annotations_bytes(merged: Merged) -> bytes:
@@ -249,7 +244,7 @@ def output_files(
     are written as `annotations.json.gz` (no time stamp in the header, so the bytes stay reproducible)
     and the manifest names that file.
     """
-    name = ANNOTATIONS + ".gz" if gzip else ANNOTATIONS
+    name = annotations_name(gzip)
 
     def annotations() -> bytes | Iterable[bytes]:
         chunks = annotations_chunks(merged, progress)

@@ -12,16 +12,12 @@ import msgspec
 import numpy as np
 
 from .errors import KpmergeError, UsageError
+from .folder import METAINFO_JSON, read_output_folder
 from .formats.coco import dataset_to_coco, read_coco
 from .instances import Dataset, Images, Instances
-from .jsonio import load_json
 from .layouts import Layout, layout_from_dict, load_layout
 from .mapping import build_mapping
 from .publish import Staging, as_write_error, check_output, check_outside_inputs
-
-ANNOTATIONS = "annotations.json"
-METAINFO_JSON = "metainfo.json"
-MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -76,12 +72,6 @@ def _original_ids(extra: np.ndarray, what: str, file: Path) -> list[int]:
     return ids
 
 
-def _read_json(path: Path) -> Any:
-    if not path.is_file():
-        raise UsageError("not found; give a kpmerge output folder", file=path)
-    return load_json(path)
-
-
 def project_output(
     out: str | Path,
     to: str | Path | Layout,
@@ -108,10 +98,12 @@ def project_output(
     folder = Path(out)
     if folder.exists() and not folder.is_dir():
         raise UsageError("is a file; give a kpmerge output folder", file=folder)
-    meta = _read_json(folder / METAINFO_JSON)
-    manifest = _read_json(folder / MANIFEST)
+    out_folder = read_output_folder(folder)
+    meta, manifest = out_folder.metainfo, out_folder.manifest
+    if meta is None or manifest is None:  # read_output_folder(metadata=True) gives both
+        raise UsageError("not a kpmerge output folder: no metadata", file=folder)
     try:
-        own = layout_from_dict(meta["layout"], source=str(folder / METAINFO_JSON))
+        own = layout_from_dict(meta["layout"], source=str(out_folder.path / METAINFO_JSON))
         entries = {s["name"]: s for s in meta["sources"]}
         ranges = {
             s["name"]: (tuple(s["images"]["range"]), tuple(s["annotations"]["range"]))
@@ -132,7 +124,7 @@ def project_output(
         for n in chosen:
             if n not in entries:
                 raise UsageError(f"no source named {n!r} in {folder} (sources: {', '.join(entries)})")
-    ann_file = folder / str(manifest.get("annotations_file", ANNOTATIONS))
+    ann_file = out_folder.annotations
     dataset = read_coco(ann_file)
     projected = _select(dataset, [ranges[n] for n in chosen], columns)
     info = {"description": f"kpmerge project to {layout.name} of {', '.join(chosen)}", "layout": layout.name}

@@ -22,8 +22,9 @@ import numpy.typing as npt
 import orjson
 
 from .errors import KpmergeError, UsageError
+from .folder import MANIFEST_VERSION
 from .jsonio import dumps_pretty, read_bytes
-from .output import MANIFEST_VERSION, write_folder
+from .output import write_folder
 from .publish import check_outside_inputs
 
 Indices = npt.NDArray[np.int64]

@@ -13,7 +13,6 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +21,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .crops import CANVAS, cut_cells, region
 from .errors import KpmergeError, UsageError
+from .folder import METAINFO_JSON, read_output_folder
 from .formats.coco import read_coco
 from .instances import Instances
 from .job import SourceSpec, load_source
@@ -221,23 +221,15 @@ def pick(pool: npt.NDArray[np.int64], n: int, seed: int, name: str) -> npt.NDArr
     return pool[lo + (rng.random(m) * (hi - lo)).astype(np.int64)]
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return orjson.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise UsageError(f"not a kpmerge output folder: no {path.name}", file=path.parent) from None
-    except (OSError, orjson.JSONDecodeError) as exc:
-        raise KpmergeError(f"cannot read: {exc}", file=path) from None
-
-
 def _output_rows(folder: Path, per_source: int, seed: int, prefix: str) -> list[SheetRow]:
     """Rows of a kpmerge output folder: its sources in the target layout, picks from the manifest's pools."""
-    meta, manifest = _read_json(folder / "metainfo.json"), _read_json(folder / "manifest.json")
+    out = read_output_folder(folder)
+    meta, manifest = out.metainfo or {}, out.manifest or {}  # both present: read_output_folder requires them
     try:
-        layout = layout_from_dict(meta["layout"], source=str(folder / "metainfo.json"))
+        layout = layout_from_dict(meta["layout"], source=str(folder / METAINFO_JSON))
         defined = {s["name"]: s["defined_keypoints"] for s in meta["sources"]}
         entries = [(s["name"], s["annotations"]["range"], s["pool"]) for s in manifest["sources"]]
-        ann_file = folder / str(manifest.get("annotations_file", "annotations.json"))
+        ann_file = out.annotations
     except (KeyError, TypeError, AttributeError) as exc:
         raise KpmergeError(f"not a kpmerge metainfo/manifest pair (missing {exc})", file=folder) from None
     dataset = read_coco(ann_file)

@@ -150,7 +150,7 @@ def test_project_not_an_output(tmp_path):
     folder.mkdir()
     result = invoke("project", folder, "--to", "coco", "-o", tmp_path / "gt.json", ok=False)
     assert result.exit_code == 2
-    assert result.stderr == f"Error: {folder / 'metainfo.json'}: not found; give a kpmerge output folder\n"
+    assert result.stderr == f"Error: {folder}: not a kpmerge output folder: no annotations.json\n"
     assert not (tmp_path / "gt.json").exists()
 
 

@@ -118,7 +118,7 @@ def test_errors(tmp_path, files, to, sources, message):
 
 
 def test_not_an_output(tmp_path):
-    with pytest.raises(UsageError, match=r"metainfo\.json: not found; give a kpmerge output folder"):
+    with pytest.raises(UsageError, match=r"not a kpmerge output folder: no annotations\.json"):
         project_output(tmp_path, "coco")
 
 

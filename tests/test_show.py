@@ -234,7 +234,7 @@ def test_large_jpeg_is_read_at_a_reduced_scale(tmp_path):
         (lambda p, t: contact_sheet([p], {"x": t}), UsageError, "--images: no source named 'x' (sources: p)"),
         (lambda p, t: contact_sheet([p], per_source=0), UsageError, "per_source must be 1..100, got 0"),
         (lambda p, t: contact_sheet([p], cell=10), UsageError, "cell must be 48..1024 pixels, got 10"),
-        (lambda p, t: contact_sheet([t]), UsageError, "not a kpmerge output folder: no metainfo.json"),
+        (lambda p, t: contact_sheet([t]), UsageError, "not a kpmerge output folder: no annotations.json"),
         (
             lambda p, t: (t / "s.png").write_bytes(b"x") and show([p], t / "s.png"),
             UsageError,
