@@ -122,7 +122,8 @@ def _commands(block: list[tuple[int, str]], console: bool) -> list[tuple[int, st
                 continue
             continuing = text.rstrip().endswith("\\")
         block = kept
-    return [(n, t) for n, t in _logical_lines(block) if t.split(maxsplit=1)[:1] == ["kpmerge"]]
+    lines = [(n, t.strip().removeprefix("$ ")) for n, t in _logical_lines(block)]
+    return [(n, t) for n, t in lines if t.split(maxsplit=1)[:1] == ["kpmerge"]]
 
 
 def blocks(page: str, text: str) -> list[tuple[str, str | None, list[tuple[int, str]]]]:
@@ -161,7 +162,9 @@ def examples(page: str, text: str | None = None) -> list[Example]:
     text = (ROOT / page).read_text(encoding="utf-8") if text is None else text
     out = []
     for language, reason, body in blocks(page, text):
-        if language in SHELL_BLOCKS or (language == "indented" and body[0][1].startswith("kpmerge ")):
+        if language in SHELL_BLOCKS or (
+            language == "indented" and body[0][1].removeprefix("$ ").startswith("kpmerge ")
+        ):
             for number, command in _commands(body, console=language == "console"):
                 out.append(parse_command(page, number, command, reason))
     return out

@@ -101,6 +101,7 @@ EXAMPLE_SYNTAX = [
         "```sh\nkpmerge merge a.json \\\n    b.json -o out/   # a comment\n```",
         [(2, ("merge", "a.json", "b.json", "-o", "out/"))],
     ),
+    ("sh with a prompt", "```sh\n$ kpmerge layouts\n```", [(2, ("layouts",))]),
     ("sh other commands", "```sh\nmake demo\ngit clone x\nkpmerge --help\n```", [(4, ("--help",))]),
     (
         "console",
