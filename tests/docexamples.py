@@ -293,6 +293,11 @@ def build_workspace(folder: Path) -> Path:
     (folder / "coco.json").write_bytes(coco_val)
     _write_json(folder / "train.json", synth_style("coco", images=4, people=10, seed=3))
     (folder / "aic_train.json").write_bytes(synth_aic(SCALE * 2, 0))
+    # The paths of the recipe in docs/recipes.md: the original file names of the two datasets.
+    (folder / "annotations").mkdir()
+    (folder / "annotations/person_keypoints_train2017.json").write_bytes(coco_train)
+    (folder / "aic").mkdir()
+    (folder / "aic/keypoint_train_annotations_20170909.json").write_bytes(synth_aic(SCALE * 2, 0))
     sizes = {f"{i}.jpg": s for i, s in synth_aic_sizes(SCALE * 2, 0).items()}
     write_image_headers(folder / "aic/keypoint_train_images_20170902", sizes)
     (folder / "aic_val.json").write_bytes(synth_aic(SCALE, 1))

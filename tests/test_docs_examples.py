@@ -3,6 +3,7 @@ says, on small files with the names the docs use (see tests/docexamples.py for w
 
 from __future__ import annotations
 
+import json
 import shutil
 import traceback
 from pathlib import Path
@@ -12,7 +13,9 @@ from click.testing import CliRunner
 
 from kpmerge.cli import cli
 from tests.docexamples import (
+    ROOT,
     Example,
+    blocks,
     build_workspace,
     examples,
     hidden_commands,
@@ -62,6 +65,20 @@ def test_examples_of_the_page_run(page, workspace, tmp_path, monkeypatch):
         if example.not_run is None:
             failure = run_example(example)
             assert failure is None, failure
+
+
+def test_the_recipe_of_the_recipes_page_runs(workspace, tmp_path, monkeypatch):
+    """The TOML recipe shown in docs/recipes.md, saved beside the inputs it names, runs as it is."""
+    page = "docs/recipes.md"
+    [recipe] = [body for language, _, body in blocks(page, (ROOT / page).read_text()) if language == "toml"]
+    work = tmp_path / "work"
+    shutil.copytree(workspace, work)
+    monkeypatch.chdir(work)
+    Path("recipe.toml").write_text("".join(f"{text}\n" for _, text in recipe))
+    failure = run_example(parse_command(page, recipe[0][0], "kpmerge run recipe.toml"))
+    assert failure is None, failure
+    manifest = json.loads(Path("combined/manifest.json").read_text())
+    assert [s["name"] for s in manifest["sources"]] == ["coco", "aic", "mine"]
 
 
 def test_a_failing_example_names_the_page_and_the_command(tmp_path, monkeypatch):
