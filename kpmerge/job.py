@@ -16,6 +16,8 @@ from .build import Merged, Source, check_source_name, combine, merge
 from .errors import KpmergeError, UsageError
 from .exports import check_exports, export_outputs
 from .formats.detect import read_dataset
+from .formats.yolo import dataset_paths
+from .formats.yolo_yaml import is_yolo_path
 from .instances import Dataset
 from .layouts import Layout, detect_layout, load_layout
 from .mapping import MappingSpec
@@ -300,13 +302,34 @@ def require_image_sizes(sources: Sequence[Source]) -> None:
         )
 
 
+def source_inputs(spec: SourceSpec) -> tuple[list[Path], list[Path]]:
+    """What a source reads: (inputs, image folders). An output may lie inside an image folder but may
+    not be or hold one; it may not be, hold or lie inside an input.
+
+    A YOLO dataset reads its yaml, and its image and label folders (inputs: Ultralytics searches image
+    folders recursively, so an output inside one changes the dataset); its root (and the folder named
+    as the source) count as image folders (an output may go beside the images).
+    """
+    images = [spec.image_dir] if spec.image_dir is not None else []
+    if spec.format == "yolo" or (spec.format is None and is_yolo_path(spec.path)):
+        root, read = dataset_paths(spec.path, spec.split or "train")
+        folder = [spec.path] if spec.path.is_dir() else []
+        return [*([] if folder else [spec.path]), *read], [*images, *folder, *([root] if root else [])]
+    return [spec.path], images
+
+
 def _check_inputs_outside(job: Job) -> None:
     """UsageError when the output folder is, holds or lies inside an input (source, image folder or
     layout file): replacing it would delete or change that input."""
     layouts = [job.target, *(spec.layout for spec in job.sources)]
     files = [p for p in layouts if isinstance(p, str | Path) and Path(p).is_file()]
-    inputs = [*(spec.path for spec in job.sources), *files]
-    images = [spec.image_dir for spec in job.sources]
+    inputs: list[Path | str] = []
+    images: list[Path] = []
+    for spec in job.sources:
+        read, folders = source_inputs(spec)
+        inputs += read
+        images += folders
+    inputs += files
     check_outside_inputs(job.output, inputs, images)
     if job.show is not None:
         check_outside_inputs(job.show, inputs, images)

@@ -24,7 +24,7 @@ from .crops import CANVAS, cut_cells, region
 from .errors import KpmergeError, UsageError
 from .formats.coco import read_coco
 from .instances import Instances
-from .job import SourceSpec, load_source
+from .job import SourceSpec, load_source, source_inputs
 from .layouts import Layout, layout_from_dict
 from .leftright import side
 from .pools import trainable_mask
@@ -116,8 +116,13 @@ def show(
     Raises:
         UsageError: as `contact_sheet`; when `out` exists without `force`, or cannot be written.
     """
-    roots = list(images.values()) if isinstance(images, Mapping) else [images]
-    check_outside_inputs(out, [p.path if isinstance(p, SourceSpec) else p for p in paths], roots)
+    roots = [Path(r) for r in (images.values() if isinstance(images, Mapping) else [images]) if r]
+    inputs: list[Path] = []
+    for p in paths:
+        read, folders = source_inputs(p if isinstance(p, SourceSpec) else SourceSpec(path=Path(p)))
+        inputs += read
+        roots += folders
+    check_outside_inputs(out, inputs, roots)
     sheet = contact_sheet(paths, images, per_source, seed, names, cell)
     write_file(sheet.png(), out, force)
     return sheet

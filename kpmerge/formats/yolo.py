@@ -68,33 +68,75 @@ def image_files(spec: DataYaml, split: str) -> list[str]:
         raise UsageError(
             f"{split}: no such split (the yaml has: {have}); choose one with --split", file=spec.file
         )
-    value = spec.splits[split]
     found: list[str] = []
-    for entry in value if isinstance(value, list) else [value]:
-        p = (spec.root / entry).resolve()
-        if not p.exists() and entry.startswith("../"):  # as Ultralytics: a leading ../ may be dropped
-            p = (spec.root / entry[3:]).resolve()
+    for p in _split_entries(spec, split):
         if p.is_dir():
             found += glob.glob(str(Path(glob.escape(str(p))) / "**" / "*.*"), recursive=True)
-        elif p.is_file():
-            try:
-                lines = p.read_text("utf-8-sig").strip().splitlines()
-            except (OSError, UnicodeDecodeError) as exc:
-                raise KpmergeError(f"cannot read the image list: {exc}", file=p) from None
-            parent = str(p.parent) + os.sep
-            found += [
-                x.replace("./", parent, 1) if x.startswith("./") else str(spec.root.resolve() / x)
-                for x in (line.strip() for line in lines)
-                if x
-            ]
         else:
-            raise UsageError(f"{split}: {entry} not found ({p})", file=spec.file)
+            found += _listed(spec, p)
     images = sorted(x.replace("/", os.sep) for x in found if x.rpartition(".")[-1].lower() in IMG_FORMATS)
     if not images:
         raise KpmergeError(
             f"{split}: no images found (suffixes: {', '.join(sorted(IMG_FORMATS))})", spec.file
         )
     return images
+
+
+def _split_entries(spec: DataYaml, split: str) -> list[Path]:
+    """The folders and list files a split names, resolved; UsageError for one that does not exist."""
+    value = spec.splits[split]
+    paths = []
+    for entry in value if isinstance(value, list) else [value]:
+        p = (spec.root / entry).resolve()
+        if not p.exists() and entry.startswith("../"):  # as Ultralytics: a leading ../ may be dropped
+            p = (spec.root / entry[3:]).resolve()
+        if not (p.is_dir() or p.is_file()):
+            raise UsageError(f"{split}: {entry} not found ({p})", file=spec.file)
+        paths.append(p)
+    return paths
+
+
+def _listed(spec: DataYaml, list_file: Path) -> list[str]:
+    """The image paths a `.txt` image list names (`./x` from the list's folder, others from the root)."""
+    try:
+        lines = list_file.read_text("utf-8-sig").strip().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KpmergeError(f"cannot read the image list: {exc}", file=list_file) from None
+    parent = str(list_file.parent) + os.sep
+    return [
+        x.replace("./", parent, 1) if x.startswith("./") else str(spec.root.resolve() / x)
+        for x in (line.strip() for line in lines)
+        if x
+    ]
+
+
+def dataset_paths(path: str | Path, split: str = "train") -> tuple[Path | None, tuple[Path, ...]]:
+    """The dataset root, and what one split of a YOLO dataset reads: its yaml, the split's folders and
+    list files, the folders of the images the lists name, and the label folders beside them. What
+    cannot be found is left out (reading the dataset reports it).
+
+    Returns:
+        (root, paths): the root is None when the yaml cannot be read.
+    """
+    try:
+        yaml_file = find_yaml(path)
+        spec = parse_data_yaml(load_yaml(yaml_file), yaml_file)
+        entries = _split_entries(spec, split) if split in spec.splits else []
+    except KpmergeError:
+        return None, ()
+    folders: dict[Path, None] = {yaml_file: None}
+    for p in entries:
+        images = [str(p / "x.jpg")]  # stands for the images of a folder (searched recursively)
+        if p.is_file():
+            folders[p] = None
+            try:
+                images = _listed(spec, p)
+            except KpmergeError:
+                images = []
+        for image in images:
+            folders[Path(image).parent] = None
+            folders[Path(img2label_path(image.replace("/", os.sep))).parent] = None
+    return spec.root.resolve(), tuple(folders)
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
