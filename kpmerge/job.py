@@ -23,7 +23,7 @@ from .layouts import Layout, detect_layout, load_layout
 from .mapping import MappingSpec
 from .output import check_output_path, output_files, trainable_pools, write_folder
 from .parallel import resolve_jobs, run_tasks
-from .publish import check_outside_inputs
+from .publish import Staging, as_write_error, check_output, check_outside_inputs
 from .sampling import SamplingOptions
 
 MODES = ("merge", "combine")
@@ -346,7 +346,8 @@ def run_job(job: Job, progress: Progress | None = None, jobs: int | None = None)
         jobs: Processes to use at most, overriding `job.jobs` (None: as the job says; 1: no helper
             processes). The output is the same bytes whatever it is.
 
-    With `job.show`, a contact sheet of the written folder follows (`kpmerge.show.show`, no images).
+    With `job.show`, the contact sheet of the output (`kpmerge.show.merged_sheet`, no images) is drawn
+    before anything is written and published right after the folder.
     """
     _check_inputs_outside(job)
     check_output_path(job.output, job.force)
@@ -367,9 +368,22 @@ def run_job(job: Job, progress: Progress | None = None, jobs: int | None = None)
     extra, counts = export_outputs(merged, job.exports, job.yolo_keep_empty)  # i14: counts in the manifest
     files = output_files(merged, sampling, gzip=job.gzip, progress=write, chunked=True, exports=counts)
     files.update(extra)
-    write_folder(files, job.output, job.force)
-    if job.show is not None:
-        from .show import show
+    if job.show is None:
+        write_folder(files, job.output, job.force)
+        return merged
+    from .show import merged_sheet
 
-        show([job.output], job.show, force=job.force)
+    # The sheet is drawn and staged first, so that a failure or an interrupt while drawing leaves
+    # nothing written; it is moved into place right after the folder.
+    png = merged_sheet(merged).png()
+    with Staging(check_output(job.show, job.force, folder=False), job.force, folder=False) as sheet:
+        try:
+            sheet.path.write_bytes(png)
+        except OSError as exc:
+            raise as_write_error(exc, job.show) from None
+        write_folder(files, job.output, job.force)
+        try:
+            sheet.publish()
+        except OSError as exc:
+            raise as_write_error(exc, job.show) from None
     return merged

@@ -20,6 +20,7 @@ import numpy.typing as npt
 import orjson
 from PIL import Image, ImageDraw, ImageFont
 
+from .build import Merged
 from .crops import CANVAS, cut_cells, region
 from .errors import KpmergeError, UsageError
 from .formats.coco import read_coco
@@ -27,6 +28,7 @@ from .instances import Instances
 from .job import SourceSpec, load_source, source_inputs
 from .layouts import Layout, layout_from_dict
 from .leftright import side
+from .output import trainable_pools
 from .pools import trainable_mask
 from .project import write_file
 from .publish import check_outside_inputs
@@ -181,6 +183,42 @@ def contact_sheet(
             rows += _output_rows(path, per_source, seed, path.name if many else "")
         else:
             rows.append(_input_row(spec or SourceSpec(path=path), per_source, seed))
+    return _sheet(rows, roots, seed, names, cell)
+
+
+def merged_sheet(
+    merged: Merged, per_source: int = 8, seed: int = 0, names: bool = False, cell: int = 160
+) -> Sheet:
+    """The contact sheet of a merge or combine result before it is written: the same picks and
+    drawing as `contact_sheet` of the output folder it makes (no images).
+
+    Raises:
+        KpmergeError: when no source has a trainable instance.
+    """
+    if not 1 <= per_source <= MAX_PER_SOURCE:
+        raise UsageError(f"per_source must be 1..{MAX_PER_SOURCE}, got {per_source}")
+    inst, files = merged.dataset.instances, merged.dataset.images.file_names
+    rows = []
+    for s, pool in zip(merged.sources, trainable_pools(merged), strict=True):
+        chosen = pick(pool.astype(np.int64), per_source, seed, s.name)
+        picked = inst[chosen]
+        rows.append(
+            SheetRow(
+                name=s.name,
+                layout=merged.layout,
+                annotations=s.annotation_range[1] - s.annotation_range[0],
+                pool=len(pool),
+                defined=tuple(s.mapping.defined),
+                instances=picked,
+                ids=tuple(merged.source_ids[chosen].tolist()),
+                files=tuple(str(f) for f in files[np.maximum(picked.image_index, 0)]),
+            )
+        )
+    return _sheet(rows, {}, seed, names, cell)
+
+
+def _sheet(rows: list[SheetRow], roots: dict[str, Path], seed: int, names: bool, cell: int) -> Sheet:
+    """Draw the rows, each cell on its image where `roots` (per source name, `*` for the others) has it."""
     known = [r.name for r in rows]
     for name in roots:
         if name != "*" and name not in known:

@@ -116,6 +116,50 @@ def test_recipe_sheet_that_exists_stops_before_anything_is_written(tmp_path):
     assert not (tmp_path / "out").exists() and (tmp_path / "sheet.png").read_bytes() == b"old"
 
 
+def test_recipe_sheet_is_the_sheet_of_the_output_folder(tmp_path):
+    recipe = _recipe(tmp_path, 'show = "sheet.png"')
+    invoke("run", recipe, "-q")
+    invoke("show", tmp_path / "out", "-o", tmp_path / "again.png", "-q")
+    assert (tmp_path / "sheet.png").read_bytes() == (tmp_path / "again.png").read_bytes()
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if ".kpmerge-" in p.name)
+
+
+def test_recipe_sheet_that_cannot_be_drawn_leaves_nothing(tmp_path):
+    doc = coco_doc(0)
+    for a in doc["annotations"]:
+        a["iscrowd"] = 1
+    write(tmp_path / "crowd.json", doc)
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(
+        'mode = "merge"\noutput = "out"\nshow = "sheet.png"\n[[sources]]\npath = "crowd.json"\n'
+    )
+    result = invoke("run", recipe, ok=False)
+    assert result.exit_code == 1
+    assert result.stderr == "Error: no instance to draw: no source has a trainable instance\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crowd.json", "recipe.toml"]
+
+
+def test_recipe_interrupted_while_drawing_leaves_nothing(tmp_path, monkeypatch):
+    import signal
+
+    from kpmerge import show
+    from kpmerge.cli import Interrupted
+
+    def draw(*args):
+        raise Interrupted(signal.SIGTERM)
+
+    monkeypatch.setattr(show, "_draw", draw)
+    recipe = _recipe(tmp_path, 'show = "sheet.png"')
+    result = invoke("run", recipe, ok=False)
+    assert result.exit_code == 143
+    assert result.stderr == "Error: interrupted by SIGTERM; nothing was written\n"
+    assert not (tmp_path / "out").exists() and not (tmp_path / "sheet.png").exists()
+    assert _leftovers(tmp_path) == []
+
+
 def test_recipe_show_must_be_a_file_name(tmp_path):
     recipe = _recipe(tmp_path, "show = 3")
     result = invoke("run", recipe, ok=False)
