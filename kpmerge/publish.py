@@ -16,11 +16,13 @@ How, by system:
   between the two moves them back, and a crash between the two (power loss, SIGKILL) is repaired by the
   next run to the same output, which moves the old copy back when nothing else took its place.
 
-Every temporary folder holds `owner.json`: the process id, host, boot id and process start time of the
-run that made it. A run removes the temporary folders of its output whose run certainly ended (same
-host, and another boot, or no process with that id, or one that started at another time); it never
-removes one by its name alone, nor one whose owner it cannot check (another host, or no way to tell
-whether the process id was reused).
+Every temporary folder holds `owner.json`: the process id, host, boot id, process id namespace and
+process start time of the run that made it. A run removes the temporary folders of its output that
+belong to its user and whose run certainly ended (same host, and another boot, or, in the same process
+id namespace, no process with that id or one that started at another time); it never removes one by
+its name alone, nor one whose owner it cannot check (another host, another process id namespace, such
+as another container sharing the host name and kernel, or no way to tell whether the process id was
+reused).
 """
 
 from __future__ import annotations
@@ -246,7 +248,7 @@ def remove_leftovers(out: str | os.PathLike[str]) -> list[Path]:
     removed = []
     for entry in entries:
         box = Path(entry.path)
-        if not entry.is_dir(follow_symlinks=False):
+        if not entry.is_dir(follow_symlinks=False) or not _ours(entry):
             continue
         owner = _read_owner(box)
         if owner is None or owner.get("out") != path.name or not _owner_ended(owner):
@@ -265,6 +267,17 @@ def remove_leftovers(out: str | os.PathLike[str]) -> list[Path]:
         _remove(box)
         removed.append(box)
     return removed
+
+
+def _ours(entry: os.DirEntry[str]) -> bool:
+    """Whether this process's user owns the folder (another user's run is never judged from here)."""
+    getuid = getattr(os, "getuid", None)
+    if getuid is None:  # Windows: no user ids
+        return True
+    try:
+        return entry.stat(follow_symlinks=False).st_uid == getuid()
+    except OSError:
+        return False
 
 
 def _prefix(out: Path) -> str:
@@ -335,6 +348,7 @@ def _owner(out: Path) -> dict[str, object]:
         "pid": os.getpid(),
         "host": socket.gethostname(),
         "boot": _boot_id(),
+        "pidns": _pid_namespace(),
         "started": _start_time(os.getpid()),
     }
 
@@ -361,6 +375,8 @@ def _owner_ended(owner: dict[str, object]) -> bool:
     boot = _boot_id()
     if boot is not None and owner.get("boot") is not None and owner.get("boot") != boot:
         return True  # the machine restarted since
+    if owner.get("pidns") != _pid_namespace():  # its process ids are not ours to probe
+        return False
     if os.name == "nt":  # no safe probe: os.kill would end the process
         return False
     try:
@@ -377,6 +393,14 @@ def _boot_id() -> str | None:
     try:
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
     except OSError:
+        return None
+
+
+def _pid_namespace() -> str | None:
+    """This process's pid namespace (`pid:[inode]`, Linux), else None."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except (OSError, AttributeError):
         return None
 
 
