@@ -746,7 +746,7 @@ def show_cmd(
     specs: list[str | SourceSpec] = []
     for text in paths:
         name, path = _parse_source(text)
-        specs.append(text if name is None and path.is_dir() else SourceSpec(path=path, name=name))
+        specs.append(text if name is None else SourceSpec(path=path, name=name))
     sheet = show(specs, out, dict(images) or None, per_source, seed, names, cell, force)
     if not quiet:
         click.echo(

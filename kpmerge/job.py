@@ -302,6 +302,11 @@ def require_image_sizes(sources: Sequence[Source]) -> None:
         )
 
 
+def reads_yolo(path: Path, format: str | None = None) -> bool:
+    """Whether a source at `path` is read as a YOLO dataset (its format, or else its path says so)."""
+    return format == "yolo" or (format is None and is_yolo_path(path))
+
+
 def source_inputs(spec: SourceSpec) -> tuple[list[Path], list[Path]]:
     """What a source reads: (inputs, image folders). An output may lie inside an image folder but may
     not be or hold one; it may not be, hold or lie inside an input.
@@ -311,7 +316,7 @@ def source_inputs(spec: SourceSpec) -> tuple[list[Path], list[Path]]:
     as the source) count as image folders (an output may go beside the images).
     """
     images = [spec.image_dir] if spec.image_dir is not None else []
-    if spec.format == "yolo" or (spec.format is None and is_yolo_path(spec.path)):
+    if reads_yolo(spec.path, spec.format):
         root, read = dataset_paths(spec.path, spec.split or "train")
         folder = [spec.path] if spec.path.is_dir() else []
         return [*([] if folder else [spec.path]), *read], [*images, *folder, *([root] if root else [])]

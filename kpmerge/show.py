@@ -25,7 +25,7 @@ from .crops import CANVAS, cut_cells, region
 from .errors import KpmergeError, UsageError
 from .formats.coco import read_coco
 from .instances import Instances
-from .job import SourceSpec, load_source, source_inputs
+from .job import SourceSpec, load_source, reads_yolo, source_inputs
 from .layouts import Layout, layout_from_dict
 from .leftright import side
 from .output import trainable_pools
@@ -153,8 +153,9 @@ def contact_sheet(
     """One row per source, `per_source` instances each, drawn in the source's layout.
 
     Args:
-        paths: kpmerge output folders (every source in the target layout, with the manifest's pools)
-            and annotation files or SourceSpecs (each in its own layout, read as `merge` reads them).
+        paths: kpmerge output folders (every source in the target layout, with the manifest's pools;
+            see `is_output_folder`), and annotation files, YOLO datasets or SourceSpecs (each in its own
+            layout, read as `merge` reads them).
         images: Image root for every source, or per source name (key `*` for the others); a cell is
             cut from ROOT / the record's `file_name` when that file exists.
         per_source: Instances per source, picked with `seed` from its trainable pool, one in each of
@@ -179,7 +180,7 @@ def contact_sheet(
     for p in paths:
         spec = p if isinstance(p, SourceSpec) else None
         path = spec.path if spec is not None else Path(p)
-        if spec is None and path.is_dir():
+        if spec is None and is_output_folder(path):
             rows += _output_rows(path, per_source, seed, path.name if many else "")
         else:
             rows.append(_input_row(spec or SourceSpec(path=path), per_source, seed))
@@ -236,6 +237,12 @@ def _sheet(rows: list[SheetRow], roots: dict[str, Path], seed: int, names: bool,
     backgrounds, notes = cut_cells(wanted, cell)
     image = _draw(rows, backgrounds, cell, names, seed)
     return Sheet(image, tuple(rows), len(backgrounds), tuple(notes))
+
+
+def is_output_folder(path: Path) -> bool:
+    """Whether `show` draws `path` as a kpmerge output folder: a folder with a manifest, or any other
+    folder that is not a dataset the readers take (a YOLO dataset folder)."""
+    return (path / "manifest.json").is_file() or (path.is_dir() and not reads_yolo(path))
 
 
 def _roots(images: str | Path | Mapping[str, str | Path] | None) -> dict[str, Path]:

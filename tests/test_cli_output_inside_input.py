@@ -83,10 +83,16 @@ def test_an_output_may_lie_inside_an_image_folder(work):
 
 @pytest.fixture
 def yolo_ds(tmp_path, monkeypatch) -> Path:
-    """A YOLO-pose dataset DS (yaml, an image folder and its label folder); the current folder."""
+    """A YOLO-pose dataset DS in the test's folder, made the current folder."""
+    monkeypatch.chdir(tmp_path)
+    write_yolo_dataset()
+    return tmp_path
+
+
+def write_yolo_dataset() -> None:
+    """A YOLO-pose dataset DS here: its yaml, an image folder with one image and its label folder."""
     from PIL import Image
 
-    monkeypatch.chdir(tmp_path)
     Path("DS/images/train").mkdir(parents=True)
     Path("DS/labels/train").mkdir(parents=True)
     Image.new("RGB", (40, 40)).save("DS/images/train/a.png")
@@ -96,7 +102,6 @@ def yolo_ds(tmp_path, monkeypatch) -> Path:
     Path("DS/data.yaml").write_text(
         f"train: images/train\nkpt_shape: [17, 3]\nflip_idx: {flip}\nnames:\n  0: person\n"
     )
-    return tmp_path
 
 
 @pytest.mark.parametrize(

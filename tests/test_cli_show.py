@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from kpmerge.cli import cli
+from tests.test_cli_output_inside_input import write_yolo_dataset
 from tests.test_show import aic_style_doc, coco_doc, write, write_images
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -179,3 +180,19 @@ def test_the_docs_sheet_is_what_make_docs_draws(tmp_path):
     assert Image.open(sheet).size == Image.open(documented).size
     makefile = (ROOT / "Makefile").read_text()
     assert "kpmerge show sample_out -o docs/sheet.png --per-source 6 --cell 120 --force" in makefile
+
+
+@pytest.mark.parametrize("path", ["DS", "DS/data.yaml"])
+def test_show_a_yolo_dataset_folder_or_yaml(tmp_path, monkeypatch, path):
+    monkeypatch.chdir(tmp_path)
+    write_yolo_dataset()
+    result = invoke("show", path, "-o", "s.png")
+    assert result.stderr == "kpmerge show: 1 sources, 1 instances (0 on their images) -> s.png\n"
+    assert Image.open("s.png").format == "PNG"
+
+
+def test_show_a_folder_that_is_neither(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = invoke("show", tmp_path / "empty", "-o", tmp_path / "s.png", ok=False)
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: {tmp_path / 'empty'}: not a kpmerge output folder: no metainfo.json\n"
