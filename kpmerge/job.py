@@ -358,9 +358,7 @@ def run_job(job: Job, progress: Progress | None = None, jobs: int | None = None)
     check_output_path(job.output, job.force)
     check_exports(job.exports)
     if job.show is not None:
-        from .show import check_sheet_path
-
-        check_sheet_path(job.show, job.force)
+        check_output(job.show, job.force, folder=False)
     merged = build_job(job, progress, jobs)
     sampling = sampling_options(job)
     sampling.check([s.name for s in merged.sources], [len(p) for p in trainable_pools(merged)])

@@ -31,7 +31,7 @@ from .leftright import side
 from .output import trainable_pools
 from .pools import trainable_mask
 from .project import write_file
-from .publish import check_outside_inputs
+from .publish import check_output, check_outside_inputs
 
 SIDE_COLORS: dict[str, tuple[int, int, int]] = {
     "left": (0, 114, 178),
@@ -125,21 +125,10 @@ def show(
         inputs += read
         roots += folders
     check_outside_inputs(out, inputs, roots)
+    check_output(out, force, folder=False)
     sheet = contact_sheet(paths, images, per_source, seed, names, cell)
     write_file(sheet.png(), out, force)
     return sheet
-
-
-def check_sheet_path(path: str | Path, force: bool = False) -> None:
-    """UsageError when `path` cannot take the sheet: it exists (without `force`), is a folder, or its
-    folder is missing (the checks `kpmerge.project.write_file` makes when it writes)."""
-    target = Path(path)
-    if target.exists() and not force:
-        raise UsageError("output exists (use --force to replace it)", file=target)
-    if target.is_dir():
-        raise UsageError("output is a folder; give a file name", file=target)
-    if not target.absolute().parent.is_dir():
-        raise UsageError("the folder to hold the output does not exist", file=target.absolute().parent)
 
 
 def contact_sheet(

@@ -73,6 +73,24 @@ def test_errors(tmp_path, files, args, code, message):
     assert not (tmp_path / "sheet.png").exists()
 
 
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        ("old.png", "Error: {t}/old.png: output exists (use --force to replace it)"),
+        ("missing/s.png", "Error: {t}/missing: the folder to hold the output does not exist"),
+        ("dir", "Error: {t}/dir: output is a folder; give a file name"),
+    ],
+)
+def test_the_output_is_checked_before_the_inputs_are_read(tmp_path, out, message):
+    (tmp_path / "old.png").write_bytes(b"old")
+    (tmp_path / "dir").mkdir()
+    force = ["--force"] if out == "dir" else []
+    result = invoke("show", tmp_path / "nope.json", "-o", tmp_path / out, *force, ok=False)
+    assert result.exit_code == 2
+    assert result.stderr == message.format(t=tmp_path) + "\n"
+    assert (tmp_path / "old.png").read_bytes() == b"old"
+
+
 def test_no_instance_to_draw(tmp_path):
     doc = coco_doc(0)
     for a in doc["annotations"]:
