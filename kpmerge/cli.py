@@ -20,7 +20,7 @@ from .job import Job, SourceSpec, run_job
 from .jsonio import load_json
 from .layouts import builtin_layout_names, load_layout
 from .output import missing_sizes
-from .publish import check_outside_inputs, published
+from .publish import check_outside_inputs
 from .recipe import read_recipe
 from .sampling import FORMATS, INT64_MAX, MAX_BATCH_SIZE, parse_epochs, write_epochs
 
@@ -52,7 +52,8 @@ class KpmergeGroup(click.Group):
             raise _Failure(message, code) from None
 
     def invoke(self, ctx: click.Context) -> Any:
-        before = len(published())
+        written: list[Path] = []
+        ctx.meta[_PUBLISHED] = written
         try:
             return super().invoke(ctx)
         except KpmergeError as exc:
@@ -61,13 +62,22 @@ class KpmergeGroup(click.Group):
             raise _Failure(str(exc), exc.exit_code) from None
         except KeyboardInterrupt as exc:
             signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
-            code, message = interrupt_exit(signum, published()[before:])
+            code, message = interrupt_exit(signum, tuple(written))
             if code == 0:
                 click.echo(message, err=True)
                 ctx.exit(0)
             raise _Failure(message, code) from None
         finally:
             _STOP["decided"] = True  # the exit code is settled: later signals change nothing
+
+
+_PUBLISHED = "kpmerge.published"
+
+
+def published() -> list[Path]:
+    """The outputs this command has moved into place so far: commands pass it to the library's writing
+    functions, and an interrupt's exit code is told from it (see `interrupt_exit`)."""
+    return click.get_current_context().meta.setdefault(_PUBLISHED, [])
 
 
 def interrupt_exit(signum: int, written: tuple[Path, ...]) -> tuple[int, str]:
@@ -427,7 +437,7 @@ def _job(
 def _run(job: Job, quiet: bool, jobs: int | None = None) -> None:
     bars = _ProgressBars() if not quiet and sys.stderr.isatty() else None
     try:
-        merged = run_job(job, progress=bars, jobs=jobs)
+        merged = run_job(job, progress=bars, jobs=jobs, published=published())
     finally:
         if bars is not None:
             bars.close()
@@ -578,7 +588,7 @@ def sample(
     Example: kpmerge sample combined/manifest.json --epochs 0:3 --world-size 2 --format npy -o plan/
     """
     ranks = None if rank is None else [rank]
-    names = write_epochs(manifest, out, epochs, ranks, world_size, fmt, force)
+    names = write_epochs(manifest, out, epochs, ranks, world_size, fmt, force, published())
     if not quiet:
         click.echo(f"kpmerge sample: {len(names)} files ({names[0]} ...) -> {out}", err=True)
 
@@ -619,7 +629,7 @@ def project(
     """
     from .project import project as project_file
 
-    result = project_file(out_dir, layout, file, sources or None, force, original_ids)
+    result = project_file(out_dir, layout, file, sources or None, force, original_ids, published())
     if not quiet:
         click.echo(
             f"kpmerge project: {result.annotations} annotations, {result.images} images of "
@@ -693,7 +703,7 @@ def inspect_cmd(
         check_outside_inputs(plot, paths)
     report = inspect(paths, layout=layout)
     if plot is not None:
-        plot_report(report, plot)
+        plot_report(report, plot, published())
     click.echo(
         dumps_pretty(report.to_dict()).decode("utf-8").rstrip("\n") if as_json else format_report(report)
     )
@@ -747,7 +757,7 @@ def show_cmd(
     for text in paths:
         name, path = _parse_source(text)
         specs.append(text if name is None else SourceSpec(path=path, name=name))
-    sheet = show(specs, out, dict(images) or None, per_source, seed, names, cell, force)
+    sheet = show(specs, out, dict(images) or None, per_source, seed, names, cell, force, published())
     if not quiet:
         click.echo(
             f"kpmerge show: {len(sheet.rows)} sources, {sheet.drawn} instances ({sheet.on_image} on their "

@@ -755,9 +755,10 @@ def format_report(report: Report) -> str:
 # ----------------------------------------------------------------------------------------------- plot
 
 
-def plot_report(report: Report, path: str | Path) -> Path:
+def plot_report(report: Report, path: str | Path, published: list[Path] | None = None) -> Path:
     """Write one PNG: per-keypoint labelled rates per input (or per source of an output folder) as bars,
     and the keypoint name overlap as a presence grid. Needs matplotlib (`pip install kpmerge[plot]`).
+    `published` gets `path` appended once it is in place.
 
     Raises:
         UsageError: when matplotlib is not installed.
@@ -795,7 +796,7 @@ def plot_report(report: Report, path: str | Path) -> Path:
     fig.savefig(png, format="png", dpi=100, metadata={"Software": None})
     from .project import write_file
 
-    return write_file(png.getvalue(), path, force=True)  # atomically; --plot has always replaced the file
+    return write_file(png.getvalue(), path, True, published)  # --plot has always replaced the file
 
 
 def _series(report: Report) -> tuple[list[str], list[tuple[str, np.ndarray, np.ndarray]]]:

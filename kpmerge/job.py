@@ -340,7 +340,12 @@ def _check_inputs_outside(job: Job) -> None:
         check_outside_inputs(job.show, inputs, images)
 
 
-def run_job(job: Job, progress: Progress | None = None, jobs: int | None = None) -> Merged:
+def run_job(
+    job: Job,
+    progress: Progress | None = None,
+    jobs: int | None = None,
+    published: list[Path] | None = None,
+) -> Merged:
     """Build the job and write its output folder atomically; returns what was written.
 
     Args:
@@ -350,6 +355,7 @@ def run_job(job: Job, progress: Progress | None = None, jobs: int | None = None)
             kpmerge itself draws nothing.
         jobs: Processes to use at most, overriding `job.jobs` (None: as the job says; 1: no helper
             processes). The output is the same bytes whatever it is.
+        published: Gets the output folder (and the sheet) appended once each is in place.
 
     With `job.show`, the contact sheet of the output (`kpmerge.show.merged_sheet`, no images) is drawn
     before anything is written and published right after the folder.
@@ -372,19 +378,20 @@ def run_job(job: Job, progress: Progress | None = None, jobs: int | None = None)
     files = output_files(merged, sampling, gzip=job.gzip, progress=write, chunked=True, exports=counts)
     files.update(extra)
     if job.show is None:
-        write_folder(files, job.output, job.force)
+        write_folder(files, job.output, job.force, published)
         return merged
     from .show import merged_sheet
 
     # The sheet is drawn and staged first, so that a failure or an interrupt while drawing leaves
     # nothing written; it is moved into place right after the folder.
     png = merged_sheet(merged).png()
-    with Staging(check_output(job.show, job.force, folder=False), job.force, folder=False) as sheet:
+    sheet_path = check_output(job.show, job.force, folder=False)
+    with Staging(sheet_path, job.force, folder=False, record=published) as sheet:
         try:
             sheet.path.write_bytes(png)
         except OSError as exc:
             raise as_write_error(exc, job.show) from None
-        write_folder(files, job.output, job.force)
+        write_folder(files, job.output, job.force, published)
         try:
             sheet.publish()
         except OSError as exc:

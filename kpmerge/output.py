@@ -273,7 +273,10 @@ def check_output_path(out: str | Path, force: bool = False) -> Path:
 
 
 def write_folder(
-    files: dict[str, Callable[[], bytes | Iterable[bytes]]], out: str | Path, force: bool = False
+    files: dict[str, Callable[[], bytes | Iterable[bytes]]],
+    out: str | Path,
+    force: bool = False,
+    published: list[Path] | None = None,
 ) -> Path:
     """Write all files into `out` at once: into a temporary folder beside it, then one move.
 
@@ -281,9 +284,10 @@ def write_folder(
     that is at `out` when the move happens is replaced (UsageError instead); see `publish`.
 
     On any failure nothing is left: no temporary folder, and with `force` the previous `out` intact.
+    `published` gets `out` appended once it is in place (see `kpmerge.publish.Staging`).
     """
     path = check_output_path(out, force)
-    with Staging(path, force) as stage:
+    with Staging(path, force, record=published) as stage:
         try:
             for name, make in files.items():
                 target = stage.path / name

@@ -197,10 +197,13 @@ def _select(dataset: Dataset, ranges: list[tuple[Any, Any]], columns: list[int])
     return Dataset(images=kept_images, instances=kept, keypoint_names=None, format="coco")
 
 
-def write_file(data: bytes, path: str | Path, force: bool = False) -> Path:
-    """Write one file atomically: into a temporary folder beside it, then one move (see `publish`)."""
+def write_file(
+    data: bytes, path: str | Path, force: bool = False, published: list[Path] | None = None
+) -> Path:
+    """Write one file atomically: into a temporary folder beside it, then one move (see `publish`);
+    `published` gets `path` appended once it is in place."""
     target = check_output(path, force, folder=False)
-    with Staging(target, force, folder=False) as stage:
+    with Staging(target, force, folder=False, record=published) as stage:
         try:
             stage.path.write_bytes(data)
             stage.publish()
@@ -216,11 +219,13 @@ def project(
     sources: Sequence[str] | None = None,
     force: bool = False,
     original_ids: bool = False,
+    published: list[Path] | None = None,
 ) -> Projection:
-    """Project the output folder `out` to layout `to` and write the COCO file `file` atomically."""
+    """Project the output folder `out` to layout `to` and write the COCO file `file` atomically
+    (`published` gets `file` appended once it is in place)."""
     layout_file = to if isinstance(to, str | os.PathLike) and Path(to).is_file() else None
     check_outside_inputs(file, [out, layout_file])
     check_output(file, force, folder=False)
     result = project_output(out, to, sources, original_ids)
-    write_file(result.data, file, force)
+    write_file(result.data, file, force, published)
     return result

@@ -56,14 +56,6 @@ _RENAME_NOREPLACE = 1
 _RENAME_EXCHANGE = 2
 _UNSUPPORTED = {errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM}
 
-_published: list[Path] = []
-
-
-def published() -> tuple[Path, ...]:
-    """The outputs this process has published so far, in order (the CLI tells from it what an
-    interrupt left at OUT)."""
-    return tuple(_published)
-
 
 def check_outside_inputs(
     output: str | os.PathLike[str],
@@ -114,12 +106,24 @@ class Staging:
 
     Use it as a context manager: `publish()` moves `path` into place; leaving the block removes the
     temporary folder (with the previous output, once replaced), whatever happened.
+
+    `published` turns True once `out` is the new output (also when an interrupt came right after the
+    move); `record`, when given, gets `out` appended then, so that a caller several calls up (the CLI)
+    can tell after an interrupt whether the output was complete.
     """
 
-    def __init__(self, out: str | os.PathLike[str], force: bool = False, folder: bool = True) -> None:
+    def __init__(
+        self,
+        out: str | os.PathLike[str],
+        force: bool = False,
+        folder: bool = True,
+        record: list[Path] | None = None,
+    ) -> None:
         self.out = Path(out)
         self.force = force
         self.folder = folder
+        self.record = record
+        self.published = False
         self.box = Path()
         self.path = Path()
         self.owner: dict[str, object] = {}
@@ -168,10 +172,10 @@ class Staging:
                 self._replace()
             else:
                 self._move_new(self.path)
-            _published.append(self.out)
+            self._published()
         except BaseException as exc:
-            if ident is not None and _identity(self.out) == ident and self.out not in _published:
-                _published.append(self.out)  # moved just before the interrupt
+            if ident is not None and _identity(self.out) == ident and not self.published:
+                self._published()  # moved just before the interrupt
             if not self.force and (
                 isinstance(exc, FileExistsError | NotADirectoryError | IsADirectoryError)
                 or (isinstance(exc, OSError) and exc.errno == errno.ENOTEMPTY)
@@ -179,6 +183,11 @@ class Staging:
                 raise UsageError("output exists (use --force to replace it)", file=self.out) from None
             raise
         return self.out
+
+    def _published(self) -> None:
+        self.published = True
+        if self.record is not None:
+            self.record.append(self.out)
 
     def _move_new(self, src: Path) -> None:
         """Move `src` to `out`; FileExistsError (or ENOTEMPTY) when anything is there."""

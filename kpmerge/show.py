@@ -112,8 +112,10 @@ def show(
     names: bool = False,
     cell: int = 160,
     force: bool = False,
+    published: list[Path] | None = None,
 ) -> Sheet:
-    """Draw a contact sheet (see `contact_sheet`) and write it as a PNG file atomically.
+    """Draw a contact sheet (see `contact_sheet`) and write it as a PNG file atomically (`published`
+    gets `out` appended once it is in place).
 
     Raises:
         UsageError: as `contact_sheet`; when `out` exists without `force`, or cannot be written.
@@ -127,7 +129,7 @@ def show(
     check_outside_inputs(out, inputs, roots)
     check_output(out, force, folder=False)
     sheet = contact_sheet(paths, images, per_source, seed, names, cell)
-    write_file(sheet.png(), out, force)
+    write_file(sheet.png(), out, force, published)
     return sheet
 
 

@@ -112,10 +112,11 @@ def test_force_replaces_and_leaves_nothing_beside(tmp_path, how, before):
             (out / "late.json").write_text("late")
         return b"new"
 
-    write_folder({"a.json": make}, out, force=True)
+    published: list[Path] = []
+    write_folder({"a.json": make}, out, force=True, published=published)
     assert _tree(out) == {"a.json": b"new"}
     assert _leftovers(tmp_path) == []
-    assert publish.published()[-1] == out
+    assert published == [out]
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
