@@ -20,7 +20,6 @@ from .job import Job, SourceSpec, run_job
 from .jsonio import load_json
 from .layouts import builtin_layout_names, load_layout
 from .output import missing_sizes
-from .publish import check_outside_inputs
 from .recipe import read_recipe
 from .sampling import FORMATS, INT64_MAX, MAX_BATCH_SIZE, parse_epochs, write_epochs
 
@@ -699,8 +698,6 @@ def inspect_cmd(
     from .inspect import format_report, inspect, plot_report
     from .jsonio import dumps_pretty
 
-    if plot is not None:
-        check_outside_inputs(plot, paths)
     report = inspect(paths, layout=layout)
     if plot is not None:
         plot_report(report, plot, published())

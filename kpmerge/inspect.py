@@ -20,6 +20,7 @@ from .formats.coco import coco_to_dataset
 from .formats.detect import read_dataset
 from .formats.yolo_yaml import is_yolo_path  # i14 (YOLO)
 from .instances import Dataset, Problem
+from .job import SourceSpec, source_inputs
 from .jsonio import load_json, read_mapped
 from .jsonscan import nesting_checked
 from .layouts import Layout, canonical_name, detect_layout, layout_from_dict, load_layout, normalize_name
@@ -29,6 +30,7 @@ from .leftright import table as left_right_table
 from .mapping import build_mapping
 from .output import MANIFEST_VERSION
 from .pools import trainable_mask
+from .publish import check_outside_inputs
 
 BOX_MARGIN = 0.1
 """A labelled keypoint is `outside_box` when it lies beyond the box by more than this share of the box's
@@ -761,8 +763,17 @@ def plot_report(report: Report, path: str | Path, published: list[Path] | None =
     `published` gets `path` appended once it is in place.
 
     Raises:
-        UsageError: when matplotlib is not installed.
+        UsageError: when `path` is, holds or lies inside an input of the report, or when matplotlib is
+            not installed.
     """
+    inputs: list[Path] = []
+    folders: list[Path] = []
+    for f in report.files:
+        if f.path:
+            read, images = source_inputs(SourceSpec(path=Path(f.path)))
+            inputs += read
+            folders += images
+    check_outside_inputs(path, inputs, folders)
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
