@@ -222,14 +222,14 @@ def source_options(f: Callable[..., Any]) -> Callable[..., Any]:
             type=PairValue(),
             help="Image folder per raw AIC or MPII source, to read image sizes.",
         ),
-        click.option(  # i14 (YOLO)
+        click.option(
             "--split",
             "splits",
             multiple=True,
             type=PairValue(),
             help="Split per YOLO source: train (default), val, test or another key of its yaml.",
         ),
-        click.option(  # i14 (YOLO)
+        click.option(
             "--class",
             "class_ids",
             multiple=True,
@@ -305,7 +305,7 @@ def jobs_option(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def export_option(f: Callable[..., Any]) -> Callable[..., Any]:
     """--export NAME (repeatable): extra files for other trainers, in subfolders of OUT."""
-    f = click.option(  # i14
+    f = click.option(
         "--yolo-keep-empty",
         is_flag=True,
         help="yolo export: keep people with no labelled keypoint as detection-only rows.",
@@ -357,7 +357,7 @@ def _specs(sources: tuple[str, ...], opts: dict[str, Any]) -> tuple[SourceSpec, 
     )
     prefixes, dirs = per_source("prefixes"), per_source("image_dirs", Path)
     factors, batch_ratios = per_source("ratios", float), per_source("batch_ratios", float)
-    splits, class_ids = per_source("splits"), per_source("class_ids")  # i14 (YOLO)
+    splits, class_ids = per_source("splits"), per_source("class_ids")
     return tuple(
         SourceSpec(
             path=p,

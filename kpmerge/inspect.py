@@ -18,7 +18,7 @@ import numpy.typing as npt
 from .errors import KpmergeError, UsageError
 from .formats.coco import coco_to_dataset
 from .formats.detect import read_dataset
-from .formats.yolo_yaml import is_yolo_path  # i14 (YOLO)
+from .formats.yolo_yaml import is_yolo_path
 from .instances import Dataset, Problem
 from .job import SourceSpec, source_inputs
 from .jsonio import load_json, read_mapped
@@ -66,7 +66,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "missing_metadata": ("warning", "output folder without metainfo.json or manifest.json"),
     "images_without_annotations": ("info", "images without annotations"),
     **LEFT_RIGHT_KINDS,
-    # i14 (YOLO): kinds of the YOLO reader (kpmerge.formats.yolo)
+    # kinds of the YOLO reader (kpmerge.formats.yolo)
     "bad_label_row": ("error", "label rows Ultralytics rejects"),
     "missing_image_file": ("error", "images that are missing or unreadable"),
     "duplicate_label_row": ("warning", "label rows that repeat a row of the same image"),
@@ -325,7 +325,7 @@ def inspect(paths: Sequence[str | Path], layout: str | Path | None = None) -> Re
 def inspect_path(path: str | Path, layout: Layout | None = None) -> FileReport:
     """Inspect one file or kpmerge output folder (see `inspect`)."""
     p = Path(path)
-    if is_yolo_path(p):  # i14 (YOLO): a dataset yaml or a folder holding one (its train split)
+    if is_yolo_path(p):  # a dataset yaml or a folder holding one (its train split)
         return inspect_dataset(read_dataset(p, format="yolo", strict=False), str(path), layout)
     if p.is_dir():
         return _inspect_output(p)
@@ -447,7 +447,7 @@ def _pool(dataset: Dataset) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_
 
 def _detect(dataset: Dataset, notes: list[str]) -> Layout | None:
     k = dataset.instances.k
-    if dataset.layout is not None:  # i14 (YOLO)
+    if dataset.layout is not None:
         return dataset.layout
     if dataset.format == "aic":
         return load_layout("aic")

@@ -60,8 +60,8 @@ class SourceSpec:
     label: str | None = None
     factor: float = 1.0
     batch_ratio: float | None = None
-    split: str | None = None  # i14 (YOLO)
-    class_id: int | str | None = None  # i14 (YOLO)
+    split: str | None = None
+    class_id: int | str | None = None
 
     @property
     def source_name(self) -> str:
@@ -93,15 +93,15 @@ class Job:
     allow_missing_sizes: bool = False
     show: Path | None = None
     """A contact sheet of the output to write as well (PNG file; see kpmerge.show)."""
-    yolo_keep_empty: bool = False  # i14: the yolo export keeps people with no labelled keypoint
+    yolo_keep_empty: bool = False  # the yolo export keeps people with no labelled keypoint
 
 
 def _stem(path: Path) -> str:
     """The file name without .json or .gz, other characters than those of a source name as `_`."""
     name = path.name
-    for suffix in (".gz", ".json", ".yaml", ".yml"):  # i14 (YOLO): .yaml, .yml
+    for suffix in (".gz", ".json", ".yaml", ".yml"):
         name = name.removesuffix(suffix)
-    if name == "data" and path.suffix in (".yaml", ".yml"):  # i14 (YOLO): my_set/data.yaml is my_set
+    if name == "data" and path.suffix in (".yaml", ".yml"):  # my_set/data.yaml is my_set
         name = path.resolve().parent.name or name
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "source"
 
@@ -131,7 +131,7 @@ def load_source(spec: SourceSpec, checksum: bool = True) -> Source:
             raise UsageError(
                 f"layout {layout.name} has {len(layout)} keypoints but the file has {k}", file=spec.path
             )
-    elif dataset.layout is not None:  # i14 (YOLO): the dataset yaml defines its layout
+    elif dataset.layout is not None:  # the dataset yaml defines its layout
         layout = dataset.layout
     elif dataset.format in FORMAT_LAYOUTS:
         layout = load_layout(FORMAT_LAYOUTS[dataset.format])
@@ -171,7 +171,7 @@ def to_zero_based(dataset: Dataset, origin: int) -> Dataset:
 
 
 def _sha256(path: Path) -> str:
-    if path.is_dir():  # i14 (YOLO): a dataset folder; its checksum is its dataset yaml's
+    if path.is_dir():  # a dataset folder; its checksum is its dataset yaml's
         from .formats.yolo_yaml import find_yaml
 
         path = find_yaml(path)
@@ -374,7 +374,7 @@ def run_job(
         progress("write", 0, total)
         step = progress
         write = lambda n: step("write", n, total)  # noqa: E731
-    extra, counts = export_outputs(merged, job.exports, job.yolo_keep_empty)  # i14: counts in the manifest
+    extra, counts = export_outputs(merged, job.exports, job.yolo_keep_empty)
     files = output_files(merged, sampling, gzip=job.gzip, progress=write, chunked=True, exports=counts)
     files.update(extra)
     if job.show is None:

@@ -202,7 +202,7 @@ def manifest(
         "batch_size": sampling.batch_size if sampling else None,
     }
     out["sources"] = entries
-    if exports:  # i14: the yolo export's counts
+    if exports:
         out["exports"] = exports
     return out
 

@@ -72,7 +72,7 @@ def export_outputs(
     if chosen:
         check_sizes(merged, chosen)
     for name in chosen:
-        if name == "yolo":  # i14: the yolo export's counts go into the manifest
+        if name == "yolo":  # the yolo export's counts go into the manifest
             export = yolo_export(merged, keep_empty=yolo_keep_empty)
             made = {f"{FOLDER}/{path}": data for path, data in export.files.items()}
             summaries[name] = export.summary()

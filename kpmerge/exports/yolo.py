@@ -33,15 +33,13 @@ import numpy as np
 
 from ..build import Merged
 from ..errors import UsageError
-from ..formats.yolo import HIGH, IMG_FORMATS, LOW
+from ..formats.yolo import HIGH, IMG_FORMATS, LOW, label_name, repeats
 
 FOLDER = "yolo"
 DATA_YAML = "data.yaml"
 IMAGE_LIST = "train.txt"
 NESTED = "nested"
 """Folder of the images whose file names hold an `images` folder of their own."""
-IMAGE_FORMATS = IMG_FORMATS
-"""Image suffixes Ultralytics loads (ultralytics.data.utils.IMG_FORMATS)."""
 REASONS = ("crowd", "empty_box", "no_labelled_keypoints", "box_outside_image", "duplicate")
 """Why a person gets no row, in the order the rules apply."""
 
@@ -86,10 +84,10 @@ def _normalized(file_name: str) -> str:
             f"yolo export: image file name {file_name!r} must be a relative path inside the data root"
         )
     _, dot, ext = norm.rpartition(".")
-    if not dot or "/" in ext or ext.lower() not in IMAGE_FORMATS:
+    if not dot or "/" in ext or ext.lower() not in IMG_FORMATS:
         raise UsageError(
             f"yolo export: image file name {file_name!r} is not an image type Ultralytics loads "
-            f"({', '.join(sorted(IMAGE_FORMATS))})"
+            f"({', '.join(sorted(IMG_FORMATS))})"
         )
     return norm
 
@@ -108,8 +106,7 @@ def image_path(file_name: str) -> str:
 
 def label_path(file_name: str) -> str:
     """Where Ultralytics looks for the labels of an image listed at `image_path(file_name)`."""
-    listed = image_path(file_name)
-    return "/labels/".join(("/" + listed).rsplit("/images/", 1)).rsplit(".", 1)[0].lstrip("/") + ".txt"
+    return label_name(image_path(file_name))
 
 
 def yolo_export(merged: Merged, keep_empty: bool = False) -> YoloExport:
@@ -156,7 +153,7 @@ def yolo_export(merged: Merged, keep_empty: bool = False) -> YoloExport:
     keypoint_values = table[:, 5:]  # a view: zeroing it zeroes the table
     keypoint_values[np.repeat(bad_kp, 3, axis=1)] = 0.0
     table += 0.0  # -0.0 as 0.0, as Python compares them when Ultralytics drops repeated rows
-    dup = (reason == 0) & _repeats(inst.image_index, table, reason == 0)
+    dup = (reason == 0) & repeats(inst.image_index, table, reason == 0)
     reason[dup] = len(REASONS)
     keep = reason == 0
     rows = _format_rows(table[keep], k)
@@ -249,23 +246,6 @@ def _rejected(values: np.ndarray, low_only: bool = False) -> np.ndarray:
     for idx in zip(*np.nonzero(near), strict=True):
         written = np.float32(float(f"{float(values[idx]):g}"))
         out[idx] = written < LOW or (not low_only and written > HIGH)
-    return out
-
-
-def _repeats(image_index: np.ndarray, table: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """(N,) rows equal to an earlier kept row of the same image."""
-    out = np.zeros(len(table), dtype=bool)
-    idx = np.flatnonzero(keep)
-    if len(idx) < 2:
-        return out
-    width = table.shape[1] * 8
-    keys = np.empty(len(idx), dtype=[("image", np.int64), ("row", f"V{width}")])
-    keys["image"] = image_index[idx]
-    keys["row"] = np.ascontiguousarray(table[idx]).view(f"V{width}").ravel()
-    _, first = np.unique(keys, return_index=True)
-    repeat = np.ones(len(idx), dtype=bool)
-    repeat[first] = False
-    out[idx[repeat]] = True
     return out
 
 

@@ -49,11 +49,35 @@ _CHUNK = 4096
 """Rows parsed in one bulk step."""
 
 
-def img2label_path(image: str) -> str:
+def img2label_path(image: str, sep: str = os.sep) -> str:
     """Where Ultralytics looks for an image's labels: its last `/images/` folder replaced by `/labels/`
-    and its extension by `.txt` (separators as the OS writes them)."""
-    sa, sb = f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}"
+    and its extension by `.txt` (`sep`: the separator of `image`; Ultralytics uses the OS's)."""
+    sa, sb = f"{sep}images{sep}", f"{sep}labels{sep}"
     return sb.join(image.rsplit(sa, 1)).rsplit(".", 1)[0] + ".txt"
+
+
+def label_name(image_name: str) -> str:
+    """`img2label_path` of a relative `/`-separated image name, as Ultralytics sees it once the name is
+    under some folder (a leading `images/` counts)."""
+    return img2label_path("/" + image_name, "/")[1:]
+
+
+def repeats(image_index: np.ndarray, rows: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """(R,) the kept rows bit-equal to an earlier kept row of the same image (compare as the caller's
+    dtype: float32 as Ultralytics parses, float64 as it writes)."""
+    out = np.zeros(len(rows), dtype=bool)
+    idx = np.flatnonzero(keep)
+    if len(idx) < 2:
+        return out
+    width = rows.shape[1] * rows.dtype.itemsize
+    keys = np.empty(len(idx), dtype=[("image", np.int64), ("row", f"V{width}")])
+    keys["image"] = image_index[idx]
+    keys["row"] = np.ascontiguousarray(rows[idx]).view(f"V{width}").ravel()
+    _, first = np.unique(keys, return_index=True)
+    repeat = np.ones(len(idx), dtype=bool)
+    repeat[first] = False
+    out[idx[repeat]] = True
+    return out
 
 
 def image_files(spec: DataYaml, split: str) -> list[str]:
@@ -264,7 +288,7 @@ def yolo_to_dataset(
     k, ndim = spec.k, spec.ndim
     m = len(image_names)
     wh = np.asarray(sizes, dtype=np.float64).reshape(m, 2)
-    files = list(label_files) if label_files is not None else [_label_name(n) for n in image_names]
+    files = list(label_files) if label_files is not None else [label_name(n) for n in image_names]
     img_of: list[int] = []
     line_of: list[int] = []
     texts: list[str] = []  # each row, its numbers joined by commas when it has the right count
@@ -298,7 +322,7 @@ def yolo_to_dataset(
             examples = tuple(ids[np.flatnonzero(rows)[:_EXAMPLES]].tolist())
             problems.append(Problem(kind, "error", int(rows.sum()), examples, _KINDS[kind]))
     keep = ~bad
-    dup = keep & _repeats(img, values.astype(np.float32), keep)
+    dup = keep & repeats(img, values.astype(np.float32), keep)
     if dup.any() and not strict:
         examples = tuple(ids[np.flatnonzero(dup)[:_EXAMPLES]].tolist())
         problems.append(
@@ -451,24 +475,3 @@ def _is_float(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _repeats(img: np.ndarray, rows32: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """(R,) rows equal (as float32) to an earlier kept row of the same image."""
-    out = np.zeros(len(img), dtype=bool)
-    idx = np.flatnonzero(keep)
-    if len(idx) < 2:
-        return out
-    width = rows32.shape[1] * 4
-    keys = np.empty(len(idx), dtype=[("image", np.int64), ("row", f"V{width}")])
-    keys["image"] = img[idx]
-    keys["row"] = np.ascontiguousarray(rows32[idx]).view(f"V{width}").ravel()
-    _, first = np.unique(keys, return_index=True)
-    repeat = np.ones(len(idx), dtype=bool)
-    repeat[first] = False
-    out[idx[repeat]] = True
-    return out
-
-
-def _label_name(image_name: str) -> str:
-    return "/labels/".join(("/" + image_name).rsplit("/images/", 1)).rsplit(".", 1)[0].lstrip("/") + ".txt"
