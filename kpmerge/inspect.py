@@ -30,7 +30,7 @@ from .leftright import table as left_right_table
 from .mapping import build_mapping
 from .output import MANIFEST_VERSION
 from .pools import trainable_mask
-from .publish import check_outside_inputs
+from .publish import check_outside_inputs, write_file
 
 BOX_MARGIN = 0.1
 """A labelled keypoint is `outside_box` when it lies beyond the box by more than this share of the box's
@@ -805,8 +805,6 @@ def plot_report(report: Report, path: str | Path, published: list[Path] | None =
     bottom.set_title("keypoint names each input has (defined keypoints for output sources)")
     png = io.BytesIO()
     fig.savefig(png, format="png", dpi=100, metadata={"Software": None})
-    from .project import write_file
-
     return write_file(png.getvalue(), path, True, published)  # --plot has always replaced the file
 
 

@@ -17,7 +17,7 @@ from .instances import Dataset, Images, Instances
 from .jsonio import load_json
 from .layouts import Layout, layout_from_dict, load_layout
 from .mapping import build_mapping
-from .publish import Staging, as_write_error, check_output, check_outside_inputs
+from .publish import check_output, check_outside_inputs, write_file
 
 ANNOTATIONS = "annotations.json"
 METAINFO_JSON = "metainfo.json"
@@ -195,21 +195,6 @@ def _select(dataset: Dataset, ranges: list[tuple[Any, Any]], columns: list[int])
         extra=images.extra[img_keep],
     )
     return Dataset(images=kept_images, instances=kept, keypoint_names=None, format="coco")
-
-
-def write_file(
-    data: bytes, path: str | Path, force: bool = False, published: list[Path] | None = None
-) -> Path:
-    """Write one file atomically: into a temporary folder beside it, then one move (see `publish`);
-    `published` gets `path` appended once it is in place."""
-    target = check_output(path, force, folder=False)
-    with Staging(target, force, folder=False, record=published) as stage:
-        try:
-            stage.path.write_bytes(data)
-            stage.publish()
-        except OSError as exc:
-            raise as_write_error(exc, target) from None
-    return target
 
 
 def project(

@@ -244,6 +244,21 @@ class Staging:
             raise
 
 
+def write_file(
+    data: bytes, path: str | Path, force: bool = False, published: list[Path] | None = None
+) -> Path:
+    """Write one file atomically: into a temporary folder beside it, then one move (see `publish`);
+    `published` gets `path` appended once it is in place."""
+    target = check_output(path, force, folder=False)
+    with Staging(target, force, folder=False, record=published) as stage:
+        try:
+            stage.path.write_bytes(data)
+            stage.publish()
+        except OSError as exc:
+            raise as_write_error(exc, target) from None
+    return target
+
+
 def remove_leftovers(out: str | os.PathLike[str]) -> list[Path]:
     """Remove the temporary folders of `out` whose run certainly ended (see the module docs), first
     moving back a previous output that such a run had moved aside; returns the folders removed."""

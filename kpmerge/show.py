@@ -30,8 +30,7 @@ from .layouts import Layout, layout_from_dict
 from .leftright import side
 from .output import trainable_pools
 from .pools import trainable_mask
-from .project import write_file
-from .publish import check_output, check_outside_inputs
+from .publish import check_output, check_outside_inputs, write_file
 
 SIDE_COLORS: dict[str, tuple[int, int, int]] = {
     "left": (0, 114, 178),

@@ -15,8 +15,7 @@ import pytest
 from kpmerge import publish
 from kpmerge.errors import UsageError
 from kpmerge.output import write_folder
-from kpmerge.project import write_file
-from kpmerge.publish import Staging, check_output, check_outside_inputs, remove_leftovers
+from kpmerge.publish import Staging, check_output, check_outside_inputs, remove_leftovers, write_file
 
 EXISTS = "output exists (use --force to replace it)"
 
