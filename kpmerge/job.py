@@ -204,7 +204,7 @@ Progress = Callable[[str, int, int], None]
 
 def load_sources(
     specs: Sequence[SourceSpec],
-    jobs: int | None = 1,
+    jobs: int | None = None,
     progress: Progress | None = None,
     checksum: bool = True,
 ) -> list[Source]:
