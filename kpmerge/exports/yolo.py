@@ -156,8 +156,7 @@ def yolo_export(merged: Merged, keep_empty: bool = False) -> YoloExport:
     dup = (reason == 0) & repeats(inst.image_index, table, reason == 0)
     reason[dup] = len(REASONS)
     keep = reason == 0
-    rows = _format_rows(table[keep], k)
-    files = _label_files(names, inst.image_index[keep], rows)
+    files = _label_files(names, inst.image_index[keep], table[keep])
     files[IMAGE_LIST] = "".join(f"./{p}\n" for p in listed).encode()
     not_written = {r: int(np.count_nonzero(reason == i + 1)) for i, r in enumerate(REASONS)}
     per_source = {}
@@ -173,7 +172,7 @@ def yolo_export(merged: Merged, keep_empty: bool = False) -> YoloExport:
         }
     result = YoloExport(
         files=files,
-        rows=len(rows),
+        rows=int(np.count_nonzero(keep)),
         not_written=not_written,
         keypoints_outside=int(np.count_nonzero(outside)),
         sources=per_source,
@@ -243,30 +242,29 @@ def _rejected(values: np.ndarray, low_only: bool = False) -> np.ndarray:
     """Which values Ultralytics rejects once written with `%g`: below -0.01 (or above 1.01) as float32."""
     out = np.zeros(values.shape, dtype=bool)
     near = (values < -0.0099) if low_only else (values < -0.0099) | (values > 1.0099)
-    for idx in zip(*np.nonzero(near), strict=True):
-        written = np.float32(float(f"{float(values[idx]):g}"))
-        out[idx] = written < LOW or (not low_only and written > HIGH)
+    if near.any():
+        written = np.char.mod("%g", values[near]).astype(np.float64).astype(np.float32)
+        out[near] = (written < LOW) if low_only else (written < LOW) | (written > HIGH)
     return out
 
 
-def _format_rows(table: np.ndarray, k: int) -> list[str]:
+def _format_rows(table: np.ndarray) -> bytes:
+    """The rows, each written `%g` and ended by a newline."""
     if not len(table):
-        return []
-    fmt = " ".join(["%g"] * (5 + 3 * k))
-    text = ("\n".join([fmt] * len(table))) % tuple(table.ravel().tolist())
-    return text.split("\n")
+        return b""
+    fmt = " ".join(["%g"] * table.shape[1]) + "\n"
+    return ((fmt * len(table)) % tuple(table.ravel().tolist())).encode()
 
 
-def _label_files(names: list[str], image_of_row: np.ndarray, rows: list[str]) -> dict[str, bytes]:
+def _label_files(names: list[str], image_of_row: np.ndarray, table: np.ndarray) -> dict[str, bytes]:
+    """Each image's label file: its rows in order, written at once and cut at the images' bounds."""
     order = np.argsort(image_of_row, kind="stable")
+    text = _format_rows(table[order])
+    row_ends = np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == ord("\n")) + 1
+    row_bounds = np.concatenate([[0], row_ends])
     counts = np.bincount(image_of_row, minlength=len(names))
-    files = {}
-    start = 0
-    for i, name in enumerate(names):
-        stop = start + int(counts[i])
-        files[name] = "".join(rows[j] + "\n" for j in order[start:stop]).encode()
-        start = stop
-    return files
+    bounds = row_bounds[np.concatenate([[0], np.cumsum(counts)])].tolist()
+    return {name: text[a:b] for name, a, b in zip(names, bounds[:-1], bounds[1:], strict=True)}
 
 
 def data_yaml(merged: Merged, export: YoloExport) -> str:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import array
 import glob
+import itertools
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -289,30 +290,26 @@ def yolo_to_dataset(
     m = len(image_names)
     wh = np.asarray(sizes, dtype=np.float64).reshape(m, 2)
     files = list(label_files) if label_files is not None else [label_name(n) for n in image_names]
-    img_of: list[int] = []
-    line_of: list[int] = []
-    texts: list[str] = []  # each row, its numbers joined by commas when it has the right count
-    counts: list[int] = []
-    cols = 5 + k * ndim
+    tokens: list[list[str]] = []  # each non-blank row's values
+    parts: list[tuple[int, np.ndarray]] = []  # per label file: its image, its non-blank rows' line numbers
     for i, text in enumerate(label_texts):
-        for n, line in enumerate((text or "").lstrip("\ufeff").splitlines(), 1):
-            tok = line.split()
-            if tok:
-                img_of.append(i)
-                line_of.append(n)
-                counts.append(len(tok))
-                texts.append(",".join(tok) if len(tok) == cols else line)
-    img = np.array(img_of, dtype=np.int64)
-    lines = np.array(line_of, dtype=np.int64)
-    values, code = _check_rows(texts, np.array(counts, dtype=np.int64), spec)
+        if text:
+            split = list(map(str.split, text.lstrip("\ufeff").splitlines()))
+            sizes = list(map(len, split))
+            tokens += itertools.compress(split, sizes)
+            parts.append((i, np.flatnonzero(sizes) + 1))
+    img = np.repeat(np.array([i for i, _ in parts], dtype=np.int64), [len(n) for _, n in parts])
+    lines = np.concatenate([n for _, n in parts]) if parts else np.zeros(0, dtype=np.int64)
+    counts = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
+    values, code = _check_rows(tokens, counts, spec)
     bad = code > 0
     if bad.any() and strict:
         j = int(np.argmax(bad))
-        tokens = texts[j].split(",") if counts[j] == cols else texts[j].split()
-        raise KpmergeError(_message(int(code[j]), tokens, values[j], spec), files[img[j]], f"line {lines[j]}")
-    ids = np.array(
-        [f"{image_names[i]}#{n}" for i, n in zip(img_of, line_of, strict=True)] or [], dtype=object
-    )
+        raise KpmergeError(
+            _message(int(code[j]), tokens[j], values[j], spec), files[img[j]], f"line {lines[j]}"
+        )
+    named = np.asarray(image_names, dtype=str)[img] if len(img) else np.zeros(0, dtype=str)
+    ids = np.char.add(np.char.add(named, "#"), lines.astype(str)).astype(object)
     problems = []
     for kind, rows in (
         ("bad_visibility", code == _VISIBILITY),
@@ -389,17 +386,17 @@ _KINDS = {
 
 
 def _check_rows(
-    texts: list[str], counts: npt.NDArray[np.int64], spec: DataYaml
+    tokens: list[list[str]], counts: npt.NDArray[np.int64], spec: DataYaml
 ) -> tuple[np.ndarray, np.ndarray]:
     """(R, C) values of the rows (zeros where unusable) and (R,) the first rule each breaks (0: none).
 
-    `texts` holds each row with the right count as its numbers joined by commas (parsed in bulk as
-    JSON, chunk by chunk); a chunk that is not all JSON numbers is parsed row by row as numpy parses
-    text, which is what Ultralytics uses.
+    The rows with the right count are parsed in bulk as JSON (their values joined by commas, chunk by
+    chunk); a chunk that is not all JSON numbers is parsed row by row as numpy parses text, which is
+    what Ultralytics uses.
     """
     k, ndim = spec.k, spec.ndim
     cols = 5 + k * ndim
-    r = len(texts)
+    r = len(tokens)
     values = np.zeros((r, cols))
     number = counts == cols
     good = np.flatnonzero(number)
@@ -407,13 +404,14 @@ def _check_rows(
         part = good[start : start + _CHUNK].tolist()
         try:
             flat = msgspec.json.decode(
-                ("[" + ",".join(texts[j] for j in part) + "]").encode(), type=list[float]
+                ("[" + ",".join(itertools.chain.from_iterable(tokens[j] for j in part)) + "]").encode(),
+                type=list[float],
             )
             values[part] = np.frombuffer(array.array("d", flat), dtype=np.float64).reshape(len(part), cols)
         except (msgspec.DecodeError, ValueError):  # e.g. nan, .5 or a word: row by row
             for j in part:
                 try:
-                    values[j] = np.array(texts[j].split(","), dtype=np.float64)
+                    values[j] = np.array(tokens[j], dtype=np.float64)
                 except ValueError:
                     number[j] = False
     with np.errstate(invalid="ignore", over="ignore"):
