@@ -21,7 +21,14 @@ from .formats.yolo_yaml import is_yolo_path
 from .instances import Dataset
 from .layouts import Layout, detect_layout, load_layout
 from .mapping import MappingSpec
-from .output import check_output_path, output_files, trainable_pools, write_folder
+from .output import (
+    check_output_path,
+    missing_size_mask,
+    output_files,
+    require_image_sizes,
+    trainable_pools,
+    write_folder,
+)
 from .parallel import resolve_jobs, run_tasks
 from .publish import Staging, as_write_error, check_output, check_outside_inputs
 from .sampling import SamplingOptions
@@ -256,7 +263,12 @@ def build_job(job: Job, progress: Progress | None = None, jobs: int | None = Non
         target = replace(target, origin=0)  # outputs are 0-based
     sources = load_sources(job.sources, jobs if jobs is not None else job.jobs, progress, checksum=False)
     if not job.allow_missing_sizes:
-        require_image_sizes(sources)
+        # MMPose's CocoDataset and Detectron2's loader read every image's width and height.
+        require_image_sizes(
+            ((s.name, s.dataset.format, missing_size_mask(s.dataset.images)) for s in sources),
+            "MMPose and Detectron2 need",
+            opt_out=True,
+        )
     if progress is not None:
         progress(job.mode, 0, 1)
     # Checksums are taken in threads while the sources are merged, which leaves a core free (reading
@@ -278,28 +290,6 @@ def build_job(job: Job, progress: Progress | None = None, jobs: int | None = Non
     if progress is not None:
         progress(job.mode, 1, 1)
     return replace(merged, sources=reports)
-
-
-def require_image_sizes(sources: Sequence[Source]) -> None:
-    """UsageError naming the first source whose images lack width or height, how many, and the fix.
-
-    MMPose's CocoDataset and Detectron2's loader read `width` and `height` of every image, so a file
-    without them trains nowhere; `Job(allow_missing_sizes=True)` writes it anyway.
-    """
-    for src in sources:
-        images = src.dataset.images
-        missing = int(np.count_nonzero(np.isnan(images.widths) | np.isnan(images.heights)))
-        if not missing:
-            continue
-        if src.dataset.format in ("aic", "mpii"):
-            fix = f"give --image-dir {src.name}=DIR (recipe key image_dir) to read them from the images"
-        else:
-            fix = "add them to the file's images"
-        raise UsageError(
-            f"source {src.name}: {missing} of {len(images)} images have no width/height, which MMPose and "
-            f"Detectron2 need: {fix}, or write without them with --allow-missing-sizes "
-            "(recipe key allow_missing_sizes)"
-        )
 
 
 def reads_yolo(path: Path, format: str | None = None) -> bool:

@@ -302,7 +302,7 @@ def test_data_yaml_keypoint_names_read_back():
         (
             ["a.jpg", "b.jpg"],
             [(100, 80), (np.nan, np.nan)],
-            r"source s has 1 of 2 images without width/height",
+            r"source s: 1 of 2 images have no width/height, which --export yolo needs: add them",
         ),
         (["a.jpg", "a.png"], [(100, 80)] * 2, r"would share the label file labels/a.txt"),
     ],
@@ -320,7 +320,10 @@ def test_raw_aic_without_sizes_names_the_source(tmp_path):
             load_source(SourceSpec(raw_aic_file(tmp_path, images=3, people=5)[0], name="aic")),
         ]
     )
-    with pytest.raises(UsageError, match="source aic has 3 of 3 images without width/height"):
+    with pytest.raises(
+        UsageError,
+        match="source aic: 3 of 3 images have no width/height, which --export yolo needs: give --image-dir",
+    ):
         yolo_files(merged)
 
 

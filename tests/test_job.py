@@ -117,8 +117,8 @@ def test_every_export_refuses_a_file_without_sizes(inputs, tmp_path, export):
     result = invoke(*args, "--export", export)
     assert result.exit_code == 2
     assert result.stderr == (
-        f"Error: --export {export} needs every image's width and height: source aic has 4 images without "
-        "them (give --image-dir aic=DIR, recipe key image_dir, to read them from the images)\n"
+        f"Error: source aic: 4 of 4 images have no width/height, which --export {export} needs: give "
+        "--image-dir aic=DIR (recipe key image_dir) to read them from the images\n"
     )
     assert not out.exists()
     result = invoke(*args, "--export", export, "--image-dir", f"aic={inputs['images']}")

@@ -34,6 +34,7 @@ import numpy as np
 from ..build import Merged
 from ..errors import UsageError
 from ..formats.yolo import HIGH, IMG_FORMATS, LOW, label_name, repeats
+from ..output import require_image_sizes, source_size_masks
 
 FOLDER = "yolo"
 DATA_YAML = "data.yaml"
@@ -122,7 +123,7 @@ def yolo_export(merged: Merged, keep_empty: bool = False) -> YoloExport:
     """
     ds = merged.dataset
     images, inst = ds.images, ds.instances
-    _check_sizes(merged)
+    require_image_sizes(source_size_masks(merged), "--export yolo needs")  # it divides by them
     listed = [image_path(str(f)) for f in images.file_names]
     names = [label_path(str(f)) for f in images.file_names]
     _check_names(images.file_names, names)
@@ -185,22 +186,6 @@ def yolo_export(merged: Merged, keep_empty: bool = False) -> YoloExport:
 def yolo_files(merged: Merged, keep_empty: bool = False) -> dict[str, bytes]:
     """The export's files under `yolo/`: name -> bytes."""
     return {f"{FOLDER}/{name}": data for name, data in yolo_export(merged, keep_empty).files.items()}
-
-
-def _check_sizes(merged: Merged) -> None:
-    images = merged.dataset.images
-    w, h = images.widths, images.heights
-    bad = ~(np.isfinite(w) & np.isfinite(h) & (w > 0) & (h > 0))
-    if not bad.any():
-        return
-    for s in merged.sources:
-        a, b = s.image_range
-        n = int(bad[a:b].sum())
-        if n:
-            raise UsageError(
-                f"yolo export needs image sizes: source {s.name} has {n} of {b - a} images without "
-                "width/height (give --image-dir NAME=FOLDER to read them from the image headers)"
-            )
 
 
 def _check_names(file_names: np.ndarray, names: list[str]) -> None:
