@@ -20,7 +20,6 @@ from .job import Job, SourceSpec, run_job
 from .jsonio import load_json
 from .layouts import builtin_layout_names, load_layout
 from .output import missing_sizes
-from .publish import check_outside_inputs, published
 from .recipe import read_recipe
 from .sampling import FORMATS, INT64_MAX, MAX_BATCH_SIZE, parse_epochs, write_epochs
 
@@ -52,7 +51,8 @@ class KpmergeGroup(click.Group):
             raise _Failure(message, code) from None
 
     def invoke(self, ctx: click.Context) -> Any:
-        before = len(published())
+        written: list[Path] = []
+        ctx.meta[_PUBLISHED] = written
         try:
             return super().invoke(ctx)
         except KpmergeError as exc:
@@ -61,13 +61,22 @@ class KpmergeGroup(click.Group):
             raise _Failure(str(exc), exc.exit_code) from None
         except KeyboardInterrupt as exc:
             signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
-            code, message = interrupt_exit(signum, published()[before:])
+            code, message = interrupt_exit(signum, tuple(written))
             if code == 0:
                 click.echo(message, err=True)
                 ctx.exit(0)
             raise _Failure(message, code) from None
         finally:
             _STOP["decided"] = True  # the exit code is settled: later signals change nothing
+
+
+_PUBLISHED = "kpmerge.published"
+
+
+def published() -> list[Path]:
+    """The outputs this command has moved into place so far: commands pass it to the library's writing
+    functions, and an interrupt's exit code is told from it (see `interrupt_exit`)."""
+    return click.get_current_context().meta.setdefault(_PUBLISHED, [])
 
 
 def interrupt_exit(signum: int, written: tuple[Path, ...]) -> tuple[int, str]:
@@ -213,14 +222,14 @@ def source_options(f: Callable[..., Any]) -> Callable[..., Any]:
             type=PairValue(),
             help="Image folder per raw AIC or MPII source, to read image sizes.",
         ),
-        click.option(  # i14 (YOLO)
+        click.option(
             "--split",
             "splits",
             multiple=True,
             type=PairValue(),
             help="Split per YOLO source: train (default), val, test or another key of its yaml.",
         ),
-        click.option(  # i14 (YOLO)
+        click.option(
             "--class",
             "class_ids",
             multiple=True,
@@ -296,7 +305,7 @@ def jobs_option(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def export_option(f: Callable[..., Any]) -> Callable[..., Any]:
     """--export NAME (repeatable): extra files for other trainers, in subfolders of OUT."""
-    f = click.option(  # i14
+    f = click.option(
         "--yolo-keep-empty",
         is_flag=True,
         help="yolo export: keep people with no labelled keypoint as detection-only rows.",
@@ -348,7 +357,7 @@ def _specs(sources: tuple[str, ...], opts: dict[str, Any]) -> tuple[SourceSpec, 
     )
     prefixes, dirs = per_source("prefixes"), per_source("image_dirs", Path)
     factors, batch_ratios = per_source("ratios", float), per_source("batch_ratios", float)
-    splits, class_ids = per_source("splits"), per_source("class_ids")  # i14 (YOLO)
+    splits, class_ids = per_source("splits"), per_source("class_ids")
     return tuple(
         SourceSpec(
             path=p,
@@ -427,7 +436,7 @@ def _job(
 def _run(job: Job, quiet: bool, jobs: int | None = None) -> None:
     bars = _ProgressBars() if not quiet and sys.stderr.isatty() else None
     try:
-        merged = run_job(job, progress=bars, jobs=jobs)
+        merged = run_job(job, progress=bars, jobs=jobs, published=published())
     finally:
         if bars is not None:
             bars.close()
@@ -578,7 +587,7 @@ def sample(
     Example: kpmerge sample combined/manifest.json --epochs 0:3 --world-size 2 --format npy -o plan/
     """
     ranks = None if rank is None else [rank]
-    names = write_epochs(manifest, out, epochs, ranks, world_size, fmt, force)
+    names = write_epochs(manifest, out, epochs, ranks, world_size, fmt, force, published())
     if not quiet:
         click.echo(f"kpmerge sample: {len(names)} files ({names[0]} ...) -> {out}", err=True)
 
@@ -619,7 +628,7 @@ def project(
     """
     from .project import project as project_file
 
-    result = project_file(out_dir, layout, file, sources or None, force, original_ids)
+    result = project_file(out_dir, layout, file, sources or None, force, original_ids, published())
     if not quiet:
         click.echo(
             f"kpmerge project: {result.annotations} annotations, {result.images} images of "
@@ -689,11 +698,9 @@ def inspect_cmd(
     from .inspect import format_report, inspect, plot_report
     from .jsonio import dumps_pretty
 
-    if plot is not None:
-        check_outside_inputs(plot, paths)
     report = inspect(paths, layout=layout)
     if plot is not None:
-        plot_report(report, plot)
+        plot_report(report, plot, published())
     click.echo(
         dumps_pretty(report.to_dict()).decode("utf-8").rstrip("\n") if as_json else format_report(report)
     )
@@ -746,8 +753,8 @@ def show_cmd(
     specs: list[str | SourceSpec] = []
     for text in paths:
         name, path = _parse_source(text)
-        specs.append(text if name is None and path.is_dir() else SourceSpec(path=path, name=name))
-    sheet = show(specs, out, dict(images) or None, per_source, seed, names, cell, force)
+        specs.append(text if name is None else SourceSpec(path=path, name=name))
+    sheet = show(specs, out, dict(images) or None, per_source, seed, names, cell, force, published())
     if not quiet:
         click.echo(
             f"kpmerge show: {len(sheet.rows)} sources, {sheet.drawn} instances ({sheet.on_image} on their "

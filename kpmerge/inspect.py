@@ -19,8 +19,9 @@ from .errors import KpmergeError, UsageError
 from .folder import read_output_folder
 from .formats.coco import coco_to_dataset
 from .formats.detect import read_dataset
-from .formats.yolo_yaml import is_yolo_path  # i14 (YOLO)
+from .formats.yolo_yaml import is_yolo_path
 from .instances import Dataset, Problem
+from .job import SourceSpec, source_inputs
 from .jsonio import read_mapped
 from .jsonscan import nesting_checked
 from .layouts import Layout, canonical_name, detect_layout, layout_from_dict, load_layout, normalize_name
@@ -29,6 +30,7 @@ from .leftright import LeftRight, left_right
 from .leftright import table as left_right_table
 from .mapping import build_mapping
 from .pools import trainable_mask
+from .publish import check_outside_inputs, write_file
 
 BOX_MARGIN = 0.1
 """A labelled keypoint is `outside_box` when it lies beyond the box by more than this share of the box's
@@ -64,7 +66,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "missing_metadata": ("warning", "output folder without metainfo.json or manifest.json"),
     "images_without_annotations": ("info", "images without annotations"),
     **LEFT_RIGHT_KINDS,
-    # i14 (YOLO): kinds of the YOLO reader (kpmerge.formats.yolo)
+    # kinds of the YOLO reader (kpmerge.formats.yolo)
     "bad_label_row": ("error", "label rows Ultralytics rejects"),
     "missing_image_file": ("error", "images that are missing or unreadable"),
     "duplicate_label_row": ("warning", "label rows that repeat a row of the same image"),
@@ -323,7 +325,7 @@ def inspect(paths: Sequence[str | Path], layout: str | Path | None = None) -> Re
 def inspect_path(path: str | Path, layout: Layout | None = None) -> FileReport:
     """Inspect one file or kpmerge output folder (see `inspect`)."""
     p = Path(path)
-    if is_yolo_path(p):  # i14 (YOLO): a dataset yaml or a folder holding one (its train split)
+    if is_yolo_path(p):  # a dataset yaml or a folder holding one (its train split)
         return inspect_dataset(read_dataset(p, format="yolo", strict=False), str(path), layout)
     if p.is_dir():
         return _inspect_output(p)
@@ -445,7 +447,7 @@ def _pool(dataset: Dataset) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_
 
 def _detect(dataset: Dataset, notes: list[str]) -> Layout | None:
     k = dataset.instances.k
-    if dataset.layout is not None:  # i14 (YOLO)
+    if dataset.layout is not None:
         return dataset.layout
     if dataset.format == "aic":
         return load_layout("aic")
@@ -715,13 +717,23 @@ def format_report(report: Report) -> str:
 # ----------------------------------------------------------------------------------------------- plot
 
 
-def plot_report(report: Report, path: str | Path) -> Path:
+def plot_report(report: Report, path: str | Path, published: list[Path] | None = None) -> Path:
     """Write one PNG: per-keypoint labelled rates per input (or per source of an output folder) as bars,
     and the keypoint name overlap as a presence grid. Needs matplotlib (`pip install kpmerge[plot]`).
+    `published` gets `path` appended once it is in place.
 
     Raises:
-        UsageError: when matplotlib is not installed.
+        UsageError: when `path` is, holds or lies inside an input of the report, or when matplotlib is
+            not installed.
     """
+    inputs: list[Path] = []
+    folders: list[Path] = []
+    for f in report.files:
+        if f.path:
+            read, images = source_inputs(SourceSpec(path=Path(f.path)))
+            inputs += read
+            folders += images
+    check_outside_inputs(path, inputs, folders)
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -753,9 +765,7 @@ def plot_report(report: Report, path: str | Path) -> Path:
     bottom.set_title("keypoint names each input has (defined keypoints for output sources)")
     png = io.BytesIO()
     fig.savefig(png, format="png", dpi=100, metadata={"Software": None})
-    from .project import write_file
-
-    return write_file(png.getvalue(), path, force=True)  # atomically; --plot has always replaced the file
+    return write_file(png.getvalue(), path, True, published)  # --plot has always replaced the file
 
 
 def _series(report: Report) -> tuple[list[str], list[tuple[str, np.ndarray, np.ndarray]]]:

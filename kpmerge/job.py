@@ -16,12 +16,21 @@ from .build import Merged, Source, check_source_name, combine, merge
 from .errors import KpmergeError, UsageError
 from .exports import check_exports, export_outputs
 from .formats.detect import read_dataset
+from .formats.yolo import dataset_paths
+from .formats.yolo_yaml import is_yolo_path
 from .instances import Dataset
 from .layouts import Layout, detect_layout, load_layout
 from .mapping import MappingSpec
-from .output import check_output_path, output_files, trainable_pools, write_folder
+from .output import (
+    check_output_path,
+    missing_size_mask,
+    output_files,
+    require_image_sizes,
+    trainable_pools,
+    write_folder,
+)
 from .parallel import resolve_jobs, run_tasks
-from .publish import check_outside_inputs
+from .publish import Staging, as_write_error, check_output, check_outside_inputs
 from .sampling import SamplingOptions
 
 MODES = ("merge", "combine")
@@ -58,8 +67,8 @@ class SourceSpec:
     label: str | None = None
     factor: float = 1.0
     batch_ratio: float | None = None
-    split: str | None = None  # i14 (YOLO)
-    class_id: int | str | None = None  # i14 (YOLO)
+    split: str | None = None
+    class_id: int | str | None = None
 
     @property
     def source_name(self) -> str:
@@ -91,15 +100,15 @@ class Job:
     allow_missing_sizes: bool = False
     show: Path | None = None
     """A contact sheet of the output to write as well (PNG file; see kpmerge.show)."""
-    yolo_keep_empty: bool = False  # i14: the yolo export keeps people with no labelled keypoint
+    yolo_keep_empty: bool = False  # the yolo export keeps people with no labelled keypoint
 
 
 def _stem(path: Path) -> str:
     """The file name without .json or .gz, other characters than those of a source name as `_`."""
     name = path.name
-    for suffix in (".gz", ".json", ".yaml", ".yml"):  # i14 (YOLO): .yaml, .yml
+    for suffix in (".gz", ".json", ".yaml", ".yml"):
         name = name.removesuffix(suffix)
-    if name == "data" and path.suffix in (".yaml", ".yml"):  # i14 (YOLO): my_set/data.yaml is my_set
+    if name == "data" and path.suffix in (".yaml", ".yml"):  # my_set/data.yaml is my_set
         name = path.resolve().parent.name or name
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "source"
 
@@ -129,7 +138,7 @@ def load_source(spec: SourceSpec, checksum: bool = True) -> Source:
             raise UsageError(
                 f"layout {layout.name} has {len(layout)} keypoints but the file has {k}", file=spec.path
             )
-    elif dataset.layout is not None:  # i14 (YOLO): the dataset yaml defines its layout
+    elif dataset.layout is not None:  # the dataset yaml defines its layout
         layout = dataset.layout
     elif dataset.format in FORMAT_LAYOUTS:
         layout = load_layout(FORMAT_LAYOUTS[dataset.format])
@@ -169,7 +178,7 @@ def to_zero_based(dataset: Dataset, origin: int) -> Dataset:
 
 
 def _sha256(path: Path) -> str:
-    if path.is_dir():  # i14 (YOLO): a dataset folder; its checksum is its dataset yaml's
+    if path.is_dir():  # a dataset folder; its checksum is its dataset yaml's
         from .formats.yolo_yaml import find_yaml
 
         path = find_yaml(path)
@@ -202,7 +211,7 @@ Progress = Callable[[str, int, int], None]
 
 def load_sources(
     specs: Sequence[SourceSpec],
-    jobs: int | None = 1,
+    jobs: int | None = None,
     progress: Progress | None = None,
     checksum: bool = True,
 ) -> list[Source]:
@@ -254,7 +263,12 @@ def build_job(job: Job, progress: Progress | None = None, jobs: int | None = Non
         target = replace(target, origin=0)  # outputs are 0-based
     sources = load_sources(job.sources, jobs if jobs is not None else job.jobs, progress, checksum=False)
     if not job.allow_missing_sizes:
-        require_image_sizes(sources)
+        # MMPose's CocoDataset and Detectron2's loader read every image's width and height.
+        require_image_sizes(
+            ((s.name, s.dataset.format, missing_size_mask(s.dataset.images)) for s in sources),
+            "MMPose and Detectron2 need",
+            opt_out=True,
+        )
     if progress is not None:
         progress(job.mode, 0, 1)
     # Checksums are taken in threads while the sources are merged, which leaves a core free (reading
@@ -278,26 +292,25 @@ def build_job(job: Job, progress: Progress | None = None, jobs: int | None = Non
     return replace(merged, sources=reports)
 
 
-def require_image_sizes(sources: Sequence[Source]) -> None:
-    """UsageError naming the first source whose images lack width or height, how many, and the fix.
+def reads_yolo(path: Path, format: str | None = None) -> bool:
+    """Whether a source at `path` is read as a YOLO dataset (its format, or else its path says so)."""
+    return format == "yolo" or (format is None and is_yolo_path(path))
 
-    MMPose's CocoDataset and Detectron2's loader read `width` and `height` of every image, so a file
-    without them trains nowhere; `Job(allow_missing_sizes=True)` writes it anyway.
+
+def source_inputs(spec: SourceSpec) -> tuple[list[Path], list[Path]]:
+    """What a source reads: (inputs, image folders). An output may lie inside an image folder but may
+    not be or hold one; it may not be, hold or lie inside an input.
+
+    A YOLO dataset reads its yaml, and its image and label folders (inputs: Ultralytics searches image
+    folders recursively, so an output inside one changes the dataset); its root (and the folder named
+    as the source) count as image folders (an output may go beside the images).
     """
-    for src in sources:
-        images = src.dataset.images
-        missing = int(np.count_nonzero(np.isnan(images.widths) | np.isnan(images.heights)))
-        if not missing:
-            continue
-        if src.dataset.format in ("aic", "mpii"):
-            fix = f"give --image-dir {src.name}=DIR (recipe key image_dir) to read them from the images"
-        else:
-            fix = "add them to the file's images"
-        raise UsageError(
-            f"source {src.name}: {missing} of {len(images)} images have no width/height, which MMPose and "
-            f"Detectron2 need: {fix}, or write without them with --allow-missing-sizes "
-            "(recipe key allow_missing_sizes)"
-        )
+    images = [spec.image_dir] if spec.image_dir is not None else []
+    if reads_yolo(spec.path, spec.format):
+        root, read = dataset_paths(spec.path, spec.split or "train")
+        folder = [spec.path] if spec.path.is_dir() else []
+        return [*([] if folder else [spec.path]), *read], [*images, *folder, *([root] if root else [])]
+    return [spec.path], images
 
 
 def _check_inputs_outside(job: Job) -> None:
@@ -305,14 +318,24 @@ def _check_inputs_outside(job: Job) -> None:
     layout file): replacing it would delete or change that input."""
     layouts = [job.target, *(spec.layout for spec in job.sources)]
     files = [p for p in layouts if isinstance(p, str | Path) and Path(p).is_file()]
-    inputs = [*(spec.path for spec in job.sources), *files]
-    images = [spec.image_dir for spec in job.sources]
+    inputs: list[Path | str] = []
+    images: list[Path] = []
+    for spec in job.sources:
+        read, folders = source_inputs(spec)
+        inputs += read
+        images += folders
+    inputs += files
     check_outside_inputs(job.output, inputs, images)
     if job.show is not None:
         check_outside_inputs(job.show, inputs, images)
 
 
-def run_job(job: Job, progress: Progress | None = None, jobs: int | None = None) -> Merged:
+def run_job(
+    job: Job,
+    progress: Progress | None = None,
+    jobs: int | None = None,
+    published: list[Path] | None = None,
+) -> Merged:
     """Build the job and write its output folder atomically; returns what was written.
 
     Args:
@@ -322,16 +345,16 @@ def run_job(job: Job, progress: Progress | None = None, jobs: int | None = None)
             kpmerge itself draws nothing.
         jobs: Processes to use at most, overriding `job.jobs` (None: as the job says; 1: no helper
             processes). The output is the same bytes whatever it is.
+        published: Gets the output folder (and the sheet) appended once each is in place.
 
-    With `job.show`, a contact sheet of the written folder follows (`kpmerge.show.show`, no images).
+    With `job.show`, the contact sheet of the output (`kpmerge.show.merged_sheet`, no images) is drawn
+    before anything is written and published right after the folder.
     """
     _check_inputs_outside(job)
     check_output_path(job.output, job.force)
     check_exports(job.exports)
     if job.show is not None:
-        from .show import check_sheet_path
-
-        check_sheet_path(job.show, job.force)
+        check_output(job.show, job.force, folder=False)
     merged = build_job(job, progress, jobs)
     sampling = sampling_options(job)
     sampling.check([s.name for s in merged.sources], [len(p) for p in trainable_pools(merged)])
@@ -341,12 +364,26 @@ def run_job(job: Job, progress: Progress | None = None, jobs: int | None = None)
         progress("write", 0, total)
         step = progress
         write = lambda n: step("write", n, total)  # noqa: E731
-    extra, counts = export_outputs(merged, job.exports, job.yolo_keep_empty)  # i14: counts in the manifest
+    extra, counts = export_outputs(merged, job.exports, job.yolo_keep_empty)
     files = output_files(merged, sampling, gzip=job.gzip, progress=write, chunked=True, exports=counts)
     files.update(extra)
-    write_folder(files, job.output, job.force)
-    if job.show is not None:
-        from .show import show
+    if job.show is None:
+        write_folder(files, job.output, job.force, published)
+        return merged
+    from .show import merged_sheet
 
-        show([job.output], job.show, force=job.force)
+    # The sheet is drawn and staged first, so that a failure or an interrupt while drawing leaves
+    # nothing written; it is moved into place right after the folder.
+    png = merged_sheet(merged).png()
+    sheet_path = check_output(job.show, job.force, folder=False)
+    with Staging(sheet_path, job.force, folder=False, record=published) as sheet:
+        try:
+            sheet.path.write_bytes(png)
+        except OSError as exc:
+            raise as_write_error(exc, job.show) from None
+        write_folder(files, job.output, job.force, published)
+        try:
+            sheet.publish()
+        except OSError as exc:
+            raise as_write_error(exc, job.show) from None
     return merged

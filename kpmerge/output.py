@@ -11,11 +11,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from . import __version__
 from .build import AREA_FACTOR, Merged
+from .errors import UsageError
 from .folder import ANNOTATIONS, MANIFEST, MANIFEST_VERSION, METAINFO_JSON, METAINFO_PY, annotations_name
 from .formats.coco import SourceTags, dataset_to_coco_chunks
+from .instances import Images
 from .jsonio import Chunks, dumps_pretty
 from .layouts import Layout
 from .pools import trainable_mask
@@ -145,11 +148,48 @@ LOAD_WITHOUT_SIZES = ("pycocotools",)
 """Tools that load an annotations file whose images lack width and height."""
 
 
+def missing_size_mask(images: Images) -> npt.NDArray[np.bool_]:
+    """(M,) the images without width or height (NaN: what the readers leave unknown)."""
+    return np.isnan(images.widths) | np.isnan(images.heights)
+
+
+def require_image_sizes(
+    sources: Iterable[tuple[str, str | None, npt.NDArray[np.bool_]]], needed_by: str, opt_out: bool = False
+) -> None:
+    """UsageError naming the first source whose images lack width or height: how many, who needs them
+    and the fix.
+
+    Args:
+        sources: Per source, its name, its format and `missing_size_mask` of its images.
+        needed_by: Who needs the sizes, with its verb (`"MMPose and Detectron2 need"`).
+        opt_out: Say that `--allow-missing-sizes` writes the output without them.
+    """
+    for name, fmt, missing in sources:
+        count = int(np.count_nonzero(missing))
+        if not count:
+            continue
+        if fmt in ("aic", "mpii"):
+            fix = f"give --image-dir {name}=DIR (recipe key image_dir) to read them from the images"
+        else:
+            fix = "add them to the file's images"
+        if opt_out:
+            fix += ", or write without them with --allow-missing-sizes (recipe key allow_missing_sizes)"
+        raise UsageError(
+            f"source {name}: {count} of {len(missing)} images have no width/height, which {needed_by}: {fix}"
+        )
+
+
+def source_size_masks(merged: Merged) -> list[tuple[str, str | None, npt.NDArray[np.bool_]]]:
+    """Per source of `merged`, its name, format and `missing_size_mask` of its images (for
+    `require_image_sizes`)."""
+    missing = missing_size_mask(merged.dataset.images)
+    return [(s.name, s.meta.get("format"), missing[slice(*s.image_range)]) for s in merged.sources]
+
+
 def missing_sizes(merged: Merged) -> dict[str, Any] | None:
     """What the manifest says when images lack width or height (written with `allow_missing_sizes`):
     how many, per source, and which trainers cannot load the file; None when every image has both."""
-    images = merged.dataset.images
-    missing = np.isnan(images.widths) | np.isnan(images.heights)
+    missing = missing_size_mask(merged.dataset.images)
     if not missing.any():
         return None
     per_source = np.bincount(merged.image_source_index[missing], minlength=len(merged.sources))
@@ -197,7 +237,7 @@ def manifest(
         "batch_size": sampling.batch_size if sampling else None,
     }
     out["sources"] = entries
-    if exports:  # i14: the yolo export's counts
+    if exports:
         out["exports"] = exports
     return out
 
@@ -268,7 +308,10 @@ def check_output_path(out: str | Path, force: bool = False) -> Path:
 
 
 def write_folder(
-    files: dict[str, Callable[[], bytes | Iterable[bytes]]], out: str | Path, force: bool = False
+    files: dict[str, Callable[[], bytes | Iterable[bytes]]],
+    out: str | Path,
+    force: bool = False,
+    published: list[Path] | None = None,
 ) -> Path:
     """Write all files into `out` at once: into a temporary folder beside it, then one move.
 
@@ -276,9 +319,10 @@ def write_folder(
     that is at `out` when the move happens is replaced (UsageError instead); see `publish`.
 
     On any failure nothing is left: no temporary folder, and with `force` the previous `out` intact.
+    `published` gets `out` appended once it is in place (see `kpmerge.publish.Staging`).
     """
     path = check_output_path(out, force)
-    with Staging(path, force) as stage:
+    with Staging(path, force, record=published) as stage:
         try:
             for name, make in files.items():
                 target = stage.path / name

@@ -23,6 +23,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from .errors import UsageError
+
 T = TypeVar("T")
 ALIGN = 64
 
@@ -55,11 +57,11 @@ def _cgroup_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
 
 
 def resolve_jobs(jobs: int | None) -> int:
-    """`jobs` checked (at least 1), or the available CPUs when None."""
+    """`jobs` checked (UsageError when below 1), or the available CPUs when None."""
     if jobs is None:
         return available_cpus()
     if jobs < 1:
-        raise ValueError(f"jobs must be at least 1, got {jobs}")
+        raise UsageError(f"jobs must be at least 1, got {jobs}")
     return jobs
 
 

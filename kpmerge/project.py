@@ -17,7 +17,7 @@ from .formats.coco import dataset_to_coco, read_coco
 from .instances import Dataset, Images, Instances
 from .layouts import Layout, layout_from_dict, load_layout
 from .mapping import build_mapping
-from .publish import Staging, as_write_error, check_output, check_outside_inputs
+from .publish import check_output, check_outside_inputs, write_file
 
 
 @dataclass(frozen=True)
@@ -189,18 +189,6 @@ def _select(dataset: Dataset, ranges: list[tuple[Any, Any]], columns: list[int])
     return Dataset(images=kept_images, instances=kept, keypoint_names=None, format="coco")
 
 
-def write_file(data: bytes, path: str | Path, force: bool = False) -> Path:
-    """Write one file atomically: into a temporary folder beside it, then one move (see `publish`)."""
-    target = check_output(path, force, folder=False)
-    with Staging(target, force, folder=False) as stage:
-        try:
-            stage.path.write_bytes(data)
-            stage.publish()
-        except OSError as exc:
-            raise as_write_error(exc, target) from None
-    return target
-
-
 def project(
     out: str | Path,
     to: str | Path | Layout,
@@ -208,11 +196,13 @@ def project(
     sources: Sequence[str] | None = None,
     force: bool = False,
     original_ids: bool = False,
+    published: list[Path] | None = None,
 ) -> Projection:
-    """Project the output folder `out` to layout `to` and write the COCO file `file` atomically."""
+    """Project the output folder `out` to layout `to` and write the COCO file `file` atomically
+    (`published` gets `file` appended once it is in place)."""
     layout_file = to if isinstance(to, str | os.PathLike) and Path(to).is_file() else None
     check_outside_inputs(file, [out, layout_file])
     check_output(file, force, folder=False)
     result = project_output(out, to, sources, original_ids)
-    write_file(result.data, file, force)
+    write_file(result.data, file, force, published)
     return result

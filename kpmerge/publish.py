@@ -16,11 +16,13 @@ How, by system:
   between the two moves them back, and a crash between the two (power loss, SIGKILL) is repaired by the
   next run to the same output, which moves the old copy back when nothing else took its place.
 
-Every temporary folder holds `owner.json`: the process id, host, boot id and process start time of the
-run that made it. A run removes the temporary folders of its output whose run certainly ended (same
-host, and another boot, or no process with that id, or one that started at another time); it never
-removes one by its name alone, nor one whose owner it cannot check (another host, or no way to tell
-whether the process id was reused).
+Every temporary folder holds `owner.json`: the process id, host, boot id, process id namespace and
+process start time of the run that made it. A run removes the temporary folders of its output that
+belong to its user and whose run certainly ended (same host, and another boot, or, in the same process
+id namespace, no process with that id or one that started at another time); it never removes one by
+its name alone, nor one whose owner it cannot check (another host, another process id namespace, such
+as another container sharing the host name and kernel, or no way to tell whether the process id was
+reused).
 """
 
 from __future__ import annotations
@@ -53,14 +55,6 @@ _AT_FDCWD = -100
 _RENAME_NOREPLACE = 1
 _RENAME_EXCHANGE = 2
 _UNSUPPORTED = {errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM}
-
-_published: list[Path] = []
-
-
-def published() -> tuple[Path, ...]:
-    """The outputs this process has published so far, in order (the CLI tells from it what an
-    interrupt left at OUT)."""
-    return tuple(_published)
 
 
 def check_outside_inputs(
@@ -112,12 +106,24 @@ class Staging:
 
     Use it as a context manager: `publish()` moves `path` into place; leaving the block removes the
     temporary folder (with the previous output, once replaced), whatever happened.
+
+    `published` turns True once `out` is the new output (also when an interrupt came right after the
+    move); `record`, when given, gets `out` appended then, so that a caller several calls up (the CLI)
+    can tell after an interrupt whether the output was complete.
     """
 
-    def __init__(self, out: str | os.PathLike[str], force: bool = False, folder: bool = True) -> None:
+    def __init__(
+        self,
+        out: str | os.PathLike[str],
+        force: bool = False,
+        folder: bool = True,
+        record: list[Path] | None = None,
+    ) -> None:
         self.out = Path(out)
         self.force = force
         self.folder = folder
+        self.record = record
+        self.published = False
         self.box = Path()
         self.path = Path()
         self.owner: dict[str, object] = {}
@@ -166,10 +172,10 @@ class Staging:
                 self._replace()
             else:
                 self._move_new(self.path)
-            _published.append(self.out)
+            self._published()
         except BaseException as exc:
-            if ident is not None and _identity(self.out) == ident and self.out not in _published:
-                _published.append(self.out)  # moved just before the interrupt
+            if ident is not None and _identity(self.out) == ident and not self.published:
+                self._published()  # moved just before the interrupt
             if not self.force and (
                 isinstance(exc, FileExistsError | NotADirectoryError | IsADirectoryError)
                 or (isinstance(exc, OSError) and exc.errno == errno.ENOTEMPTY)
@@ -177,6 +183,11 @@ class Staging:
                 raise UsageError("output exists (use --force to replace it)", file=self.out) from None
             raise
         return self.out
+
+    def _published(self) -> None:
+        self.published = True
+        if self.record is not None:
+            self.record.append(self.out)
 
     def _move_new(self, src: Path) -> None:
         """Move `src` to `out`; FileExistsError (or ENOTEMPTY) when anything is there."""
@@ -233,6 +244,21 @@ class Staging:
             raise
 
 
+def write_file(
+    data: bytes, path: str | Path, force: bool = False, published: list[Path] | None = None
+) -> Path:
+    """Write one file atomically: into a temporary folder beside it, then one move (see `publish`);
+    `published` gets `path` appended once it is in place."""
+    target = check_output(path, force, folder=False)
+    with Staging(target, force, folder=False, record=published) as stage:
+        try:
+            stage.path.write_bytes(data)
+            stage.publish()
+        except OSError as exc:
+            raise as_write_error(exc, target) from None
+    return target
+
+
 def remove_leftovers(out: str | os.PathLike[str]) -> list[Path]:
     """Remove the temporary folders of `out` whose run certainly ended (see the module docs), first
     moving back a previous output that such a run had moved aside; returns the folders removed."""
@@ -246,7 +272,7 @@ def remove_leftovers(out: str | os.PathLike[str]) -> list[Path]:
     removed = []
     for entry in entries:
         box = Path(entry.path)
-        if not entry.is_dir(follow_symlinks=False):
+        if not entry.is_dir(follow_symlinks=False) or not _ours(entry):
             continue
         owner = _read_owner(box)
         if owner is None or owner.get("out") != path.name or not _owner_ended(owner):
@@ -265,6 +291,17 @@ def remove_leftovers(out: str | os.PathLike[str]) -> list[Path]:
         _remove(box)
         removed.append(box)
     return removed
+
+
+def _ours(entry: os.DirEntry[str]) -> bool:
+    """Whether this process's user owns the folder (another user's run is never judged from here)."""
+    getuid = getattr(os, "getuid", None)
+    if getuid is None:  # Windows: no user ids
+        return True
+    try:
+        return entry.stat(follow_symlinks=False).st_uid == getuid()
+    except OSError:
+        return False
 
 
 def _prefix(out: Path) -> str:
@@ -335,6 +372,7 @@ def _owner(out: Path) -> dict[str, object]:
         "pid": os.getpid(),
         "host": socket.gethostname(),
         "boot": _boot_id(),
+        "pidns": _pid_namespace(),
         "started": _start_time(os.getpid()),
     }
 
@@ -361,6 +399,8 @@ def _owner_ended(owner: dict[str, object]) -> bool:
     boot = _boot_id()
     if boot is not None and owner.get("boot") is not None and owner.get("boot") != boot:
         return True  # the machine restarted since
+    if owner.get("pidns") != _pid_namespace():  # its process ids are not ours to probe
+        return False
     if os.name == "nt":  # no safe probe: os.kill would end the process
         return False
     try:
@@ -377,6 +417,14 @@ def _boot_id() -> str | None:
     try:
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
     except OSError:
+        return None
+
+
+def _pid_namespace() -> str | None:
+    """This process's pid namespace (`pid:[inode]`, Linux), else None."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except (OSError, AttributeError):
         return None
 
 

@@ -28,7 +28,7 @@ TOP_KEYS = {
     "jobs",
     "allow_missing_sizes",
     "show",
-    "yolo_keep_empty",  # i14
+    "yolo_keep_empty",
 }
 SOURCE_KEYS = {
     "name",
@@ -40,8 +40,8 @@ SOURCE_KEYS = {
     "image_dir",
     "ratio",
     "batch_ratio",
-    "split",  # i14 (YOLO)
-    "class",  # i14 (YOLO)
+    "split",
+    "class",
 }
 
 

@@ -562,8 +562,10 @@ def write_epochs(
     world_size: int = 1,
     fmt: str = "json",
     force: bool = False,
+    published: list[Path] | None = None,
 ) -> list[str]:
-    """Write the chosen epochs (and ranks) of a manifest into the folder `out`, atomically.
+    """Write the chosen epochs (and ranks) of a manifest into the folder `out`, atomically
+    (`published` gets `out` appended once it is in place).
 
     Returns:
         The names of the files written.
@@ -571,5 +573,5 @@ def write_epochs(
     if not isinstance(manifest, Mapping):
         check_outside_inputs(out, [manifest])
     files = epoch_files(manifest, epochs, ranks, world_size, fmt)
-    write_folder(files, out, force)
+    write_folder(files, out, force, published)
     return list(files)

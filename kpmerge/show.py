@@ -19,17 +19,18 @@ import numpy.typing as npt
 import orjson
 from PIL import Image, ImageDraw, ImageFont
 
+from .build import Merged
 from .crops import CANVAS, cut_cells, region
 from .errors import KpmergeError, UsageError
-from .folder import METAINFO_JSON, read_output_folder
+from .folder import METAINFO_JSON, is_output_folder, read_output_folder
 from .formats.coco import read_coco
 from .instances import Instances
-from .job import SourceSpec, load_source
+from .job import SourceSpec, load_source, reads_yolo, source_inputs
 from .layouts import Layout, layout_from_dict
 from .leftright import side
+from .output import trainable_pools
 from .pools import trainable_mask
-from .project import write_file
-from .publish import check_outside_inputs
+from .publish import check_output, check_outside_inputs, write_file
 
 SIDE_COLORS: dict[str, tuple[int, int, int]] = {
     "left": (0, 114, 178),
@@ -110,29 +111,25 @@ def show(
     names: bool = False,
     cell: int = 160,
     force: bool = False,
+    published: list[Path] | None = None,
 ) -> Sheet:
-    """Draw a contact sheet (see `contact_sheet`) and write it as a PNG file atomically.
+    """Draw a contact sheet (see `contact_sheet`) and write it as a PNG file atomically (`published`
+    gets `out` appended once it is in place).
 
     Raises:
         UsageError: as `contact_sheet`; when `out` exists without `force`, or cannot be written.
     """
-    roots = list(images.values()) if isinstance(images, Mapping) else [images]
-    check_outside_inputs(out, [p.path if isinstance(p, SourceSpec) else p for p in paths], roots)
+    roots = [Path(r) for r in (images.values() if isinstance(images, Mapping) else [images]) if r]
+    inputs: list[Path] = []
+    for p in paths:
+        read, folders = source_inputs(p if isinstance(p, SourceSpec) else SourceSpec(path=Path(p)))
+        inputs += read
+        roots += folders
+    check_outside_inputs(out, inputs, roots)
+    check_output(out, force, folder=False)
     sheet = contact_sheet(paths, images, per_source, seed, names, cell)
-    write_file(sheet.png(), out, force)
+    write_file(sheet.png(), out, force, published)
     return sheet
-
-
-def check_sheet_path(path: str | Path, force: bool = False) -> None:
-    """UsageError when `path` cannot take the sheet: it exists (without `force`), is a folder, or its
-    folder is missing (the checks `kpmerge.project.write_file` makes when it writes)."""
-    target = Path(path)
-    if target.exists() and not force:
-        raise UsageError("output exists (use --force to replace it)", file=target)
-    if target.is_dir():
-        raise UsageError("output is a folder; give a file name", file=target)
-    if not target.absolute().parent.is_dir():
-        raise UsageError("the folder to hold the output does not exist", file=target.absolute().parent)
 
 
 def contact_sheet(
@@ -146,8 +143,9 @@ def contact_sheet(
     """One row per source, `per_source` instances each, drawn in the source's layout.
 
     Args:
-        paths: kpmerge output folders (every source in the target layout, with the manifest's pools)
-            and annotation files or SourceSpecs (each in its own layout, read as `merge` reads them).
+        paths: kpmerge output folders (every source in the target layout, with the manifest's pools;
+            any folder that is not a YOLO dataset counts as one), and annotation files, YOLO datasets
+            or SourceSpecs (each in its own layout, read as `merge` reads them).
         images: Image root for every source, or per source name (key `*` for the others); a cell is
             cut from ROOT / the record's `file_name` when that file exists.
         per_source: Instances per source, picked with `seed` from its trainable pool, one in each of
@@ -172,10 +170,46 @@ def contact_sheet(
     for p in paths:
         spec = p if isinstance(p, SourceSpec) else None
         path = spec.path if spec is not None else Path(p)
-        if spec is None and path.is_dir():
+        if spec is None and _as_output_folder(path):
             rows += _output_rows(path, per_source, seed, path.name if many else "")
         else:
             rows.append(_input_row(spec or SourceSpec(path=path), per_source, seed))
+    return _sheet(rows, roots, seed, names, cell)
+
+
+def merged_sheet(
+    merged: Merged, per_source: int = 8, seed: int = 0, names: bool = False, cell: int = 160
+) -> Sheet:
+    """The contact sheet of a merge or combine result before it is written: the same picks and
+    drawing as `contact_sheet` of the output folder it makes (no images).
+
+    Raises:
+        KpmergeError: when no source has a trainable instance.
+    """
+    if not 1 <= per_source <= MAX_PER_SOURCE:
+        raise UsageError(f"per_source must be 1..{MAX_PER_SOURCE}, got {per_source}")
+    inst, files = merged.dataset.instances, merged.dataset.images.file_names
+    rows = []
+    for s, pool in zip(merged.sources, trainable_pools(merged), strict=True):
+        chosen = pick(pool.astype(np.int64), per_source, seed, s.name)
+        picked = inst[chosen]
+        rows.append(
+            SheetRow(
+                name=s.name,
+                layout=merged.layout,
+                annotations=s.annotation_range[1] - s.annotation_range[0],
+                pool=len(pool),
+                defined=tuple(s.mapping.defined),
+                instances=picked,
+                ids=tuple(merged.source_ids[chosen].tolist()),
+                files=tuple(str(f) for f in files[np.maximum(picked.image_index, 0)]),
+            )
+        )
+    return _sheet(rows, {}, seed, names, cell)
+
+
+def _sheet(rows: list[SheetRow], roots: dict[str, Path], seed: int, names: bool, cell: int) -> Sheet:
+    """Draw the rows, each cell on its image where `roots` (per source name, `*` for the others) has it."""
     known = [r.name for r in rows]
     for name in roots:
         if name != "*" and name not in known:
@@ -193,6 +227,12 @@ def contact_sheet(
     backgrounds, notes = cut_cells(wanted, cell)
     image = _draw(rows, backgrounds, cell, names, seed)
     return Sheet(image, tuple(rows), len(backgrounds), tuple(notes))
+
+
+def _as_output_folder(path: Path) -> bool:
+    """Whether `show` draws `path` as a kpmerge output folder: an output folder, or any other folder
+    that is not a dataset the readers take (a YOLO dataset folder), to be refused as not an output."""
+    return is_output_folder(path) or (path.is_dir() and not reads_yolo(path))
 
 
 def _roots(images: str | Path | Mapping[str, str | Path] | None) -> dict[str, Path]:

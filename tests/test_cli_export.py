@@ -65,8 +65,8 @@ def test_merge_yolo_without_image_sizes_writes_nothing(tmp_path):
     result = CliRunner().invoke(cli, [*args, "--allow-missing-sizes"])
     assert result.exit_code == 2
     assert result.stderr == (
-        "Error: --export yolo needs every image's width and height: source aic has 3 images without them "
-        "(give --image-dir aic=DIR, recipe key image_dir, to read them from the images)\n"
+        "Error: source aic: 3 of 3 images have no width/height, which --export yolo needs: give --image-dir "
+        "aic=DIR (recipe key image_dir) to read them from the images\n"
     )
     assert list(tmp_path.iterdir()) == [tmp_path / "in"]
 

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from kpmerge.cli import cli
+from tests.test_cli_output_inside_input import write_yolo_dataset
 from tests.test_show import aic_style_doc, coco_doc, write, write_images
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,6 +73,24 @@ def test_errors(tmp_path, files, args, code, message):
     assert not (tmp_path / "sheet.png").exists()
 
 
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        ("old.png", "Error: {t}/old.png: output exists (use --force to replace it)"),
+        ("missing/s.png", "Error: {t}/missing: the folder to hold the output does not exist"),
+        ("dir", "Error: {t}/dir: output is a folder; give a file name"),
+    ],
+)
+def test_the_output_is_checked_before_the_inputs_are_read(tmp_path, out, message):
+    (tmp_path / "old.png").write_bytes(b"old")
+    (tmp_path / "dir").mkdir()
+    force = ["--force"] if out == "dir" else []
+    result = invoke("show", tmp_path / "nope.json", "-o", tmp_path / out, *force, ok=False)
+    assert result.exit_code == 2
+    assert result.stderr == message.format(t=tmp_path) + "\n"
+    assert (tmp_path / "old.png").read_bytes() == b"old"
+
+
 def test_no_instance_to_draw(tmp_path):
     doc = coco_doc(0)
     for a in doc["annotations"]:
@@ -116,6 +135,50 @@ def test_recipe_sheet_that_exists_stops_before_anything_is_written(tmp_path):
     assert not (tmp_path / "out").exists() and (tmp_path / "sheet.png").read_bytes() == b"old"
 
 
+def test_recipe_sheet_is_the_sheet_of_the_output_folder(tmp_path):
+    recipe = _recipe(tmp_path, 'show = "sheet.png"')
+    invoke("run", recipe, "-q")
+    invoke("show", tmp_path / "out", "-o", tmp_path / "again.png", "-q")
+    assert (tmp_path / "sheet.png").read_bytes() == (tmp_path / "again.png").read_bytes()
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if ".kpmerge-" in p.name)
+
+
+def test_recipe_sheet_that_cannot_be_drawn_leaves_nothing(tmp_path):
+    doc = coco_doc(0)
+    for a in doc["annotations"]:
+        a["iscrowd"] = 1
+    write(tmp_path / "crowd.json", doc)
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(
+        'mode = "merge"\noutput = "out"\nshow = "sheet.png"\n[[sources]]\npath = "crowd.json"\n'
+    )
+    result = invoke("run", recipe, ok=False)
+    assert result.exit_code == 1
+    assert result.stderr == "Error: no instance to draw: no source has a trainable instance\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crowd.json", "recipe.toml"]
+
+
+def test_recipe_interrupted_while_drawing_leaves_nothing(tmp_path, monkeypatch):
+    import signal
+
+    from kpmerge import show
+    from kpmerge.cli import Interrupted
+
+    def draw(*args):
+        raise Interrupted(signal.SIGTERM)
+
+    monkeypatch.setattr(show, "_draw", draw)
+    recipe = _recipe(tmp_path, 'show = "sheet.png"')
+    result = invoke("run", recipe, ok=False)
+    assert result.exit_code == 143
+    assert result.stderr == "Error: interrupted by SIGTERM; nothing was written\n"
+    assert not (tmp_path / "out").exists() and not (tmp_path / "sheet.png").exists()
+    assert _leftovers(tmp_path) == []
+
+
 def test_recipe_show_must_be_a_file_name(tmp_path):
     recipe = _recipe(tmp_path, "show = 3")
     result = invoke("run", recipe, ok=False)
@@ -135,3 +198,19 @@ def test_the_docs_sheet_is_what_make_docs_draws(tmp_path):
     assert Image.open(sheet).size == Image.open(documented).size
     makefile = (ROOT / "Makefile").read_text()
     assert "kpmerge show sample_out -o docs/sheet.png --per-source 6 --cell 120 --force" in makefile
+
+
+@pytest.mark.parametrize("path", ["DS", "DS/data.yaml"])
+def test_show_a_yolo_dataset_folder_or_yaml(tmp_path, monkeypatch, path):
+    monkeypatch.chdir(tmp_path)
+    write_yolo_dataset()
+    result = invoke("show", path, "-o", "s.png")
+    assert result.stderr == "kpmerge show: 1 sources, 1 instances (0 on their images) -> s.png\n"
+    assert Image.open("s.png").format == "PNG"
+
+
+def test_show_a_folder_that_is_neither(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = invoke("show", tmp_path / "empty", "-o", tmp_path / "s.png", ok=False)
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: {tmp_path / 'empty'}: not a kpmerge output folder: no annotations.json\n"

@@ -302,7 +302,7 @@ def test_data_yaml_keypoint_names_read_back():
         (
             ["a.jpg", "b.jpg"],
             [(100, 80), (np.nan, np.nan)],
-            r"source s has 1 of 2 images without width/height",
+            r"source s: 1 of 2 images have no width/height, which --export yolo needs: add them",
         ),
         (["a.jpg", "a.png"], [(100, 80)] * 2, r"would share the label file labels/a.txt"),
     ],
@@ -320,7 +320,10 @@ def test_raw_aic_without_sizes_names_the_source(tmp_path):
             load_source(SourceSpec(raw_aic_file(tmp_path, images=3, people=5)[0], name="aic")),
         ]
     )
-    with pytest.raises(UsageError, match="source aic has 3 of 3 images without width/height"):
+    with pytest.raises(
+        UsageError,
+        match="source aic: 3 of 3 images have no width/height, which --export yolo needs: give --image-dir",
+    ):
         yolo_files(merged)
 
 
@@ -352,3 +355,20 @@ def test_manifest_counts_what_the_export_leaves_out(tmp_path):
         assert counts["not_written"]["no_labelled_keypoints"] == 2 - rows
         assert counts["sources"]["c"]["rows"] == rows
         assert counts["links"] == [["images", "."]]
+
+
+@pytest.mark.parametrize("low_only", [False, True])
+def test_rejected_values_are_the_ones_written_outside_the_margin(low_only):
+    from kpmerge.exports.yolo import _rejected
+
+    rng = np.random.default_rng(0)
+    values = np.concatenate(
+        [
+            rng.uniform(-0.0102, -0.0098, 2000),
+            rng.uniform(1.0098, 1.0102, 2000),
+            [-0.01, 1.01, -0.0100001, 1.0100001, -0.00999999, 1.00999999, -0.0100005, 1.0100005, 0.5],
+        ]
+    ).reshape(-1, 1)
+    written = np.array([np.float32(float(f"{v:g}")) for v in values.ravel()]).reshape(-1, 1)
+    expected = (written < np.float32(-0.01)) | (~low_only & (written > np.float32(1.01)))
+    assert (_rejected(values, low_only) == expected).all()

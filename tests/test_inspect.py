@@ -445,3 +445,25 @@ def test_empty_raw_aic_file():
     ds = aic_to_dataset(b"[]", strict=False)
     report = inspect_dataset(ds)
     assert (report.format, report.layout, report.annotations, report.problems) == ("aic", "aic", 0, ())
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("out/plot.png", "the output lies inside the input"),
+        ("in.json", "the output is the input"),
+        (".", "the output holds the input"),
+    ],
+)
+def test_plot_report_refuses_a_path_inside_its_inputs(tmp_path, monkeypatch, where, message):
+    from kpmerge.inspect import plot_report
+
+    monkeypatch.chdir(tmp_path)
+    Path("in.json").write_text(json.dumps(clean_doc()))
+    run_job(Job("merge", (SourceSpec(Path("in.json")),), Path("out")))
+    before = sorted(p.name for p in Path("out").iterdir())
+    report = inspect([Path("out"), Path("in.json")])
+    with pytest.raises(UsageError, match=f"{message}.*; choose another"):
+        plot_report(report, where)
+    assert sorted(p.name for p in Path("out").iterdir()) == before
+    assert json.loads(Path("in.json").read_text()) == clean_doc()

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from kpmerge import cli as cli_module
-from kpmerge import output
+from kpmerge import output, publish
 from kpmerge.cli import Interrupted, cli, interrupt_exit
 from kpmerge.errors import KpmergeError
 from kpmerge.formats import coco
@@ -139,6 +139,42 @@ def test_cli_an_interrupt_after_publishing_is_success(tmp_path, monkeypatch):
     assert result.stderr.endswith(f"kpmerge: SIGTERM after the output was written; {out} is complete\n")
     assert sorted(_tree(out)) == ["annotations.json", "manifest.json", "metainfo.json", "metainfo.py"]
     assert _leftovers(tmp_path) == []
+
+
+def test_cli_an_interrupt_right_after_the_move_of_an_output_written_before_is_success(tmp_path, monkeypatch):
+    # The same OUT written twice in one process: the second run's move counts too.
+    c = tmp_path / "c.json"
+    c.write_bytes(synth_coco(scale=0.001, seed=1))
+    out = tmp_path / "OUT"
+    assert CliRunner().invoke(cli, ["combine", str(c), "-o", str(out), "-q"]).exit_code == 0
+    (out / "annotations.json").write_text("previous")
+    real = publish.Staging._replace
+
+    def moved_then_interrupted(self):
+        real(self)
+        raise Interrupted(signal.SIGTERM)
+
+    monkeypatch.setattr(publish.Staging, "_replace", moved_then_interrupted)
+    result = CliRunner().invoke(cli, ["combine", str(c), "-o", str(out), "--force", "-q"])
+    assert result.exit_code == 0
+    assert result.stderr == f"kpmerge: SIGTERM after the output was written; {out} is complete\n"
+    assert (out / "annotations.json").read_text() != "previous"
+    assert _leftovers(tmp_path) == []
+
+
+def test_cli_nothing_published_before_an_interrupt_in_a_later_command(tmp_path, monkeypatch):
+    # An output published by an earlier command of this process does not make a later one complete.
+    c = tmp_path / "c.json"
+    c.write_bytes(synth_coco(scale=0.001, seed=1))
+    assert CliRunner().invoke(cli, ["combine", str(c), "-o", str(tmp_path / "A"), "-q"]).exit_code == 0
+
+    def interrupted(*args, **kwargs):
+        raise Interrupted(signal.SIGINT)
+
+    monkeypatch.setattr(cli_module, "run_job", interrupted)
+    result = CliRunner().invoke(cli, ["combine", str(c), "-o", str(tmp_path / "B"), "-q"])
+    assert result.exit_code == 130
+    assert result.stderr == "Error: interrupted by SIGINT; nothing was written\n"
 
 
 def test_interrupt_exit_codes():

@@ -117,10 +117,36 @@ def test_every_export_refuses_a_file_without_sizes(inputs, tmp_path, export):
     result = invoke(*args, "--export", export)
     assert result.exit_code == 2
     assert result.stderr == (
-        f"Error: --export {export} needs every image's width and height: source aic has 4 images without "
-        "them (give --image-dir aic=DIR, recipe key image_dir, to read them from the images)\n"
+        f"Error: source aic: 4 of 4 images have no width/height, which --export {export} needs: give "
+        "--image-dir aic=DIR (recipe key image_dir) to read them from the images\n"
     )
     assert not out.exists()
     result = invoke(*args, "--export", export, "--image-dir", f"aic={inputs['images']}")
     assert result.exit_code == 0, result.stderr
     assert (out / export).is_dir()
+
+
+def test_jobs_below_one_is_a_usage_error(tmp_path):
+    c = tmp_path / "c.json"
+    c.write_bytes(synth_coco(scale=0.001, seed=1))
+    with pytest.raises(UsageError, match=r"^jobs must be at least 1, got 0$"):
+        run_job(Job("merge", (SourceSpec(c),), tmp_path / "out", jobs=0))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.json"]
+
+
+def test_load_sources_uses_the_available_cpus_by_default(tmp_path, monkeypatch):
+    from kpmerge import job as job_module
+
+    c = tmp_path / "c.json"
+    c.write_bytes(synth_coco(scale=0.001, seed=1))
+    monkeypatch.setattr(job_module, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(job_module, "resolve_jobs", lambda jobs: 7 if jobs is None else jobs)
+    seen = []
+
+    def run_tasks(tasks, jobs, done=None):
+        seen.append(jobs)
+        return [task() for task in tasks]
+
+    monkeypatch.setattr(job_module, "run_tasks", run_tasks)
+    job_module.load_sources([SourceSpec(c), SourceSpec(c, name="again")])
+    assert seen == [7]

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from kpmerge import parallel
+from kpmerge.errors import UsageError
 
 _memory_files = pytest.mark.skipif(not hasattr(os, "memfd_create"), reason="memory files are Linux-only")
 
@@ -103,7 +104,7 @@ def test_resolve_jobs(monkeypatch):
     monkeypatch.setattr(parallel, "available_cpus", lambda: 3)
     assert parallel.resolve_jobs(None) == 3
     assert parallel.resolve_jobs(1) == 1
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(UsageError, match="jobs must be at least 1, got 0"):
         parallel.resolve_jobs(0)
 
 

@@ -15,8 +15,7 @@ import pytest
 from kpmerge import publish
 from kpmerge.errors import UsageError
 from kpmerge.output import write_folder
-from kpmerge.project import write_file
-from kpmerge.publish import Staging, check_output, check_outside_inputs, remove_leftovers
+from kpmerge.publish import Staging, check_output, check_outside_inputs, remove_leftovers, write_file
 
 EXISTS = "output exists (use --force to replace it)"
 
@@ -112,10 +111,11 @@ def test_force_replaces_and_leaves_nothing_beside(tmp_path, how, before):
             (out / "late.json").write_text("late")
         return b"new"
 
-    write_folder({"a.json": make}, out, force=True)
+    published: list[Path] = []
+    write_folder({"a.json": make}, out, force=True, published=published)
     assert _tree(out) == {"a.json": b"new"}
     assert _leftovers(tmp_path) == []
-    assert publish.published()[-1] == out
+    assert published == [out]
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
@@ -171,6 +171,8 @@ def _me() -> dict:
         ({"pid": "mine", "started": -1}, True),  # a live process, but not the one that wrote it
         ({"pid": "mine"}, False),  # this run itself: alive
         ({"pid": "dead", "host": "another-host"}, False),  # cannot check another machine's processes
+        ({"pid": "dead", "pidns": "pid:[1]"}, False),  # another container: its pids are not ours
+        ({"pid": "dead", "pidns": None}, False),  # a marker without the namespace: cannot tell
         ({"pid": "dead", "out": "OTHER"}, False),  # another output's folder
         ({"pid": "dead", "kpmerge_temporary": 99}, False),
         (None, False),  # no marker: never by name alone
@@ -181,6 +183,8 @@ def _me() -> dict:
         "pid_reused",
         "alive",
         "other_host",
+        "other_pid_namespace",
+        "no_pid_namespace",
         "other_output",
         "unknown_marker",
         "no_marker",
@@ -195,9 +199,21 @@ def test_leftovers_of_dead_runs_are_removed_and_others_left(tmp_path, owner, rem
             owner = {**_me(), **owner, "pid": os.getpid()}
         if owner.get("boot") == "another-boot" and publish._boot_id() is None:
             pytest.skip("no boot id here")
+        if "pidns" in owner and publish._pid_namespace() is None:
+            pytest.skip("no pid namespaces here")
     box = _box(tmp_path, out, owner)
     assert remove_leftovers(out) == ([box] if removed else [])
     assert box.exists() is not removed
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="no user ids")
+def test_leftovers_of_another_user_are_left(tmp_path, monkeypatch):
+    out = tmp_path / "OUT"
+    box = _box(tmp_path, out, {"pid": _dead_pid()})
+    uid = os.getuid()
+    monkeypatch.setattr(os, "getuid", lambda: uid + 1)
+    assert remove_leftovers(out) == []
+    assert box.exists()
 
 
 def test_a_crash_between_the_two_moves_is_repaired_by_the_next_run(tmp_path, how):

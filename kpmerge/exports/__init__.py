@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 
 from ..build import Merged
 from ..errors import UsageError
-from ..output import missing_sizes
+from ..output import require_image_sizes, source_size_masks
 from .detectron2 import detectron2_files
 from .yolo import FOLDER, yolo_export, yolo_files
 
@@ -31,15 +31,7 @@ def check_exports(names: Iterable[str]) -> tuple[str, ...]:
 def check_sizes(merged: Merged, names: Iterable[str]) -> None:
     """UsageError when an image lacks width or height: every export needs them (YOLO divides by them,
     Detectron2's loader reads them), so no export is made from a file written without them."""
-    missing = missing_sizes(merged)
-    if missing is None:
-        return
-    name, count = next(iter(missing["sources"].items()))
-    raise UsageError(
-        f"--export {', '.join(names)} needs every image's width and height: source {name} has "
-        f"{count} images without them (give --image-dir {name}=DIR, recipe key image_dir, to read them "
-        "from the images)"
-    )
+    require_image_sizes(source_size_masks(merged), f"--export {', '.join(names)} needs")
 
 
 def export_files(
@@ -72,7 +64,7 @@ def export_outputs(
     if chosen:
         check_sizes(merged, chosen)
     for name in chosen:
-        if name == "yolo":  # i14: the yolo export's counts go into the manifest
+        if name == "yolo":  # the yolo export's counts go into the manifest
             export = yolo_export(merged, keep_empty=yolo_keep_empty)
             made = {f"{FOLDER}/{path}": data for path, data in export.files.items()}
             summaries[name] = export.summary()

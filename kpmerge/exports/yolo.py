@@ -33,15 +33,14 @@ import numpy as np
 
 from ..build import Merged
 from ..errors import UsageError
-from ..formats.yolo import HIGH, IMG_FORMATS, LOW
+from ..formats.yolo import HIGH, IMG_FORMATS, LOW, label_name, repeats
+from ..output import require_image_sizes, source_size_masks
 
 FOLDER = "yolo"
 DATA_YAML = "data.yaml"
 IMAGE_LIST = "train.txt"
 NESTED = "nested"
 """Folder of the images whose file names hold an `images` folder of their own."""
-IMAGE_FORMATS = IMG_FORMATS
-"""Image suffixes Ultralytics loads (ultralytics.data.utils.IMG_FORMATS)."""
 REASONS = ("crowd", "empty_box", "no_labelled_keypoints", "box_outside_image", "duplicate")
 """Why a person gets no row, in the order the rules apply."""
 
@@ -86,10 +85,10 @@ def _normalized(file_name: str) -> str:
             f"yolo export: image file name {file_name!r} must be a relative path inside the data root"
         )
     _, dot, ext = norm.rpartition(".")
-    if not dot or "/" in ext or ext.lower() not in IMAGE_FORMATS:
+    if not dot or "/" in ext or ext.lower() not in IMG_FORMATS:
         raise UsageError(
             f"yolo export: image file name {file_name!r} is not an image type Ultralytics loads "
-            f"({', '.join(sorted(IMAGE_FORMATS))})"
+            f"({', '.join(sorted(IMG_FORMATS))})"
         )
     return norm
 
@@ -108,8 +107,7 @@ def image_path(file_name: str) -> str:
 
 def label_path(file_name: str) -> str:
     """Where Ultralytics looks for the labels of an image listed at `image_path(file_name)`."""
-    listed = image_path(file_name)
-    return "/labels/".join(("/" + listed).rsplit("/images/", 1)).rsplit(".", 1)[0].lstrip("/") + ".txt"
+    return label_name(image_path(file_name))
 
 
 def yolo_export(merged: Merged, keep_empty: bool = False) -> YoloExport:
@@ -125,7 +123,7 @@ def yolo_export(merged: Merged, keep_empty: bool = False) -> YoloExport:
     """
     ds = merged.dataset
     images, inst = ds.images, ds.instances
-    _check_sizes(merged)
+    require_image_sizes(source_size_masks(merged), "--export yolo needs")  # it divides by them
     listed = [image_path(str(f)) for f in images.file_names]
     names = [label_path(str(f)) for f in images.file_names]
     _check_names(images.file_names, names)
@@ -156,11 +154,10 @@ def yolo_export(merged: Merged, keep_empty: bool = False) -> YoloExport:
     keypoint_values = table[:, 5:]  # a view: zeroing it zeroes the table
     keypoint_values[np.repeat(bad_kp, 3, axis=1)] = 0.0
     table += 0.0  # -0.0 as 0.0, as Python compares them when Ultralytics drops repeated rows
-    dup = (reason == 0) & _repeats(inst.image_index, table, reason == 0)
+    dup = (reason == 0) & repeats(inst.image_index, table, reason == 0)
     reason[dup] = len(REASONS)
     keep = reason == 0
-    rows = _format_rows(table[keep], k)
-    files = _label_files(names, inst.image_index[keep], rows)
+    files = _label_files(names, inst.image_index[keep], table[keep])
     files[IMAGE_LIST] = "".join(f"./{p}\n" for p in listed).encode()
     not_written = {r: int(np.count_nonzero(reason == i + 1)) for i, r in enumerate(REASONS)}
     per_source = {}
@@ -176,7 +173,7 @@ def yolo_export(merged: Merged, keep_empty: bool = False) -> YoloExport:
         }
     result = YoloExport(
         files=files,
-        rows=len(rows),
+        rows=int(np.count_nonzero(keep)),
         not_written=not_written,
         keypoints_outside=int(np.count_nonzero(outside)),
         sources=per_source,
@@ -189,22 +186,6 @@ def yolo_export(merged: Merged, keep_empty: bool = False) -> YoloExport:
 def yolo_files(merged: Merged, keep_empty: bool = False) -> dict[str, bytes]:
     """The export's files under `yolo/`: name -> bytes."""
     return {f"{FOLDER}/{name}": data for name, data in yolo_export(merged, keep_empty).files.items()}
-
-
-def _check_sizes(merged: Merged) -> None:
-    images = merged.dataset.images
-    w, h = images.widths, images.heights
-    bad = ~(np.isfinite(w) & np.isfinite(h) & (w > 0) & (h > 0))
-    if not bad.any():
-        return
-    for s in merged.sources:
-        a, b = s.image_range
-        n = int(bad[a:b].sum())
-        if n:
-            raise UsageError(
-                f"yolo export needs image sizes: source {s.name} has {n} of {b - a} images without "
-                "width/height (give --image-dir NAME=FOLDER to read them from the image headers)"
-            )
 
 
 def _check_names(file_names: np.ndarray, names: list[str]) -> None:
@@ -246,47 +227,29 @@ def _rejected(values: np.ndarray, low_only: bool = False) -> np.ndarray:
     """Which values Ultralytics rejects once written with `%g`: below -0.01 (or above 1.01) as float32."""
     out = np.zeros(values.shape, dtype=bool)
     near = (values < -0.0099) if low_only else (values < -0.0099) | (values > 1.0099)
-    for idx in zip(*np.nonzero(near), strict=True):
-        written = np.float32(float(f"{float(values[idx]):g}"))
-        out[idx] = written < LOW or (not low_only and written > HIGH)
+    if near.any():
+        written = np.char.mod("%g", values[near]).astype(np.float64).astype(np.float32)
+        out[near] = (written < LOW) if low_only else (written < LOW) | (written > HIGH)
     return out
 
 
-def _repeats(image_index: np.ndarray, table: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """(N,) rows equal to an earlier kept row of the same image."""
-    out = np.zeros(len(table), dtype=bool)
-    idx = np.flatnonzero(keep)
-    if len(idx) < 2:
-        return out
-    width = table.shape[1] * 8
-    keys = np.empty(len(idx), dtype=[("image", np.int64), ("row", f"V{width}")])
-    keys["image"] = image_index[idx]
-    keys["row"] = np.ascontiguousarray(table[idx]).view(f"V{width}").ravel()
-    _, first = np.unique(keys, return_index=True)
-    repeat = np.ones(len(idx), dtype=bool)
-    repeat[first] = False
-    out[idx[repeat]] = True
-    return out
-
-
-def _format_rows(table: np.ndarray, k: int) -> list[str]:
+def _format_rows(table: np.ndarray) -> bytes:
+    """The rows, each written `%g` and ended by a newline."""
     if not len(table):
-        return []
-    fmt = " ".join(["%g"] * (5 + 3 * k))
-    text = ("\n".join([fmt] * len(table))) % tuple(table.ravel().tolist())
-    return text.split("\n")
+        return b""
+    fmt = " ".join(["%g"] * table.shape[1]) + "\n"
+    return ((fmt * len(table)) % tuple(table.ravel().tolist())).encode()
 
 
-def _label_files(names: list[str], image_of_row: np.ndarray, rows: list[str]) -> dict[str, bytes]:
+def _label_files(names: list[str], image_of_row: np.ndarray, table: np.ndarray) -> dict[str, bytes]:
+    """Each image's label file: its rows in order, written at once and cut at the images' bounds."""
     order = np.argsort(image_of_row, kind="stable")
+    text = _format_rows(table[order])
+    row_ends = np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == ord("\n")) + 1
+    row_bounds = np.concatenate([[0], row_ends])
     counts = np.bincount(image_of_row, minlength=len(names))
-    files = {}
-    start = 0
-    for i, name in enumerate(names):
-        stop = start + int(counts[i])
-        files[name] = "".join(rows[j] + "\n" for j in order[start:stop]).encode()
-        start = stop
-    return files
+    bounds = row_bounds[np.concatenate([[0], np.cumsum(counts)])].tolist()
+    return {name: text[a:b] for name, a, b in zip(names, bounds[:-1], bounds[1:], strict=True)}
 
 
 def data_yaml(merged: Merged, export: YoloExport) -> str:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import array
 import glob
+import itertools
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -49,11 +50,35 @@ _CHUNK = 4096
 """Rows parsed in one bulk step."""
 
 
-def img2label_path(image: str) -> str:
+def img2label_path(image: str, sep: str = os.sep) -> str:
     """Where Ultralytics looks for an image's labels: its last `/images/` folder replaced by `/labels/`
-    and its extension by `.txt` (separators as the OS writes them)."""
-    sa, sb = f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}"
+    and its extension by `.txt` (`sep`: the separator of `image`; Ultralytics uses the OS's)."""
+    sa, sb = f"{sep}images{sep}", f"{sep}labels{sep}"
     return sb.join(image.rsplit(sa, 1)).rsplit(".", 1)[0] + ".txt"
+
+
+def label_name(image_name: str) -> str:
+    """`img2label_path` of a relative `/`-separated image name, as Ultralytics sees it once the name is
+    under some folder (a leading `images/` counts)."""
+    return img2label_path("/" + image_name, "/")[1:]
+
+
+def repeats(image_index: np.ndarray, rows: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """(R,) the kept rows bit-equal to an earlier kept row of the same image (compare as the caller's
+    dtype: float32 as Ultralytics parses, float64 as it writes)."""
+    out = np.zeros(len(rows), dtype=bool)
+    idx = np.flatnonzero(keep)
+    if len(idx) < 2:
+        return out
+    width = rows.shape[1] * rows.dtype.itemsize
+    keys = np.empty(len(idx), dtype=[("image", np.int64), ("row", f"V{width}")])
+    keys["image"] = image_index[idx]
+    keys["row"] = np.ascontiguousarray(rows[idx]).view(f"V{width}").ravel()
+    _, first = np.unique(keys, return_index=True)
+    repeat = np.ones(len(idx), dtype=bool)
+    repeat[first] = False
+    out[idx[repeat]] = True
+    return out
 
 
 def image_files(spec: DataYaml, split: str) -> list[str]:
@@ -68,33 +93,75 @@ def image_files(spec: DataYaml, split: str) -> list[str]:
         raise UsageError(
             f"{split}: no such split (the yaml has: {have}); choose one with --split", file=spec.file
         )
-    value = spec.splits[split]
     found: list[str] = []
-    for entry in value if isinstance(value, list) else [value]:
-        p = (spec.root / entry).resolve()
-        if not p.exists() and entry.startswith("../"):  # as Ultralytics: a leading ../ may be dropped
-            p = (spec.root / entry[3:]).resolve()
+    for p in _split_entries(spec, split):
         if p.is_dir():
             found += glob.glob(str(Path(glob.escape(str(p))) / "**" / "*.*"), recursive=True)
-        elif p.is_file():
-            try:
-                lines = p.read_text("utf-8-sig").strip().splitlines()
-            except (OSError, UnicodeDecodeError) as exc:
-                raise KpmergeError(f"cannot read the image list: {exc}", file=p) from None
-            parent = str(p.parent) + os.sep
-            found += [
-                x.replace("./", parent, 1) if x.startswith("./") else str(spec.root.resolve() / x)
-                for x in (line.strip() for line in lines)
-                if x
-            ]
         else:
-            raise UsageError(f"{split}: {entry} not found ({p})", file=spec.file)
+            found += _listed(spec, p)
     images = sorted(x.replace("/", os.sep) for x in found if x.rpartition(".")[-1].lower() in IMG_FORMATS)
     if not images:
         raise KpmergeError(
             f"{split}: no images found (suffixes: {', '.join(sorted(IMG_FORMATS))})", spec.file
         )
     return images
+
+
+def _split_entries(spec: DataYaml, split: str) -> list[Path]:
+    """The folders and list files a split names, resolved; UsageError for one that does not exist."""
+    value = spec.splits[split]
+    paths = []
+    for entry in value if isinstance(value, list) else [value]:
+        p = (spec.root / entry).resolve()
+        if not p.exists() and entry.startswith("../"):  # as Ultralytics: a leading ../ may be dropped
+            p = (spec.root / entry[3:]).resolve()
+        if not (p.is_dir() or p.is_file()):
+            raise UsageError(f"{split}: {entry} not found ({p})", file=spec.file)
+        paths.append(p)
+    return paths
+
+
+def _listed(spec: DataYaml, list_file: Path) -> list[str]:
+    """The image paths a `.txt` image list names (`./x` from the list's folder, others from the root)."""
+    try:
+        lines = list_file.read_text("utf-8-sig").strip().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KpmergeError(f"cannot read the image list: {exc}", file=list_file) from None
+    parent = str(list_file.parent) + os.sep
+    return [
+        x.replace("./", parent, 1) if x.startswith("./") else str(spec.root.resolve() / x)
+        for x in (line.strip() for line in lines)
+        if x
+    ]
+
+
+def dataset_paths(path: str | Path, split: str = "train") -> tuple[Path | None, tuple[Path, ...]]:
+    """The dataset root, and what one split of a YOLO dataset reads: its yaml, the split's folders and
+    list files, the folders of the images the lists name, and the label folders beside them. What
+    cannot be found is left out (reading the dataset reports it).
+
+    Returns:
+        (root, paths): the root is None when the yaml cannot be read.
+    """
+    try:
+        yaml_file = find_yaml(path)
+        spec = parse_data_yaml(load_yaml(yaml_file), yaml_file)
+        entries = _split_entries(spec, split) if split in spec.splits else []
+    except KpmergeError:
+        return None, ()
+    folders: dict[Path, None] = {yaml_file: None}
+    for p in entries:
+        images = [str(p / "x.jpg")]  # stands for the images of a folder (searched recursively)
+        if p.is_file():
+            folders[p] = None
+            try:
+                images = _listed(spec, p)
+            except KpmergeError:
+                images = []
+        for image in images:
+            folders[Path(image).parent] = None
+            folders[Path(img2label_path(image.replace("/", os.sep))).parent] = None
+    return spec.root.resolve(), tuple(folders)
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
@@ -222,31 +289,27 @@ def yolo_to_dataset(
     k, ndim = spec.k, spec.ndim
     m = len(image_names)
     wh = np.asarray(sizes, dtype=np.float64).reshape(m, 2)
-    files = list(label_files) if label_files is not None else [_label_name(n) for n in image_names]
-    img_of: list[int] = []
-    line_of: list[int] = []
-    texts: list[str] = []  # each row, its numbers joined by commas when it has the right count
-    counts: list[int] = []
-    cols = 5 + k * ndim
+    files = list(label_files) if label_files is not None else [label_name(n) for n in image_names]
+    tokens: list[list[str]] = []  # each non-blank row's values
+    parts: list[tuple[int, np.ndarray]] = []  # per label file: its image, its non-blank rows' line numbers
     for i, text in enumerate(label_texts):
-        for n, line in enumerate((text or "").lstrip("\ufeff").splitlines(), 1):
-            tok = line.split()
-            if tok:
-                img_of.append(i)
-                line_of.append(n)
-                counts.append(len(tok))
-                texts.append(",".join(tok) if len(tok) == cols else line)
-    img = np.array(img_of, dtype=np.int64)
-    lines = np.array(line_of, dtype=np.int64)
-    values, code = _check_rows(texts, np.array(counts, dtype=np.int64), spec)
+        if text:
+            split = list(map(str.split, text.lstrip("\ufeff").splitlines()))
+            sizes = list(map(len, split))
+            tokens += itertools.compress(split, sizes)
+            parts.append((i, np.flatnonzero(sizes) + 1))
+    img = np.repeat(np.array([i for i, _ in parts], dtype=np.int64), [len(n) for _, n in parts])
+    lines = np.concatenate([n for _, n in parts]) if parts else np.zeros(0, dtype=np.int64)
+    counts = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
+    values, code = _check_rows(tokens, counts, spec)
     bad = code > 0
     if bad.any() and strict:
         j = int(np.argmax(bad))
-        tokens = texts[j].split(",") if counts[j] == cols else texts[j].split()
-        raise KpmergeError(_message(int(code[j]), tokens, values[j], spec), files[img[j]], f"line {lines[j]}")
-    ids = np.array(
-        [f"{image_names[i]}#{n}" for i, n in zip(img_of, line_of, strict=True)] or [], dtype=object
-    )
+        raise KpmergeError(
+            _message(int(code[j]), tokens[j], values[j], spec), files[img[j]], f"line {lines[j]}"
+        )
+    named = np.asarray(image_names, dtype=str)[img] if len(img) else np.zeros(0, dtype=str)
+    ids = np.char.add(np.char.add(named, "#"), lines.astype(str)).astype(object)
     problems = []
     for kind, rows in (
         ("bad_visibility", code == _VISIBILITY),
@@ -256,7 +319,7 @@ def yolo_to_dataset(
             examples = tuple(ids[np.flatnonzero(rows)[:_EXAMPLES]].tolist())
             problems.append(Problem(kind, "error", int(rows.sum()), examples, _KINDS[kind]))
     keep = ~bad
-    dup = keep & _repeats(img, values.astype(np.float32), keep)
+    dup = keep & repeats(img, values.astype(np.float32), keep)
     if dup.any() and not strict:
         examples = tuple(ids[np.flatnonzero(dup)[:_EXAMPLES]].tolist())
         problems.append(
@@ -323,17 +386,17 @@ _KINDS = {
 
 
 def _check_rows(
-    texts: list[str], counts: npt.NDArray[np.int64], spec: DataYaml
+    tokens: list[list[str]], counts: npt.NDArray[np.int64], spec: DataYaml
 ) -> tuple[np.ndarray, np.ndarray]:
     """(R, C) values of the rows (zeros where unusable) and (R,) the first rule each breaks (0: none).
 
-    `texts` holds each row with the right count as its numbers joined by commas (parsed in bulk as
-    JSON, chunk by chunk); a chunk that is not all JSON numbers is parsed row by row as numpy parses
-    text, which is what Ultralytics uses.
+    The rows with the right count are parsed in bulk as JSON (their values joined by commas, chunk by
+    chunk); a chunk that is not all JSON numbers is parsed row by row as numpy parses text, which is
+    what Ultralytics uses.
     """
     k, ndim = spec.k, spec.ndim
     cols = 5 + k * ndim
-    r = len(texts)
+    r = len(tokens)
     values = np.zeros((r, cols))
     number = counts == cols
     good = np.flatnonzero(number)
@@ -341,13 +404,14 @@ def _check_rows(
         part = good[start : start + _CHUNK].tolist()
         try:
             flat = msgspec.json.decode(
-                ("[" + ",".join(texts[j] for j in part) + "]").encode(), type=list[float]
+                ("[" + ",".join(itertools.chain.from_iterable(tokens[j] for j in part)) + "]").encode(),
+                type=list[float],
             )
             values[part] = np.frombuffer(array.array("d", flat), dtype=np.float64).reshape(len(part), cols)
         except (msgspec.DecodeError, ValueError):  # e.g. nan, .5 or a word: row by row
             for j in part:
                 try:
-                    values[j] = np.array(texts[j].split(","), dtype=np.float64)
+                    values[j] = np.array(tokens[j], dtype=np.float64)
                 except ValueError:
                     number[j] = False
     with np.errstate(invalid="ignore", over="ignore"):
@@ -409,24 +473,3 @@ def _is_float(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _repeats(img: np.ndarray, rows32: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """(R,) rows equal (as float32) to an earlier kept row of the same image."""
-    out = np.zeros(len(img), dtype=bool)
-    idx = np.flatnonzero(keep)
-    if len(idx) < 2:
-        return out
-    width = rows32.shape[1] * 4
-    keys = np.empty(len(idx), dtype=[("image", np.int64), ("row", f"V{width}")])
-    keys["image"] = img[idx]
-    keys["row"] = np.ascontiguousarray(rows32[idx]).view(f"V{width}").ravel()
-    _, first = np.unique(keys, return_index=True)
-    repeat = np.ones(len(idx), dtype=bool)
-    repeat[first] = False
-    out[idx[repeat]] = True
-    return out
-
-
-def _label_name(image_name: str) -> str:
-    return "/labels/".join(("/" + image_name).rsplit("/images/", 1)).rsplit(".", 1)[0].lstrip("/") + ".txt"

@@ -499,3 +499,35 @@ def test_schemas_know_the_yolo_keys(tmp_path):
     manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
     jsonschema.validate(manifest, json.loads((schemas / "manifest.schema.json").read_text()))
     assert manifest["exports"]["yolo"]["links"] == [["nested/images", "images"]]
+
+
+@pytest.mark.parametrize(
+    ("name", "label"),
+    [
+        ("images/a.jpg", "labels/a.txt"),
+        ("x/images/b/c.v1.png", "x/labels/b/c.v1.txt"),
+        ("images/x/images/y.jpg", "images/x/labels/y.txt"),
+        ("a.jpg", "a.txt"),
+    ],
+)
+def test_label_name_is_img2label_path_under_a_folder(name, label):
+    from kpmerge.formats.yolo import img2label_path, label_name
+
+    assert label_name(name) == label
+    assert img2label_path(f"/d/{name}", "/") == f"/d/{label}"
+
+
+@pytest.mark.parametrize(
+    ("dtype", "expected", "without_first"),
+    [
+        (np.float32, [False, True, False, True], [False, False, False, True]),
+        (np.float64, [False, False, False, True], [False, False, False, False]),
+    ],
+)
+def test_repeats_compare_rows_as_their_dtype(dtype, expected, without_first):
+    from kpmerge.formats.yolo import repeats
+
+    rows = np.array([[0.1, 0.2], [0.1 + 1e-12, 0.2], [0.1, 0.2], [0.1, 0.2]], dtype=dtype)
+    image = np.array([0, 0, 1, 0])
+    assert repeats(image, rows, np.ones(4, dtype=bool)).tolist() == expected
+    assert repeats(image, rows, np.array([False, True, True, True])).tolist() == without_first
