@@ -17,9 +17,8 @@ import numpy.typing as npt
 
 from .errors import KpmergeError, UsageError
 from .folder import read_output_folder
+from .formats import default_layout, path_format, read_dataset
 from .formats.coco import coco_to_dataset
-from .formats.detect import read_dataset
-from .formats.yolo_yaml import is_yolo_path  # i14 (YOLO)
 from .instances import Dataset, Problem
 from .jsonio import read_mapped
 from .jsonscan import nesting_checked
@@ -323,9 +322,7 @@ def inspect(paths: Sequence[str | Path], layout: str | Path | None = None) -> Re
 def inspect_path(path: str | Path, layout: Layout | None = None) -> FileReport:
     """Inspect one file or kpmerge output folder (see `inspect`)."""
     p = Path(path)
-    if is_yolo_path(p):  # i14 (YOLO): a dataset yaml or a folder holding one (its train split)
-        return inspect_dataset(read_dataset(p, format="yolo", strict=False), str(path), layout)
-    if p.is_dir():
+    if p.is_dir() and path_format(p) is None:  # a dataset folder (YOLO) is read as its train split
         return _inspect_output(p)
     return inspect_dataset(read_dataset(p, strict=False), str(path), layout)
 
@@ -447,8 +444,9 @@ def _detect(dataset: Dataset, notes: list[str]) -> Layout | None:
     k = dataset.instances.k
     if dataset.layout is not None:  # i14 (YOLO)
         return dataset.layout
-    if dataset.format == "aic":
-        return load_layout("aic")
+    fixed = default_layout(dataset.format)
+    if fixed is not None:
+        return load_layout(fixed)
     names = list(dataset.keypoint_names) if dataset.keypoint_names else None
     if names is not None and len(names) != k and len(dataset.instances):
         names = None

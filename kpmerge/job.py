@@ -15,7 +15,7 @@ import numpy as np
 from .build import Merged, Source, check_source_name, combine, merge
 from .errors import KpmergeError, UsageError
 from .exports import check_exports, export_outputs
-from .formats.detect import read_dataset
+from .formats import default_layout, find_format, read_dataset
 from .instances import Dataset
 from .layouts import Layout, detect_layout, load_layout
 from .mapping import MappingSpec
@@ -25,8 +25,6 @@ from .publish import check_outside_inputs
 from .sampling import SamplingOptions
 
 MODES = ("merge", "combine")
-FORMAT_LAYOUTS = {"aic": "aic", "mpii": "mpii", "coco_wholebody": "coco_wholebody"}
-"""Formats that always hold one layout."""
 
 
 @dataclass(frozen=True)
@@ -131,8 +129,8 @@ def load_source(spec: SourceSpec, checksum: bool = True) -> Source:
             )
     elif dataset.layout is not None:  # i14 (YOLO): the dataset yaml defines its layout
         layout = dataset.layout
-    elif dataset.format in FORMAT_LAYOUTS:
-        layout = load_layout(FORMAT_LAYOUTS[dataset.format])
+    elif (fixed := default_layout(dataset.format)) is not None:
+        layout = load_layout(fixed)
     else:
         names = list(dataset.keypoint_names) if dataset.keypoint_names else None
         try:
@@ -289,7 +287,8 @@ def require_image_sizes(sources: Sequence[Source]) -> None:
         missing = int(np.count_nonzero(np.isnan(images.widths) | np.isnan(images.heights)))
         if not missing:
             continue
-        if src.dataset.format in ("aic", "mpii"):
+        fmt = find_format(src.dataset.format)
+        if fmt is not None and not fmt.sizes_in_file and not fmt.no_image_dir:
             fix = f"give --image-dir {src.name}=DIR (recipe key image_dir) to read them from the images"
         else:
             fix = "add them to the file's images"

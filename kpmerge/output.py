@@ -15,11 +15,12 @@ import numpy as np
 from . import __version__
 from .build import AREA_FACTOR, Merged
 from .folder import ANNOTATIONS, MANIFEST, MANIFEST_VERSION, METAINFO_JSON, METAINFO_PY, annotations_name
-from .formats.coco import SourceTags, dataset_to_coco_chunks
+from .formats.coco_writer import dataset_to_coco_chunks
 from .jsonio import Chunks, dumps_pretty
 from .layouts import Layout
 from .pools import trainable_mask
 from .publish import Staging, as_write_error, check_output
+from .tags import SourceTags
 
 if TYPE_CHECKING:
     from .sampling import SamplingOptions

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from kpmerge import job, jsonio
 from kpmerge.cli import cli
-from kpmerge.formats import aic, coco
+from kpmerge.formats import aic, coco, coco_reader, coco_writer
 from kpmerge.job import SourceSpec, load_sources
 from kpmerge.synth import synth_aic, synth_coco
 from kpmerge.synth_styles import STYLES, synth_style
@@ -149,7 +149,7 @@ def _slow(monkeypatch, module):
 def test_coco_reader_equals_json_and_slow_path(name, data, monkeypatch):
     fast = coco.coco_to_dataset(data)
     _check_coco(fast, data)
-    _slow(monkeypatch, coco)
+    _slow(monkeypatch, coco_reader)
     slow = coco.coco_to_dataset(data)
     assert fast.images == slow.images
     assert fast.instances == slow.instances
@@ -214,7 +214,7 @@ def test_mmpose_files_equal_json():
 def test_chunked_writer_equals_one_piece(monkeypatch):
     ds = coco.coco_to_dataset(synth_coco(scale=0.002, seed=3))
     whole = coco.dataset_to_coco(ds, ["a"] * ds.instances.k, [[1, 2]])
-    monkeypatch.setattr(coco, "CHUNK_RECORDS", 7)
+    monkeypatch.setattr(coco_writer, "CHUNK_RECORDS", 7)
     seen: list[int] = []
     chunks = list(coco.dataset_to_coco_chunks(ds, ["a"] * ds.instances.k, [[1, 2]], progress=seen.append))
     assert b"".join(chunks) == whole
@@ -288,7 +288,7 @@ def test_runs_without_a_terminal_draw_no_bars_and_give_identical_bytes(tmp_path)
 
 @pytest.mark.parametrize("kind", ["coco", "aic"])
 def test_memory_mapped_input_reads_the_same(kind, synth_files, monkeypatch):
-    from kpmerge.formats.detect import read_dataset
+    from kpmerge.formats import read_dataset
 
     path = synth_files[0] if kind == "coco" else synth_files[1]
     plain = read_dataset(path)
@@ -301,7 +301,7 @@ def test_memory_mapped_input_reads_the_same(kind, synth_files, monkeypatch):
 @pytest.mark.parametrize(("content", "message"), [(b"  \n", "file is empty"), (b"[1, 2]", "neither raw AI")])
 def test_memory_mapped_input_errors(content, message, tmp_path, monkeypatch):
     from kpmerge.errors import KpmergeError
-    from kpmerge.formats.detect import read_dataset
+    from kpmerge.formats import read_dataset
 
     path = tmp_path / "x.json"
     path.write_bytes(content)

@@ -9,7 +9,7 @@ import pytest
 
 from kpmerge.build import merge
 from kpmerge.errors import KpmergeError
-from kpmerge.formats.detect import detect_format, read_dataset
+from kpmerge.formats import detect_format, read_dataset
 from kpmerge.formats.wholebody import K, dataset_to_wholebody, read_wholebody, wholebody_to_dataset
 from kpmerge.job import SourceSpec, load_source
 from kpmerge.layouts import builtin_layout
