@@ -10,7 +10,8 @@ from pathlib import Path
 from ..instances import Dataset
 from ..jsonio import first_char, read_bytes
 from .checks import Sink
-from .coco_reader import ANNOTATION_FIELDS, IMAGE_FIELDS, read_coco_records
+from .coco_reader import IMAGE_FIELDS, read_coco_records
+from .coco_rows import ANNOTATION_FIELDS
 from .coco_writer import dataset_to_coco, dataset_to_coco_chunks
 
 __all__ = [

@@ -9,13 +9,10 @@ row by row to find and report them, every rule checked once and reported to a `S
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from itertools import repeat
-from operator import attrgetter, is_, itemgetter, methodcaller
+from operator import itemgetter, methodcaller
 from pathlib import Path
-from typing import Annotated, Any
 
 import msgspec
 import numpy as np
@@ -23,51 +20,12 @@ import numpy.typing as npt
 
 from ..errors import KpmergeError
 from ..instances import Dataset, Images, Instances
-from ..jsonio import (
-    NULL,
-    Raw,
-    compact,
-    decode,
-    decode_column,
-    float_rows,
-    has_layout_space,
-    key_bytes,
-    members_all,
-    no_gc,
-)
+from ..jsonio import NULL, Raw, decode_column, float_rows, has_layout_space, members_all, no_gc
 from .checks import Sink, check_finite, check_range, check_unique, check_visibility
+from .coco_rows import MISSING, Category, DictRows, Id, Int64, Rows, decode_document
 
-Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
-"""An integer that fits the 64-bit integers numpy and orjson take (ids, flags and counts)."""
-
-MISSING = "expected a value, got none (missing)"
 IMAGE_FIELDS = frozenset({"id", "file_name", "width", "height"})
-ANNOTATION_FIELDS = frozenset(
-    {"id", "image_id", "category_id", "keypoints", "num_keypoints", "bbox", "area", "iscrowd"}
-)
 _IMAGE_REQUIRED = frozenset({"id", "file_name"})
-ABSENT = msgspec.Raw(b"null")
-"""The value of a raw member a typed row does not have (compared by identity)."""
-_PASS_THROUGH = ("source", "source_id", "segmentation")
-"""Members a typed row always knows (kpmerge's own outputs write source and source_id first)."""
-_TYPED: list[tuple[str, Any] | tuple[str, Any, Any]] = [
-    ("id", Int64 | str),
-    ("image_id", Int64 | str),
-    ("keypoints", Raw),
-    ("bbox", Raw),
-    ("category_id", int | str | None, None),
-    ("num_keypoints", Int64 | None, None),
-    ("area", float | None, None),
-    ("iscrowd", Int64 | bool | None, None),
-]
-_FIRST_WINDOW = 1 << 20
-"""Bytes after `"annotations"` in which the first annotation is looked at."""
-
-
-class _Document(msgspec.Struct):
-    images: list[dict[str, Raw]]
-    annotations: list[dict[str, Raw]]
-    categories: list[dict[str, Any]] = []
 
 
 @dataclass(frozen=True)
@@ -102,178 +60,14 @@ def read_coco_records(
     sink = sink if sink is not None else Sink(file)
     spaced = has_layout_space(data)
     with no_gc():
-        row_type, extras = _row_type(_first_keys(data), take)
-        try:
-            typed = msgspec.json.decode(data, type=row_type)
-        except msgspec.DecodeError:
-            typed = None  # rows of another shape: decoded as raw members below, which reports any error
-        if typed is not None:
-            doc: Any = typed
-            rows: _Rows = _TypedRows(typed.annotations, extras, take, spaced)
-        else:
-            doc = decode(data, _Document, sink.file)
-            rows = _DictRows(doc.annotations, take, sink, spaced)
-        cat_id, names = _keypoint_category(doc.categories, sink)
-        images = _images(doc.images, sink, spaced)
-        del doc, typed
+        image_records, categories, rows = decode_document(data, sink, spaced, take)
+        cat_id, names = _keypoint_category(categories, sink)
+        images = _images(image_records, sink, spaced)
+        del image_records
         return _annotations(rows, images, cat_id, names, sink)
 
 
-def _first_keys(data: bytes) -> list[str]:
-    """The member names of the first annotation, in order (empty when it cannot be seen cheaply)."""
-    at = data.find(b'"annotations"')
-    if at < 0:
-        return []
-    window = bytes(data[at : at + _FIRST_WINDOW]).decode("utf-8", errors="replace")
-    start = window.find("{")
-    if start < 0 or window[len('"annotations"') : start].strip(" \t\r\n:[") != "":
-        return []
-    try:
-        first, _ = json.JSONDecoder().raw_decode(window, start)
-    except ValueError:
-        return []
-    return list(first) if isinstance(first, dict) else []
-
-
-def _row_type(first: list[str], take: Sequence[str]) -> tuple[type, list[tuple[str, str]]]:
-    """The typed document for rows shaped like the first annotation, and its raw (attribute, key) members."""
-    raw_keys = [k for k in first if k not in ANNOTATION_FIELDS and k not in take]
-    raw_keys += [k for k in _PASS_THROUGH if k not in raw_keys and k not in take]
-    extras = [(f"e{i}", k) for i, k in enumerate(raw_keys)]
-    fields: list[Any] = list(_TYPED)
-    fields += [(attr, Raw, ABSENT) for attr, _ in extras]
-    fields += [(f"t{i}", Raw, ABSENT) for i in range(len(take))]
-    rename = dict(extras) | {f"t{i}": k for i, k in enumerate(take)}
-    row = msgspec.defstruct("Annotation", fields, rename=rename, forbid_unknown_fields=True)
-    document = msgspec.defstruct(
-        "Document",
-        [
-            ("images", list[dict[str, Raw]]),
-            ("annotations", list[row]),  # type: ignore[valid-type]
-            ("categories", list[dict[str, Any]], msgspec.field(default_factory=list)),
-        ],
-    )
-    return document, extras
-
-
-class _Rows:
-    """The annotation rows as columns, whichever way they were decoded."""
-
-    n: int
-    take: list[str]
-
-    def select(self, keep: list[int]) -> None:
-        """Keep only these rows (the person annotations)."""
-        raise NotImplementedError
-
-    def categories(self, sink: Sink) -> list[Any]:
-        raise NotImplementedError
-
-    def scalar(self, name: str, type_: Any) -> list[Any]:
-        """A decoded scalar column of the kept rows (None where absent)."""
-        raise NotImplementedError
-
-    def raw(self, name: str) -> list[Raw]:
-        """A raw column of the kept rows (all present: required members)."""
-        raise NotImplementedError
-
-    def taken(self, name: str) -> list[Raw | None]:
-        raise NotImplementedError
-
-    def extra(self) -> list[bytes]:
-        raise NotImplementedError
-
-
-class _TypedRows(_Rows):
-    def __init__(self, rows: list[Any], extras: list[tuple[str, str]], take: Sequence[str], spaced: bool):
-        self.rows, self.extras, self.take, self.spaced = rows, extras, list(take), spaced
-        self.n = len(rows)
-
-    def select(self, keep: list[int]) -> None:
-        self.rows = [self.rows[i] for i in keep]
-        self.n = len(keep)
-
-    def categories(self, sink: Sink) -> list[Any]:
-        return list(map(attrgetter("category_id"), self.rows))
-
-    def scalar(self, name: str, type_: Any) -> list[Any]:
-        return list(map(attrgetter(name), self.rows))
-
-    def raw(self, name: str) -> list[Raw]:
-        return list(map(attrgetter(name), self.rows))
-
-    def taken(self, name: str) -> list[Raw | None]:
-        values = list(map(attrgetter(f"t{self.take.index(name)}"), self.rows))
-        return [None if v is ABSENT else v for v in values]
-
-    def extra(self) -> list[bytes]:
-        """Each row's raw members as `"k":v,...`, in the first annotation's order (one pass per member)."""
-        extra: list[bytes] | None = None
-        cache: dict[str, bytes] = {}
-        for attr, name in self.extras:
-            key = key_bytes(name, cache)
-            values = list(map(attrgetter(attr), self.rows))
-            absent = list(map(is_, values, repeat(ABSENT)))
-            if all(absent):
-                continue
-            if self.spaced:
-                values = [v if a else compact(v) for v, a in zip(values, absent, strict=True)]
-            if extra is not None:  # after other members (one pass: values such as polygons are large)
-                pairs = zip(extra, values, absent, strict=True)
-                extra = [e if a else (e + b"," if e else b"") + key + v for e, v, a in pairs]
-            elif any(absent):
-                extra = [b"" if a else key + v for v, a in zip(values, absent, strict=True)]
-            else:
-                extra = list(map(key.__add__, values))
-        return extra if extra is not None else [b""] * self.n
-
-
-class _DictRows(_Rows):
-    def __init__(self, rows: list[dict[str, Raw]], take: Sequence[str], sink: Sink, spaced: bool):
-        self.rows, self.take, self.sink, self.spaced = rows, list(take), sink, spaced
-        self.n = len(rows)
-        self.where: list[int] | range = range(self.n)
-
-    def select(self, keep: list[int]) -> None:
-        self.rows = [self.rows[i] for i in keep]
-        self.where, self.n = keep, len(keep)
-        for j, rec in enumerate(self.rows):
-            for key in ("id", "image_id", "keypoints", "bbox"):
-                if key not in rec:
-                    self.sink.fail(MISSING, f"$.annotations[{self.where[j]}].{key}")
-
-    def categories(self, sink: Sink) -> list[Any]:
-        raws = list(map(methodcaller("get", "category_id", NULL), self.rows))
-        return decode_column(raws, int | str | None, sink.file, "annotations", "category_id")
-
-    def scalar(self, name: str, type_: Any) -> list[Any]:
-        raws = list(map(methodcaller("get", name, NULL), self.rows))
-        try:
-            return decode_column(raws, type_, self.sink.file, "annotations", name)
-        except KpmergeError as err:
-            raise _reindex(err, self.where) from None
-
-    def raw(self, name: str) -> list[Raw]:
-        return list(map(itemgetter(name), self.rows))
-
-    def taken(self, name: str) -> list[Raw | None]:
-        return list(map(methodcaller("get", name), self.rows))
-
-    def extra(self) -> list[bytes]:
-        return members_all(self.rows, ANNOTATION_FIELDS | frozenset(self.take), {}, self.spaced)
-
-
-def _reindex(err: KpmergeError, where: Sequence[int]) -> KpmergeError:
-    """Map a position among kept annotations back to its position in the file."""
-    path = err.json_path or ""
-    prefix = "$.annotations["
-    if isinstance(where, range) or not path.startswith(prefix):
-        return err
-    j, rest = path[len(prefix) :].split("]", 1)
-    return KpmergeError(err.message, err.file, f"{prefix}{where[int(j)]}]{rest}")
-
-
-def _keypoint_category(categories: list[dict[str, Any]], sink: Sink) -> tuple[Any, tuple[str, ...] | None]:
+def _keypoint_category(categories: list[Category], sink: Sink) -> tuple[Id, tuple[str, ...] | None]:
     with_kp = [(i, c) for i, c in enumerate(categories) if isinstance(c, dict) and "keypoints" in c]
     if not with_kp:
         sink.fail("expected a category with a `keypoints` list (the person category)", "$.categories")
@@ -327,14 +121,14 @@ def _images(records: list[dict[str, Raw]], sink: Sink, spaced: bool) -> Images:
 
 
 def _annotations(
-    rows: _Rows, images: Images, cat_id: Hashable, names: tuple[str, ...] | None, sink: Sink
+    rows: Rows, images: Images, cat_id: Hashable, names: tuple[str, ...] | None, sink: Sink
 ) -> CocoRecords:
     cats = rows.categories(sink)
     keep: list[int] | range = range(rows.n)
     if cats.count(cat_id) != len(cats):
         keep = [i for i, c in enumerate(cats) if c == cat_id or c is None]
     skipped = {"other_category": rows.n - len(keep)} if len(keep) != rows.n else {}
-    if skipped or isinstance(rows, _DictRows):
+    if skipped or isinstance(rows, DictRows):
         rows.select(list(keep))
     where = keep
 
@@ -418,7 +212,7 @@ def _check_keypoints(
     named: bool,
     sink: Sink,
     at: Callable[[int], str],
-    ids: list[Any],
+    ids: list[Id],
 ) -> npt.NDArray[np.float64]:
     """(N, K, 3) keypoints of parsed rows (K from the category's names, else from the rows), checked."""
     n = len(kp)
@@ -446,7 +240,7 @@ def _check_keypoints(
 
 
 def _keypoint_lists(
-    lists: list[list[float]], k: int, sink: Sink, at: Callable[[int], str], ids: list[Any]
+    lists: list[list[float]], k: int, sink: Sink, at: Callable[[int], str], ids: list[Id]
 ) -> npt.NDArray[np.float64]:
     """Rows that are not all 3 * k long: an error, or (recording) K from the rows or unlabelled rows."""
     n = len(lists)
@@ -472,7 +266,7 @@ def _keypoint_lists(
 
 
 def _check_boxes(
-    box: npt.NDArray[np.float64] | list[list[float]], sink: Sink, at: Callable[[int], str], ids: list[Any]
+    box: npt.NDArray[np.float64] | list[list[float]], sink: Sink, at: Callable[[int], str], ids: list[Id]
 ) -> npt.NDArray[np.float64]:
     if isinstance(box, np.ndarray):
         arr = box
@@ -518,7 +312,7 @@ def _row_length(raws: list[Raw]) -> int:
     return len(first) if isinstance(first, list) else 0
 
 
-def _image_index(image_ids: list[Any], images: Images) -> npt.NDArray[np.int64]:
+def _image_index(image_ids: list[Id], images: Images) -> npt.NDArray[np.int64]:
     """Row of each annotation's image; -1 for an image_id that is not in images."""
     row = {v: i for i, v in enumerate(images.ids.tolist())}
     rows = list(map(row.get, image_ids))

@@ -6,9 +6,9 @@ large file is made without holding it whole.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import orjson
@@ -24,9 +24,9 @@ def dataset_to_coco(
     dataset: Dataset,
     names: list[str],
     skeleton: list[list[int]],
-    info: dict[str, Any] | None = None,
-    image_ids: list[Any] | None = None,
-    annotation_ids: list[Any] | None = None,
+    info: dict[str, object] | None = None,
+    image_ids: Sequence[int | str] | None = None,
+    annotation_ids: Sequence[int | str] | None = None,
 ) -> bytes:
     """COCO keypoint JSON bytes for a Dataset.
 
@@ -49,9 +49,9 @@ def dataset_to_coco_chunks(
     dataset: Dataset,
     names: list[str],
     skeleton: list[list[int]],
-    info: dict[str, Any] | None = None,
-    image_ids: list[Any] | None = None,
-    annotation_ids: list[Any] | None = None,
+    info: dict[str, object] | None = None,
+    image_ids: Sequence[int | str] | None = None,
+    annotation_ids: Sequence[int | str] | None = None,
     progress: Callable[[int], None] | None = None,
     image_tags: SourceTags | None = None,
     annotation_tags: SourceTags | None = None,

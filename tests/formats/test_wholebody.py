@@ -150,3 +150,27 @@ def test_errors_name_the_place(tmp_path, change, message):
     change(doc["annotations"][0])
     with pytest.raises(KpmergeError, match=message):
         read_wholebody(_write(tmp_path, doc))
+
+
+def test_parts_are_read_in_the_same_single_pass_as_the_body(monkeypatch):
+    import msgspec
+
+    doc = _doc()
+    for a in doc["annotations"]:  # the official files carry part boxes and valid flags as well
+        a["lefthand_box"], a["face_valid"] = [0, 0, 1, 1], False
+    data = json.dumps(doc, separators=(",", ":")).encode()
+    calls: list[int] = []
+    real = msgspec.json.decode
+
+    def counting(buf, *args, **kwargs):
+        calls.append(len(buf))
+        return real(buf, *args, **kwargs)
+
+    monkeypatch.setattr(msgspec.json, "decode", counting)
+    ds = wholebody_to_dataset(data)
+    assert calls.count(len(data)) == 1
+    assert sum(calls) < 2 * len(data)  # nothing (e.g. the members) is decoded a second time
+    assert (
+        ds.instances.extra[0]
+        == b'"face_box":[1,2,3,4],"foot_valid":true,"lefthand_box":[0,0,1,1],"face_valid":false'
+    )
