@@ -174,3 +174,18 @@ def test_parts_are_read_in_the_same_single_pass_as_the_body(monkeypatch):
         ds.instances.extra[0]
         == b'"face_box":[1,2,3,4],"foot_valid":true,"lefthand_box":[0,0,1,1],"face_valid":false'
     )
+
+
+def test_synthetic_wholebody_file_reads_as_wholebody(tmp_path):
+    from kpmerge.synth import write_synth_wholebody
+
+    path = write_synth_wholebody(tmp_path / "wb.json", scale=0.0005, seed=1)
+    doc = json.loads(path.read_text())
+    ds = read_dataset(path)
+    assert ds.format == "coco_wholebody" and ds.instances.keypoints.shape == (len(doc["annotations"]), K, 3)
+    first = doc["annotations"][0]
+    assert list(first)[-2:] == ["foot_kpts", "foot_valid"] and len(first["face_kpts"]) == 68 * 3
+    face = ds.instances.keypoints[:, 23:91]
+    valid = np.array([a["face_valid"] for a in doc["annotations"]])
+    assert ((face[:, :, 2] > 0).all(axis=1) == valid).all()
+    assert ds.instances.extra[0].startswith(b'"segmentation":') and b'"foot_valid":' in ds.instances.extra[0]
