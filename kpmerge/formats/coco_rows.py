@@ -9,7 +9,7 @@ demand; that is where such a row's error is reported.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from itertools import repeat
 from operator import attrgetter, is_, itemgetter, methodcaller
 from typing import Annotated, Any
@@ -167,25 +167,28 @@ class TypedRows(Rows):
         return [None if v is ABSENT else v for v in values]
 
     def extra(self) -> list[bytes]:
-        """Each row's raw members as `"k":v,...`, in the first annotation's order (one pass per member)."""
-        extra: list[bytes] | None = None
+        """Each row's raw members as `"k":v,...`, in the first annotation's order (one join per row)."""
+        columns: list[Iterable[bytes | Raw]] = []
+        lead_absent = False  # whether the first member is absent somewhere (its rows may start with a comma)
         cache: dict[str, bytes] = {}
         for attr, name in self.extras:
-            key = key_bytes(name, cache)
             values = list(map(attrgetter(attr), self.rows))
             absent = list(map(is_, values, repeat(ABSENT)))
             if all(absent):
                 continue
             if self.spaced:
                 values = [v if a else compact(v) for v, a in zip(values, absent, strict=True)]
-            if extra is not None:  # after other members (one pass: values such as polygons are large)
-                pairs = zip(extra, values, absent, strict=True)
-                extra = [e if a else (e + b"," if e else b"") + key + v for e, v, a in pairs]
-            elif any(absent):
-                extra = [b"" if a else key + v for v, a in zip(values, absent, strict=True)]
+            key = (b"," if columns else b"") + key_bytes(name, cache)
+            if any(absent):
+                lead_absent = lead_absent or not columns
+                columns.append([b"" if a else key for a in absent])
+                columns.append([b"" if a else v for v, a in zip(values, absent, strict=True)])
             else:
-                extra = list(map(key.__add__, values))
-        return extra if extra is not None else [b""] * self.n
+                columns += [repeat(key), values]
+        if not columns:
+            return [b""] * self.n
+        rows = list(map(b"".join, zip(*columns, strict=False)))  # key columns repeat without end
+        return [r[1:] if r[:1] == b"," else r for r in rows] if lead_absent else rows
 
 
 class DictRows(Rows):

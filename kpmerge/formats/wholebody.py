@@ -82,11 +82,12 @@ def wholebody_to_dataset(data: bytes, file: str | Path | None = None, strict: bo
     start, changed = BODY, 0
     for name, k in PARTS:
         raws: list[Raw] = read.taken.pop(name)  # type: ignore[assignment]
-        flat = float_rows(raws, 3 * k)  # in bulk; None sends irregular rows to the checks below
-        part = (flat if flat is not None else _part_rows(raws, name, k, ids, file)).reshape(n, k, 3)
-        del raws, flat
+        part = keypoints[:, start : start + k]
+        # in bulk, straight into place; None sends irregular rows to the checks below
+        if float_rows(raws, 3 * k, out=part.reshape(n, 3 * k)) is None:
+            part[...] = _part_rows(raws, name, k, ids, file).reshape(n, k, 3)
+        del raws
         changed += _visibility_to_coco(part, name, ids, file)
-        keypoints[:, start : start + k] = part
         start += k
     notes = body.notes
     if changed:
@@ -111,7 +112,7 @@ def _visibility_to_coco(
     labelled = v > 0
     changed = int(np.count_nonzero((v != 0) & (v != 1) & (v != 2)))
     if changed or not labelled.all():
-        part[~labelled] = 0.0
+        np.copyto(part, 0.0, where=~labelled[:, :, None])
         if changed:
             part[:, :, 2] = np.where((v == 1) | (v == 2), v, np.where(labelled, 2.0, 0.0))
     return changed

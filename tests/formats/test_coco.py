@@ -198,12 +198,16 @@ def test_members_the_first_annotation_has_are_read_typed_in_their_order(monkeypa
     for i, a in enumerate(doc["annotations"]):
         a["track_id"] = i
         a["source"] = "s"  # after segmentation in these records: their order is kept
+    del doc["annotations"][1]["segmentation"]  # the first member absent: no leading comma
+    del doc["annotations"][2]["track_id"]
     data = json.dumps(doc, separators=(",", ":")).encode()
     calls = _full_decodes(monkeypatch, data)
     ds = coco_to_dataset(data)
     assert len(calls) == 1
     seg = json.dumps(doc["annotations"][0]["segmentation"], separators=(",", ":")).encode()
     assert ds.instances.extra[0] == b'"segmentation":' + seg + b',"track_id":0,"source":"s"'
+    assert ds.instances.extra[1] == b'"track_id":1,"source":"s"'
+    assert ds.instances.extra[2].endswith(b'],"source":"s"')
 
 
 def test_a_row_of_another_shape_is_read_the_same_as_regular_rows():
