@@ -64,6 +64,7 @@ def test_registry_lists_each_format_once_with_sizes_flag():
         "coco_wholebody": True,
         "aic": False,
         "mpii": False,
+        "yolo": False,
     }
     assert default_layout("kpmerge_output") is None
 
@@ -71,7 +72,8 @@ def test_registry_lists_each_format_once_with_sizes_flag():
 def test_unknown_format_and_misplaced_image_folder_are_usage_errors(tmp_path):
     path = tmp_path / "in.json"
     path.write_text(json.dumps(COCO))
-    with pytest.raises(UsageError, match=r"unknown format 'yaml' \(known: coco, aic, mpii, coco_wholebody\)"):
+    known = r"\(known: coco, aic, mpii, coco_wholebody, yolo\)"
+    with pytest.raises(UsageError, match=r"unknown format 'yaml' " + known):
         read_dataset(path, format="yaml")
     with pytest.raises(UsageError, match="only used for raw AIC and MPII"):
         read_dataset(path, image_dir=tmp_path)
@@ -81,3 +83,15 @@ def test_unknown_format_and_misplaced_image_folder_are_usage_errors(tmp_path):
         read_dataset(aic, image_dir=tmp_path / "nope")
     with pytest.raises(KpmergeError, match=r"x\.jpg: image not found"):  # the folder is used for sizes
         read_dataset(aic, image_dir=tmp_path)
+
+
+def test_a_dataset_yaml_is_read_by_path_and_takes_no_image_folder(tmp_path):
+    from kpmerge.formats import path_format
+
+    (tmp_path / "data.yaml").write_text("path: .\ntrain: images\nkpt_shape: [2, 3]\nnames: {0: person}\n")
+    assert path_format(tmp_path) == path_format(tmp_path / "data.yaml") == "yolo"
+    assert path_format(tmp_path / "in.json") is None
+    with pytest.raises(UsageError, match="not used for YOLO datasets"):
+        read_dataset(tmp_path, image_dir=tmp_path)
+    with pytest.raises(UsageError, match="only used for YOLO datasets"):
+        read_dataset(tmp_path / "in.json", split="val")
