@@ -55,6 +55,37 @@ def test_float_rows(rows, width, expected):
         np.testing.assert_array_equal(got, np.array(expected, dtype=np.float64))
 
 
+@pytest.mark.parametrize(
+    "texts",
+    [
+        ["0.1", "0.2", "0.30000000000000004", "-0.25", "123.45", "7"],
+        ["-0.0", "0.0", "-0", "0", "-0.5", "1.0"],  # -0.0 keeps its sign, -0 is an integer zero
+        ["9007199254740.993", "1.2345678901234567", "0.1234567890123456789", "1", "2", "3"],  # long: msgspec
+        ["0.0000000000000000000001", "0.00000000000000000000001", "1.5", "2.5", "3.5", "4.5"],
+        ["1.5", "2.5", "3.5", "4.5", "5.5", "1e2"],
+        ["568.98", "292.06", "2", "0", "0", "0"],
+    ],
+)
+def test_decimals_parse_like_msgspec(texts):
+    rows = [("[" + ",".join(texts[i:] + texts[:i]) + "]").encode() for i in range(len(texts))]
+    got = jsonio.float_rows(rows, len(texts))
+    want = np.array([msgspec.json.decode(r, type=list[float]) for r in rows])
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+
+
+def test_random_decimals_parse_like_msgspec():
+    rng = np.random.default_rng(7)
+    values = rng.uniform(-1e5, 1e5, (300, 8))
+    digits = rng.integers(0, 9, (300, 8))
+    rows = [
+        json.dumps([round(v, int(d)) for v, d in zip(r, ds, strict=True)], separators=(",", ":")).encode()
+        for r, ds in zip(values, digits, strict=True)
+    ]
+    want = np.array([msgspec.json.decode(r, type=list[float]) for r in rows])
+    np.testing.assert_array_equal(jsonio.float_rows(rows, 8), want)
+
+
 def test_float_rows_equals_msgspec_across_chunks(monkeypatch):
     monkeypatch.setattr(jsonio, "ROWS_PER_CHUNK", 5)
     rng = np.random.default_rng(0)
