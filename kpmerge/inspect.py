@@ -18,6 +18,8 @@ import numpy.typing as npt
 from .errors import KpmergeError, UsageError
 from .folder import read_output_folder
 from .formats import default_layout, path_format, read_dataset
+from .formats.checks import mask_problem
+from .formats.checks import problem as make_problem
 from .formats.coco import coco_to_dataset
 from .instances import Dataset, Problem
 from .jsonio import read_mapped
@@ -421,8 +423,7 @@ def check_instances(dataset: Dataset, margin: float = BOX_MARGIN) -> list[Proble
 def problem(kind: str, mask: npt.NDArray[np.bool_], ids: Sequence[Any]) -> Problem:
     """A Problem of a known kind for the records where `mask` is true: count and first few ids."""
     severity, message = KINDS[kind]
-    rows = np.flatnonzero(mask)[:EXAMPLES].tolist()
-    return Problem(kind, severity, int(np.count_nonzero(mask)), tuple(ids[j] for j in rows), message)
+    return mask_problem(kind, mask, ids, message, severity)
 
 
 def _sorted(problems: list[Problem]) -> tuple[Problem, ...]:
@@ -487,7 +488,7 @@ def _inspect_output(folder: Path) -> FileReport:
     lay = out.layout
     if out.missing:
         severity, message = KINDS["missing_metadata"]
-        extra.append(Problem("missing_metadata", severity, len(out.missing), out.missing, message))
+        extra.append(make_problem("missing_metadata", len(out.missing), out.missing, message, severity))
     report = inspect_dataset(
         dataset, str(folder), lay if lay is not None and len(lay) == dataset.instances.k else None
     )
@@ -559,7 +560,7 @@ def _sources(
     problems = []
     if wrong:
         severity, message = KINDS["manifest_mismatch"]
-        problems.append(Problem("manifest_mismatch", severity, len(wrong), tuple(wrong[:EXAMPLES]), message))
+        problems.append(make_problem("manifest_mismatch", len(wrong), wrong, message, severity))
     return tuple(out), problems
 
 

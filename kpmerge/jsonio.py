@@ -369,20 +369,16 @@ def _float_chunk(raws: Sequence[Raw | bytes], width: int, out: npt.NDArray[np.fl
     if (commas != width - 1).any():
         return False
     del buf
-    # Rows hold no brackets, so `],[` only joins rows: one JSON list of all the numbers.
-    numbers = blob.replace(b"],[", b",")
+    numbers = blob.replace(b"[", b"").replace(b"]", b"")
     del blob
-    # Integers (the common case) and short decimals parse in C without Python objects.
-    if b"e" not in numbers and b"E" not in numbers:
-        if b"." not in numbers:
-            values_c = _int_values(numbers[1:-1], m * width)
-        else:
-            values_c = _decimal_values(numbers[1:-1], m * width)
-        if values_c is not None:
-            out[...] = values_c.reshape(m, width)
+    # Integers (the common case) parse in C without Python objects.
+    if b"." not in numbers and b"e" not in numbers and b"E" not in numbers:
+        ints = _int_values(numbers, m * width)
+        if ints is not None:
+            out[...] = ints.reshape(m, width)
             return True
     try:
-        values = msgspec.json.decode(numbers, type=list[float])
+        values = msgspec.json.decode(b"[" + numbers + b"]", type=list[float])
     except msgspec.DecodeError:
         return False
     if len(values) != m * width:
@@ -393,46 +389,6 @@ def _float_chunk(raws: Sequence[Raw | bytes], width: int, out: npt.NDArray[np.fl
 
 INT_LIMIT = 10**17
 """Integers parsed by numpy stay below this (larger ones, or any that overflowed int64, go to msgspec)."""
-
-
-EXACT_DIGITS = 2**53
-"""Decimals whose digits, read as one integer, stay below this are parsed by `_decimal_values`."""
-_POWERS = 10.0 ** np.arange(23)
-"""Powers of ten that float64 holds exactly."""
-
-
-def _decimal_values(numbers: bytes, count: int) -> npt.NDArray[np.float64] | None:
-    """`count` comma-separated JSON numbers without exponents, as float64; None when any is too long.
-
-    A decimal with fraction digits f whose digits read as one integer m stay below 2**53 (and f <= 22)
-    is m / 10**f: both are exact in float64 and IEEE division rounds correctly, so the value equals a
-    correctly rounded parse of the text (Clinger's fast path). Anything else is left to the caller.
-    """
-    if not numbers or any(c in numbers for c in (b" ", b"\n", b"\r", b"\t")):
-        return None
-    buf = np.frombuffer(numbers, dtype=np.uint8)
-    commas = np.flatnonzero(buf == 0x2C)
-    if len(commas) + 1 != count:
-        return None
-    ends = np.append(commas, len(buf))
-    dots = np.flatnonzero(buf == 0x2E)
-    owner = np.searchsorted(commas, dots)  # the number each dot is in
-    if len(dots) and (owner[1:] == owner[:-1]).any():
-        return None
-    frac = np.zeros(count, dtype=np.int64)
-    frac[owner] = ends[owner] - dots - 1
-    if len(dots) and (frac.max() > 22 or frac[owner].min() < 1):
-        return None
-    ints = _int_values(numbers.replace(b".", b""), count)
-    if ints is None or (count and int(np.abs(ints).max()) >= EXACT_DIGITS):
-        return None
-    values = ints / _POWERS[frac]
-    # `-0.0` is a negative zero (msgspec's float); `-0` is an integer zero
-    starts = np.append(0, commas + 1)
-    negative_zero = (ints == 0) & (frac > 0) & (buf[starts] == 0x2D)
-    if negative_zero.any():
-        values[negative_zero] = -0.0
-    return values
 
 
 def _int_values(numbers: bytes, count: int) -> npt.NDArray[np.int64] | None:

@@ -187,6 +187,8 @@ class TypedRows(Rows):
                 columns += [repeat(key), values]
         if not columns:
             return [b""] * self.n
+        if len(columns) == 2 and isinstance(columns[0], repeat):  # one member, in every row
+            return list(map(key.__add__, columns[1]))  # type: ignore[arg-type]
         rows = list(map(b"".join, zip(*columns, strict=False)))  # key columns repeat without end
         return [r[1:] if r[:1] == b"," else r for r in rows] if lead_absent else rows
 
