@@ -16,6 +16,7 @@ from pathlib import Path
 from ..errors import KpmergeError, UsageError
 from ..instances import Dataset
 from ..jsonio import first_char, read_mapped
+from ..jsonscan import nesting_checked
 from . import aic, coco, mpii, wholebody, yolo
 from .yolo_yaml import is_yolo_path
 
@@ -152,9 +153,11 @@ def read_dataset(
     if fmt.convert is None:
         raise UsageError(f"format {fmt.name} is read from a dataset path", file=path)
     if image_dir is None:
-        return fmt.convert(data, file=path, strict=strict)
+        with nesting_checked(data, path):
+            return fmt.convert(data, file=path, strict=strict)
     if fmt.no_image_dir:
         raise UsageError(fmt.no_image_dir)
     if not Path(image_dir).is_dir():
         raise UsageError("image folder not found", file=image_dir)
-    return fmt.convert(data, file=path, image_dir=image_dir, strict=strict)
+    with nesting_checked(data, path):
+        return fmt.convert(data, file=path, image_dir=image_dir, strict=strict)

@@ -17,6 +17,7 @@ from ..instances import Dataset, Images, Instances
 from ..jsonio import (
     Raw,
     compact,
+    content_start,
     decode,
     decode_column,
     first_char,
@@ -43,7 +44,9 @@ def sniff_aic(data: bytes) -> bool:
     """Whether the content looks like raw AIC: a list of records with `keypoint_annotations` (or `[]`)."""
     if first_char(data) != "[":
         return False
-    return b'"keypoint_annotations"' in data[:65536] or bytes(data).strip() == b"[]"
+    start = content_start(data)
+    after = content_start(data, start + 1)
+    return b'"keypoint_annotations"' in data[start : start + 65536] or data[after : after + 1] == b"]"
 
 
 def read_aic(path: str | Path, image_dir: str | Path | None = None) -> Dataset:

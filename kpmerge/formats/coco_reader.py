@@ -9,7 +9,7 @@ row by row to find and report them, every rule checked once and reported to a `S
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter, methodcaller
 from pathlib import Path
@@ -21,7 +21,8 @@ import numpy.typing as npt
 from ..errors import KpmergeError
 from ..instances import Dataset, Images, Instances
 from ..jsonio import NULL, Raw, decode_column, float_rows, has_layout_space, members_all, no_gc
-from .checks import Sink, check_finite, check_range, check_unique, check_visibility
+from ..jsonscan import check_unique_keys
+from .checks import EXAMPLES, Sink, check_finite, check_range, check_unique, check_visibility
 from .coco_rows import MISSING, Category, DictRows, Id, Int64, Rows, decode_document
 
 IMAGE_FIELDS = frozenset({"id", "file_name", "width", "height"})
@@ -61,10 +62,51 @@ def read_coco_records(
     spaced = has_layout_space(data)
     with no_gc():
         image_records, categories, rows = decode_document(data, sink, spaced, take)
+        _check_keys(data, image_records, rows, sink)
         cat_id, names = _keypoint_category(categories, sink)
         images = _images(image_records, sink, spaced)
         del image_records
-        return _annotations(rows, images, cat_id, names, sink)
+        return _annotations(rows, images, (cat_id, categories), names, sink)
+
+
+def _check_keys(data: bytes, images: list[dict[str, Raw]], rows: Rows, sink: Sink) -> None:
+    """KpmergeError for a key given twice in the top-level object (the decoder kept only the last)."""
+    image_ends = [v for r in (images[:1] + images[-1:]) for v in r.values()]
+    row_ends = [v for i in sorted({0, rows.n - 1}) if rows.n for v in rows.raw_members(i)]
+    check_unique_keys(data, [image_ends, row_ends], sink.file)
+
+
+def _other_categories(
+    cats: list[Id | None], category: tuple[Id, list[Category]], rows: Rows, sink: Sink
+) -> tuple[list[int], dict[str, int]]:
+    """The annotations to keep (of the keypoint category, or without one) and the counts of those left
+    out; category ids that name no category are reported to the sink."""
+    cat_id, categories = category
+    keep = [i for i, c in enumerate(cats) if c == cat_id or c is None]
+    if len(keep) == len(cats):
+        return keep, {}
+    known = {c.get("id") for c in categories if isinstance(c, dict) and isinstance(c.get("id"), int | str)}
+    unknown = np.array([c is not None and c != cat_id and c not in known for c in cats], dtype=bool)
+    other = len(cats) - len(keep) - int(np.count_nonzero(unknown))
+    if not unknown.any():
+        return keep, {"other_category": other}
+    ids: list[Id | None] = [None] * len(cats)
+    for i in np.flatnonzero(unknown)[:EXAMPLES].tolist():
+        ids[i] = rows.id_at(i)
+    sink.rule(
+        "unknown_category",
+        unknown,
+        ids,
+        "annotations whose category_id names no category",
+        lambda i: (
+            f"expected the id of a category in categories, got {cats[i]!r}",
+            f"$.annotations[{i}].category_id",
+        ),
+    )
+    return keep, {
+        "unknown_category": int(np.count_nonzero(unknown)),
+        **({"other_category": other} if other else {}),
+    }
 
 
 def _keypoint_category(categories: list[Category], sink: Sink) -> tuple[Id, tuple[str, ...] | None]:
@@ -121,13 +163,13 @@ def _images(records: list[dict[str, Raw]], sink: Sink, spaced: bool) -> Images:
 
 
 def _annotations(
-    rows: Rows, images: Images, cat_id: Hashable, names: tuple[str, ...] | None, sink: Sink
+    rows: Rows, images: Images, category: tuple[Id, list[Category]], names: tuple[str, ...] | None, sink: Sink
 ) -> CocoRecords:
     cats = rows.categories(sink)
     keep: list[int] | range = range(rows.n)
-    if cats.count(cat_id) != len(cats):
-        keep = [i for i, c in enumerate(cats) if c == cat_id or c is None]
-    skipped = {"other_category": rows.n - len(keep)} if len(keep) != rows.n else {}
+    skipped: dict[str, int] = {}
+    if cats.count(category[0]) != len(cats):
+        keep, skipped = _other_categories(cats, category, rows, sink)
     if skipped or isinstance(rows, DictRows):
         rows.select(list(keep))
     where = keep

@@ -138,6 +138,14 @@ class Rows:
     def taken(self, name: str) -> list[Raw | None]:
         raise NotImplementedError
 
+    def raw_members(self, i: int) -> list[Raw]:
+        """Raw values of row i that lie in the document (to skip over the rows when scanning it)."""
+        raise NotImplementedError
+
+    def id_at(self, i: int) -> object:
+        """The id of row i, as the file gives it (None when it has none)."""
+        raise NotImplementedError
+
     def extra(self) -> list[bytes]:
         raise NotImplementedError
 
@@ -165,6 +173,13 @@ class TypedRows(Rows):
     def taken(self, name: str) -> list[Raw | None]:
         values = list(map(attrgetter(f"t{self.take.index(name)}"), self.rows))
         return [None if v is ABSENT else v for v in values]
+
+    def raw_members(self, i: int) -> list[Raw]:
+        row = self.rows[i]
+        return [row.keypoints, row.bbox]  # type: ignore[attr-defined]
+
+    def id_at(self, i: int) -> object:
+        return self.rows[i].id  # type: ignore[attr-defined]
 
     def extra(self) -> list[bytes]:
         """Each row's raw members as `"k":v,...`, in the first annotation's order (one join per row)."""
@@ -223,6 +238,12 @@ class DictRows(Rows):
 
     def taken(self, name: str) -> list[Raw | None]:
         return list(map(methodcaller("get", name), self.rows))
+
+    def raw_members(self, i: int) -> list[Raw]:
+        return list(self.rows[i].values())
+
+    def id_at(self, i: int) -> object:
+        return msgspec.json.decode(self.rows[i].get("id", NULL))
 
     def extra(self) -> list[bytes]:
         return members_all(self.rows, ANNOTATION_FIELDS | frozenset(self.take), {}, self.spaced)

@@ -21,7 +21,17 @@ import numpy as np
 from ..errors import KpmergeError
 from ..imagesize import folder_sizes
 from ..instances import Dataset, Images, Instances
-from ..jsonio import Raw, decode, decode_column, first_char, key_bytes, members, no_gc, read_bytes
+from ..jsonio import (
+    Raw,
+    content_start,
+    decode,
+    decode_column,
+    first_char,
+    key_bytes,
+    members,
+    no_gc,
+    read_bytes,
+)
 
 K = 16
 RECORD_FIELDS = frozenset({"image", "center", "scale", "joints", "joints_vis"})
@@ -35,7 +45,8 @@ _DIGITS = 9
 
 def sniff_mpii(data: bytes) -> bool:
     """Whether the content looks like MMPose's MPII JSON: a list of records with `joints` and `joints_vis`."""
-    head = data[:65536]
+    start = content_start(data)
+    head = data[start : start + 65536]
     return first_char(data) == "[" and b'"joints_vis"' in head and b'"joints"' in head
 
 
