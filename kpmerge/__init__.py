@@ -22,7 +22,7 @@ _API = {
     "Dataset": "instances",
     "Images": "instances",
     "Instances": "instances",
-    "read_dataset": "formats.detect",
+    "read_dataset": "formats",
     "Mapping": "mapping",
     "build_mapping": "mapping",
     "apply_mapping": "mapping",

@@ -5,7 +5,9 @@ files of the given scale (cached in `bench_data/`), then runs each step as a who
 reading the bytes, the reference (orjson load + dump with the garbage collector disabled), `kpmerge merge`,
 `kpmerge combine` and `kpmerge inspect` (when the command exists). It reports the median wall time and peak
 memory of each, and their ratio to the reference, as JSON and as a Markdown table. `--linearity` also runs
-combine at twice the scale and reports the time ratio.
+combine at twice the scale and reports the time ratio. A second table times `kpmerge merge --target
+halpe26` of a synthetic COCO-WholeBody file of the same scale against the same reference of that file
+(`--no-wholebody` leaves it out).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .synth import write_synth
+from .synth import write_synth, write_synth_wholebody
 
 READ = "import sys\nfor p in sys.argv[1:]:\n    open(p, 'rb').read()\n"
 REFERENCE = (
@@ -43,6 +45,28 @@ def data_files(scale: float, cache: Path) -> dict[str, Path]:
         write_synth(folder, scale)
         stamp.write_text("ok\n")
     return paths
+
+
+def wholebody_file(scale: float, cache: Path) -> Path:
+    """The synthetic COCO-WholeBody input of one scale, generated once into `cache/x<scale>/`."""
+    folder = cache / f"x{scale:g}"
+    path, stamp = folder / "coco_wholebody_synth.json", folder / ".wholebody-complete"
+    if not stamp.exists():
+        print(f"generating whole-body scale {scale:g} into {folder} ...", file=sys.stderr, flush=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_synth_wholebody(path, scale)
+        stamp.write_text("ok\n")
+    return path
+
+
+def wholebody_steps(path: Path, out: Path) -> dict[str, list[str]]:
+    """The whole-body commands to time: the reference and `kpmerge merge --target halpe26`."""
+    py = sys.executable
+    merge = [py, "-m", "kpmerge", "merge", f"wholebody={path}", "--target", "halpe26"]
+    return {
+        "reference (orjson load + dump, gc off)": [py, "-c", REFERENCE, str(path)],
+        "kpmerge merge --target halpe26": [*merge, "-o", str(out / "wholebody"), "--force", "-q"],
+    }
 
 
 # Each step runs under this small launcher: Linux counts the RSS a process had before exec in its child's
@@ -230,11 +254,27 @@ def markdown(result: dict[str, Any]) -> str:
             f"Linearity: at scale {lin['scale']:g}, {lin['step']} took {lin['wall_s_median']:.2f} s, "
             f"{lin['ratio']:.2f} x the time at scale {result['scale']:g}.",
         ]
+    if "wholebody" in result:
+        wb = result["wholebody"]
+        lines += [
+            "",
+            f"COCO-WholeBody ({wb['input']['mb']:.0f} MB), median of {result['runs']} runs:",
+            "",
+            "| step | wall time (s) | x reference | peak memory (MB) | x reference |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for name, r in wb["steps"].items():
+            lines.append(
+                f"| {name} | {r['wall_s_median']:.2f} | {r['wall_ratio_to_reference']:.2f} | "
+                f"{r['peak_rss_mb_median']:.0f} | {r['rss_ratio_to_reference']:.2f} |"
+            )
     lines += [f"Note: {n}" for n in result["notes"]]
     return "\n".join(lines)
 
 
-def bench(scale: float, runs: int, cache: Path, work: Path, linearity: bool = False) -> dict[str, Any]:
+def bench(
+    scale: float, runs: int, cache: Path, work: Path, linearity: bool = False, wholebody: bool = True
+) -> dict[str, Any]:
     """Generate (or reuse) the inputs of `scale` and time every step; see the module docstring."""
     paths = data_files(scale, cache)
     work.mkdir(parents=True, exist_ok=True)
@@ -261,6 +301,12 @@ def bench(scale: float, runs: int, cache: Path, work: Path, linearity: bool = Fa
             "reference_wall_s_median": twice[ref]["wall_s_median"],
             "ratio": round(t2 / result["steps"][step]["wall_s_median"], 3),
         }
+    if wholebody:
+        wb_path = wholebody_file(scale, cache)
+        result["wholebody"] = {
+            "input": {"file": wb_path.name, "mb": round(wb_path.stat().st_size / 1e6, 1)},
+            "steps": measure(wholebody_steps(wb_path, work), runs),
+        }
     shutil.rmtree(work, ignore_errors=True)
     return result
 
@@ -273,8 +319,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("bench_out/bench.json"), help="result JSON file")
     parser.add_argument("--data", type=Path, default=Path("bench_data"), help="cache of generated inputs")
     parser.add_argument("--linearity", action="store_true", help="also time combine at twice the scale")
+    parser.add_argument("--no-wholebody", action="store_true", help="leave out the COCO-WholeBody table")
     args = parser.parse_args(argv)
-    result = bench(args.scale, args.runs, args.data, args.out.parent / "work", args.linearity)
+    work = args.out.parent / "work"
+    result = bench(args.scale, args.runs, args.data, work, args.linearity, not args.no_wholebody)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(markdown(result))

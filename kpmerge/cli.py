@@ -16,6 +16,7 @@ from . import __version__
 from .build import Merged
 from .errors import KpmergeError
 from .exports import EXPORTS
+from .formats import format_names
 from .job import Job, SourceSpec, run_job
 from .jsonio import load_json
 from .layouts import builtin_layout_names, load_layout
@@ -191,7 +192,8 @@ def source_options(f: Callable[..., Any]) -> Callable[..., Any]:
             "formats",
             multiple=True,
             type=PairValue(),
-            help="Input format per source: coco, aic, mpii, coco_wholebody or yolo (default: detected).",
+            help=f"Input format per source: {', '.join(format_names()[:-1])} or {format_names()[-1]} "
+            "(default: detected).",
         ),
         click.option(
             "--layout",

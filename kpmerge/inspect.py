@@ -17,9 +17,10 @@ import numpy.typing as npt
 
 from .errors import KpmergeError, UsageError
 from .folder import read_output_folder
+from .formats import default_layout, path_format, read_dataset
+from .formats.checks import mask_problem
+from .formats.checks import problem as make_problem
 from .formats.coco import coco_to_dataset
-from .formats.detect import read_dataset
-from .formats.yolo_yaml import is_yolo_path
 from .instances import Dataset, Problem
 from .job import SourceSpec, source_inputs
 from .jsonio import read_mapped
@@ -325,9 +326,7 @@ def inspect(paths: Sequence[str | Path], layout: str | Path | None = None) -> Re
 def inspect_path(path: str | Path, layout: Layout | None = None) -> FileReport:
     """Inspect one file or kpmerge output folder (see `inspect`)."""
     p = Path(path)
-    if is_yolo_path(p):  # a dataset yaml or a folder holding one (its train split)
-        return inspect_dataset(read_dataset(p, format="yolo", strict=False), str(path), layout)
-    if p.is_dir():
+    if p.is_dir() and path_format(p) is None:  # a dataset folder (YOLO) is read as its train split
         return _inspect_output(p)
     return inspect_dataset(read_dataset(p, strict=False), str(path), layout)
 
@@ -426,8 +425,7 @@ def check_instances(dataset: Dataset, margin: float = BOX_MARGIN) -> list[Proble
 def problem(kind: str, mask: npt.NDArray[np.bool_], ids: Sequence[Any]) -> Problem:
     """A Problem of a known kind for the records where `mask` is true: count and first few ids."""
     severity, message = KINDS[kind]
-    rows = np.flatnonzero(mask)[:EXAMPLES].tolist()
-    return Problem(kind, severity, int(np.count_nonzero(mask)), tuple(ids[j] for j in rows), message)
+    return mask_problem(kind, mask, ids, message, severity)
 
 
 def _sorted(problems: list[Problem]) -> tuple[Problem, ...]:
@@ -449,8 +447,9 @@ def _detect(dataset: Dataset, notes: list[str]) -> Layout | None:
     k = dataset.instances.k
     if dataset.layout is not None:
         return dataset.layout
-    if dataset.format == "aic":
-        return load_layout("aic")
+    fixed = default_layout(dataset.format)
+    if fixed is not None:
+        return load_layout(fixed)
     names = list(dataset.keypoint_names) if dataset.keypoint_names else None
     if names is not None and len(names) != k and len(dataset.instances):
         names = None
@@ -491,7 +490,7 @@ def _inspect_output(folder: Path) -> FileReport:
     lay = out.layout
     if out.missing:
         severity, message = KINDS["missing_metadata"]
-        extra.append(Problem("missing_metadata", severity, len(out.missing), out.missing, message))
+        extra.append(make_problem("missing_metadata", len(out.missing), out.missing, message, severity))
     report = inspect_dataset(
         dataset, str(folder), lay if lay is not None and len(lay) == dataset.instances.k else None
     )
@@ -563,7 +562,7 @@ def _sources(
     problems = []
     if wrong:
         severity, message = KINDS["manifest_mismatch"]
-        problems.append(Problem("manifest_mismatch", severity, len(wrong), tuple(wrong[:EXAMPLES]), message))
+        problems.append(make_problem("manifest_mismatch", len(wrong), wrong, message, severity))
     return tuple(out), problems
 
 

@@ -15,9 +15,8 @@ import numpy as np
 from .build import Merged, Source, check_source_name, combine, merge
 from .errors import KpmergeError, UsageError
 from .exports import check_exports, export_outputs
-from .formats.detect import read_dataset
+from .formats import default_layout, path_format, read_dataset
 from .formats.yolo import dataset_paths
-from .formats.yolo_yaml import is_yolo_path
 from .instances import Dataset
 from .layouts import Layout, detect_layout, load_layout
 from .mapping import MappingSpec
@@ -34,8 +33,6 @@ from .publish import Staging, as_write_error, check_output, check_outside_inputs
 from .sampling import SamplingOptions
 
 MODES = ("merge", "combine")
-FORMAT_LAYOUTS = {"aic": "aic", "mpii": "mpii", "coco_wholebody": "coco_wholebody"}
-"""Formats that always hold one layout."""
 
 
 @dataclass(frozen=True)
@@ -140,8 +137,8 @@ def load_source(spec: SourceSpec, checksum: bool = True) -> Source:
             )
     elif dataset.layout is not None:  # the dataset yaml defines its layout
         layout = dataset.layout
-    elif dataset.format in FORMAT_LAYOUTS:
-        layout = load_layout(FORMAT_LAYOUTS[dataset.format])
+    elif (fixed := default_layout(dataset.format)) is not None:
+        layout = load_layout(fixed)
     else:
         names = list(dataset.keypoint_names) if dataset.keypoint_names else None
         try:
@@ -294,7 +291,7 @@ def build_job(job: Job, progress: Progress | None = None, jobs: int | None = Non
 
 def reads_yolo(path: Path, format: str | None = None) -> bool:
     """Whether a source at `path` is read as a YOLO dataset (its format, or else its path says so)."""
-    return format == "yolo" or (format is None and is_yolo_path(path))
+    return format == "yolo" or (format is None and path_format(path) == "yolo")
 
 
 def source_inputs(spec: SourceSpec) -> tuple[list[Path], list[Path]]:

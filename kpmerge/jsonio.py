@@ -329,14 +329,18 @@ def compact(raw: Raw | bytes) -> bytes:
 ROWS_PER_CHUNK = 2048
 
 
-def float_rows(raws: Sequence[Raw | bytes], width: int) -> npt.NDArray[np.float64] | None:
+def float_rows(
+    raws: Sequence[Raw | bytes], width: int, out: npt.NDArray[np.float64] | None = None
+) -> npt.NDArray[np.float64] | None:
     """Parse many JSON arrays of exactly `width` numbers into one (n, width) float64 array, in bulk.
 
     Returns None when any row is not a flat list of `width` numbers (the caller then takes its slow,
-    error-reporting path). Values equal msgspec's decoding of each row as `list[float]`.
+    error-reporting path). Values equal msgspec's decoding of each row as `list[float]`. With `out`, an
+    (n, width) array (it may be a view with strided rows), the rows are parsed into it and it is returned.
     """
     n = len(raws)
-    out = np.empty((n, width), dtype=np.float64)
+    if out is None:
+        out = np.empty((n, width), dtype=np.float64)
     for start in range(0, n, ROWS_PER_CHUNK):
         part = raws[start : start + ROWS_PER_CHUNK]
         if not _float_chunk(part, width, out[start : start + len(part)]):
@@ -371,7 +375,7 @@ def _float_chunk(raws: Sequence[Raw | bytes], width: int, out: npt.NDArray[np.fl
     if b"." not in numbers and b"e" not in numbers and b"E" not in numbers:
         ints = _int_values(numbers, m * width)
         if ints is not None:
-            out.reshape(-1)[:] = ints
+            out[...] = ints.reshape(m, width)
             return True
     try:
         values = msgspec.json.decode(b"[" + numbers + b"]", type=list[float])
@@ -379,7 +383,7 @@ def _float_chunk(raws: Sequence[Raw | bytes], width: int, out: npt.NDArray[np.fl
         return False
     if len(values) != m * width:
         return False
-    out.reshape(-1)[:] = np.frombuffer(array.array("d", values), dtype=np.float64)
+    out[...] = np.frombuffer(array.array("d", values), dtype=np.float64).reshape(m, width)
     return True
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .formats.checks import problem
 from .instances import Problem
 from .layouts import Layout, normalize_name
 
@@ -110,10 +111,7 @@ class LeftRight:
         crossed = [lead + "-".join(limb.link) for limb in self.limbs if limb.failed]
         if crossed:
             found.append(("limb_crossed", crossed))
-        return [
-            Problem(kind, KINDS[kind][0], len(names), tuple(names[:EXAMPLES]), KINDS[kind][1])
-            for kind, names in found
-        ]
+        return [problem(kind, len(names), names, KINDS[kind][1], KINDS[kind][0]) for kind, names in found]
 
     def to_dict(self) -> dict[str, Any]:
         """The `left_right` member of `kpmerge inspect --json`."""

@@ -17,12 +17,14 @@ from . import __version__
 from .build import AREA_FACTOR, Merged
 from .errors import UsageError
 from .folder import ANNOTATIONS, MANIFEST, MANIFEST_VERSION, METAINFO_JSON, METAINFO_PY, annotations_name
-from .formats.coco import SourceTags, dataset_to_coco_chunks
+from .formats import find_format
+from .formats.coco_writer import dataset_to_coco_chunks
 from .instances import Images
 from .jsonio import Chunks, dumps_pretty
 from .layouts import Layout
 from .pools import trainable_mask
 from .publish import Staging, as_write_error, check_output
+from .tags import SourceTags
 
 if TYPE_CHECKING:
     from .sampling import SamplingOptions
@@ -168,7 +170,8 @@ def require_image_sizes(
         count = int(np.count_nonzero(missing))
         if not count:
             continue
-        if fmt in ("aic", "mpii"):
+        known = find_format(fmt) if fmt is not None else None
+        if known is not None and not known.sizes_in_file and not known.no_image_dir:
             fix = f"give --image-dir {name}=DIR (recipe key image_dir) to read them from the images"
         else:
             fix = "add them to the file's images"

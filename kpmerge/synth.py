@@ -2,7 +2,9 @@
 
 `python -m kpmerge.synth OUT --scale 1.0` writes files shaped like COCO person_keypoints_train2017
 (118,287 images, 262,465 annotations, polygons and a few RLE crowd masks) and raw AIC train
-(210,000 images, 378,374 people) into OUT; `--scale` shrinks or grows both.
+(210,000 images, 378,374 people) into OUT; `--scale` shrinks or grows both. `--wholebody` writes
+COCO-WholeBody train instead: the same images and annotations, each with 6 foot, 68 face and 2 x 21
+hand keypoints, part boxes and valid flags (about 700 MB at scale 1).
 """
 
 from __future__ import annotations
@@ -201,6 +203,73 @@ def tiny_png(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
 
 
+WHOLEBODY_PARTS = (("foot_kpts", 6), ("face_kpts", 68), ("lefthand_kpts", 21), ("righthand_kpts", 21))
+_WHOLEBODY_LABELLED = {"foot_kpts": 0.7, "face_kpts": 0.6, "lefthand_kpts": 0.5, "righthand_kpts": 0.5}
+"""Share of annotations with each part labelled (the others are all zeros and not valid)."""
+_CHUNK = 4096
+
+
+def write_synth_wholebody(path: str | Path, scale: float = 1.0, seed: int = 0) -> Path:
+    """Write a COCO-WholeBody file: `synth_coco`'s images and annotations plus the whole-body members.
+
+    Members are in the order of the official files (face, hand boxes, hand and face keypoints, valid
+    flags, foot last). Part coordinates have two decimals, part visibilities are 0, 1 or 2. The file is
+    written in pieces, so that memory stays small.
+    """
+    doc = orjson.loads(synth_coco(scale, seed))
+    rng = np.random.default_rng([seed, 3])
+    anns = doc.pop("annotations")
+    out = Path(path)
+    with out.open("wb") as f:
+        f.write(orjson.dumps(doc)[:-1] + b',"annotations":[')
+        for lo in range(0, len(anns), _CHUNK):
+            chunk = anns[lo : lo + _CHUNK]
+            if lo:
+                f.write(b",")
+            f.write(b",".join(orjson.dumps(a) for a in _wholebody_members(rng, chunk)))
+        f.write(b"]}")
+    return out
+
+
+def _wholebody_members(rng: np.random.Generator, anns: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The annotations with whole-body members added, in the official member order."""
+    n = len(anns)
+    boxes = np.array([a["bbox"] for a in anns], dtype=np.float64)
+    parts: dict[str, list[list[float]]] = {}
+    valid: dict[str, list[bool]] = {}
+    for name, k in WHOLEBODY_PARTS:
+        labelled = (rng.uniform(0, 1, n) < _WHOLEBODY_LABELLED[name]) & (boxes[:, 2] > 1)
+        x = np.round(boxes[:, :1] + rng.uniform(0, 1, (n, k)) * boxes[:, 2:3], 2)
+        y = np.round(boxes[:, 1:2] + rng.uniform(0, 1, (n, k)) * boxes[:, 3:4], 2)
+        v = rng.choice([1.0, 2.0], size=(n, k), p=[0.2, 0.8])
+        kp = np.where(labelled[:, None, None], np.stack([x, y, v], axis=2), 0.0).reshape(n, 3 * k)
+        parts[name] = [[int(c) if c.is_integer() else c for c in row] for row in kp.tolist()]
+        valid[name] = labelled.tolist()
+    part_boxes = {}
+    for name in ("face_box", "lefthand_box", "righthand_box"):
+        side = np.round(boxes[:, 2:3] * rng.uniform(0.1, 0.3, (n, 1)), 2)
+        part_boxes[name] = np.round(np.concatenate([boxes[:, :2], side, side], axis=1), 2).tolist()
+    out = []
+    for j, a in enumerate(anns):
+        out.append(
+            a
+            | {
+                "face_box": part_boxes["face_box"][j],
+                "lefthand_box": part_boxes["lefthand_box"][j],
+                "righthand_box": part_boxes["righthand_box"][j],
+                "lefthand_kpts": parts["lefthand_kpts"][j],
+                "righthand_kpts": parts["righthand_kpts"][j],
+                "face_kpts": parts["face_kpts"][j],
+                "face_valid": valid["face_kpts"][j],
+                "lefthand_valid": valid["lefthand_kpts"][j],
+                "righthand_valid": valid["righthand_kpts"][j],
+                "foot_kpts": parts["foot_kpts"][j],
+                "foot_valid": valid["foot_kpts"][j],
+            }
+        )
+    return out
+
+
 def synth_aic(scale: float = 1.0, seed: int = 0) -> bytes:
     """Raw AI Challenger keypoint JSON bytes: one record per image, several people each."""
     return _synth_aic(scale, seed)[0]
@@ -284,7 +353,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="1.0 = full COCO train + AIC train sizes")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sample", action="store_true", help="write the small files of sample_data/ instead")
+    parser.add_argument("--wholebody", action="store_true", help="write coco_wholebody_synth.json instead")
     args = parser.parse_args(argv)
+    if args.wholebody:
+        path = write_synth_wholebody(Path(args.out) / "coco_wholebody_synth.json", args.scale, args.seed)
+        print(f"coco_wholebody: {path} ({path.stat().st_size / 1e6:.1f} MB)")
+        return
     write = (
         write_samples(args.out, args.seed) if args.sample else write_synth(args.out, args.scale, args.seed)
     )

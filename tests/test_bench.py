@@ -30,3 +30,6 @@ def test_bench_report(tmp_path):
     assert ref["wall_ratio_to_reference"] == 1.0
     table = bench.markdown(result)
     assert "| kpmerge combine |" in table and result["machine"]["python"] in table
+    whole = result["wholebody"]["steps"]
+    assert whole["reference (orjson load + dump, gc off)"]["wall_ratio_to_reference"] == 1.0
+    assert "| kpmerge merge --target halpe26 |" in table

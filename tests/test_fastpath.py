@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from kpmerge import job, jsonio
 from kpmerge.cli import cli
-from kpmerge.formats import aic, coco
+from kpmerge.formats import aic, coco, coco_reader, coco_writer
 from kpmerge.job import SourceSpec, load_sources
 from kpmerge.synth import synth_aic, synth_coco
 from kpmerge.synth_styles import STYLES, synth_style
@@ -53,6 +53,37 @@ def test_float_rows(rows, width, expected):
     else:
         assert got is not None
         np.testing.assert_array_equal(got, np.array(expected, dtype=np.float64))
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        ["0.1", "0.2", "0.30000000000000004", "-0.25", "123.45", "7"],
+        ["-0.0", "0.0", "-0", "0", "-0.5", "1.0"],  # -0.0 keeps its sign, -0 is an integer zero
+        ["9007199254740.993", "1.2345678901234567", "0.1234567890123456789", "1", "2", "3"],  # long: msgspec
+        ["0.0000000000000000000001", "0.00000000000000000000001", "1.5", "2.5", "3.5", "4.5"],
+        ["1.5", "2.5", "3.5", "4.5", "5.5", "1e2"],
+        ["568.98", "292.06", "2", "0", "0", "0"],
+    ],
+)
+def test_decimals_parse_like_msgspec(texts):
+    rows = [("[" + ",".join(texts[i:] + texts[:i]) + "]").encode() for i in range(len(texts))]
+    got = jsonio.float_rows(rows, len(texts))
+    want = np.array([msgspec.json.decode(r, type=list[float]) for r in rows])
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+
+
+def test_random_decimals_parse_like_msgspec():
+    rng = np.random.default_rng(7)
+    values = rng.uniform(-1e5, 1e5, (300, 8))
+    digits = rng.integers(0, 9, (300, 8))
+    rows = [
+        json.dumps([round(v, int(d)) for v, d in zip(r, ds, strict=True)], separators=(",", ":")).encode()
+        for r, ds in zip(values, digits, strict=True)
+    ]
+    want = np.array([msgspec.json.decode(r, type=list[float]) for r in rows])
+    np.testing.assert_array_equal(jsonio.float_rows(rows, 8), want)
 
 
 def test_float_rows_equals_msgspec_across_chunks(monkeypatch):
@@ -149,7 +180,7 @@ def _slow(monkeypatch, module):
 def test_coco_reader_equals_json_and_slow_path(name, data, monkeypatch):
     fast = coco.coco_to_dataset(data)
     _check_coco(fast, data)
-    _slow(monkeypatch, coco)
+    _slow(monkeypatch, coco_reader)
     slow = coco.coco_to_dataset(data)
     assert fast.images == slow.images
     assert fast.instances == slow.instances
@@ -214,7 +245,7 @@ def test_mmpose_files_equal_json():
 def test_chunked_writer_equals_one_piece(monkeypatch):
     ds = coco.coco_to_dataset(synth_coco(scale=0.002, seed=3))
     whole = coco.dataset_to_coco(ds, ["a"] * ds.instances.k, [[1, 2]])
-    monkeypatch.setattr(coco, "CHUNK_RECORDS", 7)
+    monkeypatch.setattr(coco_writer, "CHUNK_RECORDS", 7)
     seen: list[int] = []
     chunks = list(coco.dataset_to_coco_chunks(ds, ["a"] * ds.instances.k, [[1, 2]], progress=seen.append))
     assert b"".join(chunks) == whole
@@ -288,7 +319,7 @@ def test_runs_without_a_terminal_draw_no_bars_and_give_identical_bytes(tmp_path)
 
 @pytest.mark.parametrize("kind", ["coco", "aic"])
 def test_memory_mapped_input_reads_the_same(kind, synth_files, monkeypatch):
-    from kpmerge.formats.detect import read_dataset
+    from kpmerge.formats import read_dataset
 
     path = synth_files[0] if kind == "coco" else synth_files[1]
     plain = read_dataset(path)
@@ -301,7 +332,7 @@ def test_memory_mapped_input_reads_the_same(kind, synth_files, monkeypatch):
 @pytest.mark.parametrize(("content", "message"), [(b"  \n", "file is empty"), (b"[1, 2]", "neither raw AI")])
 def test_memory_mapped_input_errors(content, message, tmp_path, monkeypatch):
     from kpmerge.errors import KpmergeError
-    from kpmerge.formats.detect import read_dataset
+    from kpmerge.formats import read_dataset
 
     path = tmp_path / "x.json"
     path.write_bytes(content)

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from kpmerge.cli import cli
 from kpmerge.errors import KpmergeError, UsageError
-from kpmerge.formats.detect import read_dataset
+from kpmerge.formats import read_dataset
 from kpmerge.jsonio import read_bytes
 from kpmerge.recipe import recipe_to_job
 from tests.synthfiles import mpii_file, raw_aic_file, style_file

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from kpmerge.cli import cli
-from kpmerge.formats.detect import detect_format
+from kpmerge.formats import detect_format
 from kpmerge.jsonio import read_bytes, read_mapped
 
 BAD = Path(__file__).resolve().parent / "bad_inputs"

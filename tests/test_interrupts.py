@@ -19,7 +19,7 @@ from kpmerge import cli as cli_module
 from kpmerge import output, publish
 from kpmerge.cli import Interrupted, cli, interrupt_exit
 from kpmerge.errors import KpmergeError
-from kpmerge.formats import coco
+from kpmerge.formats import coco_writer
 from kpmerge.jsonio import Chunks
 from kpmerge.output import write_folder
 from kpmerge.synth import synth_aic, synth_coco
@@ -107,7 +107,7 @@ def test_cli_exit_code_of_an_interrupt_while_writing(tmp_path, monkeypatch, at, 
     out = tmp_path / "OUT"
     out.mkdir()
     (out / "annotations.json").write_text("previous")
-    monkeypatch.setattr(coco, "CHUNK_RECORDS", 8)
+    monkeypatch.setattr(coco_writer, "CHUNK_RECORDS", 8)
     real = Chunks.__iter__
 
     def interrupted(self):

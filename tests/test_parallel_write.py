@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from kpmerge import job, output, parallel
 from kpmerge.build import combine
 from kpmerge.cli import cli
-from kpmerge.formats import coco
+from kpmerge.formats import coco_writer
 from kpmerge.job import SourceSpec, load_source
 from kpmerge.synth import synth_aic, synth_coco
 from kpmerge.synth_styles import STYLES
@@ -29,7 +29,7 @@ def test_chunk_size_does_not_change_the_bytes(monkeypatch, tmp_path):
     a.write_bytes(synth_aic(scale=0.001, seed=4))
     merged = combine([load_source(SourceSpec(path=c)), load_source(SourceSpec(path=a))])
     whole = output.annotations_bytes(merged)
-    monkeypatch.setattr(coco, "CHUNK_RECORDS", 7)
+    monkeypatch.setattr(coco_writer, "CHUNK_RECORDS", 7)
     assert output.annotations_bytes(merged) == whole
 
 
@@ -40,7 +40,7 @@ def test_every_style_gives_the_same_bytes_with_read_helpers_forced(monkeypatch, 
     sources = [f"{n}={style_file(tmp_path / 'in', n, people=5)}" for n in STYLES]
     sources += [f"raw={raw_aic_file(tmp_path / 'in')[0]}"]
     target = ["--target", "coco"] if mode == "merge" else []
-    monkeypatch.setattr(coco, "CHUNK_RECORDS", 3)
+    monkeypatch.setattr(coco_writer, "CHUNK_RECORDS", 3)
     outs = {}
     for label, helpers in (("plain", False), ("helpers", True)):
         monkeypatch.setattr(job, "PARALLEL_MIN_BYTES", 0 if helpers else 2**62)

@@ -15,14 +15,23 @@ stay in one frame. Keypoints: `joints_vis` 1 -> `(x, y, 2)`, 0 -> `(0, 0, 0)`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ..errors import KpmergeError
 from ..imagesize import folder_sizes
 from ..instances import Dataset, Images, Instances
-from ..jsonio import Raw, decode, decode_column, key_bytes, members, no_gc, read_bytes
+from ..jsonio import (
+    Raw,
+    content_start,
+    decode,
+    decode_column,
+    first_char,
+    key_bytes,
+    members,
+    no_gc,
+    read_bytes,
+)
 
 K = 16
 RECORD_FIELDS = frozenset({"image", "center", "scale", "joints", "joints_vis"})
@@ -32,6 +41,13 @@ CENTER_SHIFT = 15.0
 """Pixels per unit of scale that MMPose moves the centre down before cutting the box."""
 _DIGITS = 9
 """Centre and scale are written rounded to this many decimals (undoes float error of the box rule)."""
+
+
+def sniff_mpii(data: bytes) -> bool:
+    """Whether the content looks like MMPose's MPII JSON: a list of records with `joints` and `joints_vis`."""
+    start = content_start(data)
+    head = data[start : start + 65536]
+    return first_char(data) == "[" and b'"joints_vis"' in head and b'"joints"' in head
 
 
 def read_mpii(path: str | Path, image_dir: str | Path | None = None) -> Dataset:
@@ -44,13 +60,18 @@ def read_mpii(path: str | Path, image_dir: str | Path | None = None) -> Dataset:
 
 
 def mpii_to_dataset(
-    data: bytes, file: str | Path | None = None, image_dir: str | Path | None = None
+    data: bytes, file: str | Path | None = None, image_dir: str | Path | None = None, strict: bool = True
 ) -> Dataset:
     """Parse MMPose MPII JSON bytes into a Dataset in the 16-keypoint mpii layout (file coordinates).
 
     Image ids and file names are the `image` values (one image per distinct name, in first-seen
-    order); annotation ids are the records' 0-based positions in the file.
+    order); annotation ids are the records' 0-based positions in the file. Every MPII rule leaves
+    nothing to read when broken, so `strict=False` records none of them: they raise either way.
+
+    Raises:
+        KpmergeError: naming the file and JSON path of the first problem.
     """
+    del strict  # accepted like every converter's; see above
     with no_gc():
         records = decode(data, list[dict[str, Raw]], file)
         for i, rec in enumerate(records):
@@ -119,7 +140,9 @@ def box_to_center_scale(boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([cx, cy], axis=1), scale
 
 
-def _check_values(xy: np.ndarray, v: np.ndarray, center: np.ndarray, scale: np.ndarray, file: Any) -> None:
+def _check_values(
+    xy: np.ndarray, v: np.ndarray, center: np.ndarray, scale: np.ndarray, file: str | Path | None
+) -> None:
     for arr, field in ((xy, "joints"), (center[:, None, :], "center")):
         bad = ~np.isfinite(arr)
         if bad.any():

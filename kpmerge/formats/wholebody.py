@@ -9,8 +9,9 @@ description (github.com/jin-s13/COCO-WholeBody, data_format.md) leaves to that k
 
 The official description allows non-integer visibilities in the whole-body parts, where `v > 0`
 means reliable: such a value is read as 2 (labelled), and `v <= 0` as `(0, 0, 0)`; the count of
-changed values is reported as a note. This module builds on the COCO reader and writer: the body is
-plain COCO, the four part fields are taken out of (and put back into) each annotation's members.
+changed values is reported as a note. The body is read and written by the shared COCO reader and writer
+(`coco_reader`, `coco_writer`); the four part fields are taken out of (and put back into) each annotation's
+members, parsed in bulk like `keypoints`.
 """
 
 from __future__ import annotations
@@ -18,25 +19,17 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import KpmergeError
 from ..instances import Dataset
-from ..jsonio import (
-    Raw,
-    decode,
-    decode_column,
-    float_rows,
-    key_bytes,
-    members_all,
-    no_gc,
-    number_rows,
-    read_bytes,
-)
+from ..jsonio import Raw, decode_column, first_char, float_rows, key_bytes, number_rows, read_bytes
 from ..layouts import builtin_layout
-from .coco import coco_to_dataset, dataset_to_coco
+from .checks import Sink
+from .coco_reader import read_coco_records
+from .coco_writer import dataset_to_coco
 
 BODY = 17
 PARTS = (("foot_kpts", 6), ("face_kpts", 68), ("lefthand_kpts", 21), ("righthand_kpts", 21))
@@ -44,6 +37,16 @@ PARTS = (("foot_kpts", 6), ("face_kpts", 68), ("lefthand_kpts", 21), ("righthand
 K = BODY + sum(n for _, n in PARTS)
 PART_FIELDS = frozenset(name for name, _ in PARTS)
 _POSITION = re.compile(r"^\$\[(\d+)\](.*)$")
+_WINDOW = 1 << 20
+"""Bytes after `"annotations"` searched for a part field when sniffing."""
+
+
+def sniff_wholebody(data: bytes) -> bool:
+    """Whether the content looks like COCO-WholeBody: an object whose first annotation has `foot_kpts`."""
+    if first_char(data) != "{":
+        return False
+    at = data.find(b'"annotations"')
+    return at >= 0 and data.find(b'"foot_kpts"', at, at + _WINDOW) >= 0
 
 
 def read_wholebody(path: str | Path) -> Dataset:
@@ -55,53 +58,67 @@ def read_wholebody(path: str | Path) -> Dataset:
     return wholebody_to_dataset(read_bytes(path), file=path)
 
 
-def wholebody_to_dataset(data: bytes, file: str | Path | None = None) -> Dataset:
-    """Parse COCO-WholeBody JSON bytes into a Dataset (keypoints (N, 133, 3))."""
-    body = coco_to_dataset(data, file=file)
-    inst = body.instances
+def wholebody_to_dataset(data: bytes, file: str | Path | None = None, strict: bool = True) -> Dataset:
+    """Parse COCO-WholeBody JSON bytes into a Dataset (keypoints (N, 133, 3)).
+
+    The body is read as COCO (with `strict=False`, its rule violations are recorded as for COCO); the
+    part fields are parsed in bulk like `keypoints`.
+
+    Raises:
+        KpmergeError: naming the file and JSON path of the first problem.
+    """
+    read = read_coco_records(data, file, Sink(file, record=not strict), take=[name for name, _ in PARTS])
+    body, inst = read.dataset, read.dataset.instances
     if len(inst) and inst.k != BODY:
         raise KpmergeError(f"expected {BODY} body keypoints per annotation, got {inst.k}", file)
-    with no_gc():
-        records = decode(
-            b"[" + b",".join(b"{" + bytes(e) + b"}" for e in inst.extra) + b"]", list[dict[str, Raw]], file
-        )
-        ids = list(inst.ids)
-        for j, rec in enumerate(records):
-            for name, _ in PARTS:
-                if name not in rec:
-                    raise KpmergeError(f"missing `{name}`", file, f"$.annotations[id={ids[j]}].{name}")
-        blocks = [inst.keypoints.reshape(len(inst), BODY, 3)]
-        changed = 0
-        for name, k in PARTS:
-            raws = [r[name] for r in records]
-            flat = float_rows(raws, 3 * k)  # in bulk; None sends irregular rows to the checks below
-            part = (flat if flat is not None else _part_rows(raws, name, k, ids, file)).reshape(
-                len(raws), k, 3
-            )
-            bad = ~np.isfinite(part)
-            if bad.any():
-                j, kk, c = (int(x) for x in np.argwhere(bad)[0])
-                raise KpmergeError(
-                    f"expected a finite number, got {part[j, kk, c]}",
-                    file,
-                    f"$.annotations[id={ids[j]}].{name}[{3 * kk + c}]",
-                )
-            v = part[:, :, 2]
-            labelled = v > 0
-            changed += int(np.count_nonzero((v != 0) & (v != 1) & (v != 2)))
-            part = np.where(labelled[:, :, None], part, 0.0)
-            part[:, :, 2] = np.where((v == 1) | (v == 2), v, np.where(labelled, 2.0, 0.0))
-            blocks.append(part)
-        extra = members_all(records, PART_FIELDS, {})
-    keypoints = np.concatenate(blocks, axis=1) if len(inst) else np.zeros((0, K, 3))
+    ids = list(inst.ids)
+    n = len(inst)
+    for j in range(n):
+        for name, _ in PARTS:
+            if read.taken[name][j] is None:
+                raise KpmergeError(f"missing `{name}`", file, f"$.annotations[id={ids[j]}].{name}")
+    keypoints = np.empty((n, K, 3), dtype=np.float64)
+    keypoints[:, :BODY] = inst.keypoints
+    start, changed = BODY, 0
+    for name, k in PARTS:
+        raws: list[Raw] = read.taken.pop(name)  # type: ignore[assignment]
+        part = keypoints[:, start : start + k]
+        # in bulk, straight into place; None sends irregular rows to the checks below
+        if float_rows(raws, 3 * k, out=part.reshape(n, 3 * k)) is None:
+            part[...] = _part_rows(raws, name, k, ids, file).reshape(n, k, 3)
+        del raws
+        changed += _visibility_to_coco(part, name, ids, file)
+        start += k
     notes = body.notes
     if changed:
         notes += (f"{changed} whole-body visibilities other than 0, 1, 2 read as 2 (v > 0) or 0",)
-    instances = replace(inst.with_keypoints(keypoints), extra=extra)
+    instances = inst.with_keypoints(keypoints)
     return replace(body, instances=instances, keypoint_names=None, format="coco_wholebody", notes=notes)
 
 
-def _part_rows(raws: list[Raw], name: str, k: int, ids: list[object], file: Any) -> np.ndarray:
+def _visibility_to_coco(
+    part: npt.NDArray[np.float64], name: str, ids: list[object], file: str | Path | None
+) -> int:
+    """Check a part's (N, k, 3) values and make its visibilities 0 or 2 in place; how many changed."""
+    bad = ~np.isfinite(part)
+    if bad.any():
+        j, kk, c = (int(x) for x in np.argwhere(bad)[0])
+        raise KpmergeError(
+            f"expected a finite number, got {part[j, kk, c]}",
+            file,
+            f"$.annotations[id={ids[j]}].{name}[{3 * kk + c}]",
+        )
+    v = part[:, :, 2]
+    labelled = v > 0
+    changed = int(np.count_nonzero((v != 0) & (v != 1) & (v != 2)))
+    if changed or not labelled.all():
+        np.copyto(part, 0.0, where=~labelled[:, :, None])
+        if changed:
+            part[:, :, 2] = np.where((v == 1) | (v == 2), v, np.where(labelled, 2.0, 0.0))
+    return changed
+
+
+def _part_rows(raws: list[Raw], name: str, k: int, ids: list[object], file: str | Path | None) -> np.ndarray:
     """A part's rows decoded one by one, raising KpmergeError at the first that is not 3 * k numbers."""
     try:
         rows = decode_column(raws, list[float], file, "", name)

@@ -32,7 +32,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import KpmergeError, UsageError
-from ..instances import Dataset, Images, Instances, Problem
+from ..instances import Dataset, Images, Instances
+from . import checks
 from .yolo_yaml import DataYaml, choose_class, find_yaml, load_yaml, parse_data_yaml, yaml_layout
 
 IMG_FORMATS = frozenset(
@@ -230,12 +231,8 @@ def read_yolo(
             missing.append(names[i])
     dataset = yolo_to_dataset(spec, names, texts, sizes, cid, labels, strict)
     if missing:
-        problem = Problem(
-            "missing_image_file",
-            "error",
-            len(missing),
-            tuple(missing[:_EXAMPLES]),
-            "images that are missing or unreadable",
+        problem = checks.problem(
+            "missing_image_file", len(missing), missing, "images that are missing or unreadable"
         )
         dataset = replace(dataset, problems=(*dataset.problems, problem))
     return dataset
@@ -316,14 +313,12 @@ def yolo_to_dataset(
         ("bad_label_row", bad & (code != _VISIBILITY)),
     ):
         if rows.any():
-            examples = tuple(ids[np.flatnonzero(rows)[:_EXAMPLES]].tolist())
-            problems.append(Problem(kind, "error", int(rows.sum()), examples, _KINDS[kind]))
+            problems.append(checks.mask_problem(kind, rows, ids, _KINDS[kind]))
     keep = ~bad
     dup = keep & repeats(img, values.astype(np.float32), keep)
     if dup.any() and not strict:
-        examples = tuple(ids[np.flatnonzero(dup)[:_EXAMPLES]].tolist())
         problems.append(
-            Problem("duplicate_label_row", "warning", int(dup.sum()), examples, _KINDS["duplicate_label_row"])
+            checks.mask_problem("duplicate_label_row", dup, ids, _KINDS["duplicate_label_row"], "warning")
         )
     keep &= ~dup
     other = keep & (values[:, 0] != cid)

@@ -139,3 +139,41 @@ def test_image_sizes_from_image_folder(tmp_path):
     (tmp_path / "def.jpg").unlink()
     with pytest.raises(KpmergeError, match="image not found"):
         aic_to_dataset(json.dumps([rec1, rec2]).encode(), image_dir=tmp_path)
+
+
+def test_lenient_reading_is_the_same_single_pass(monkeypatch):
+    import msgspec
+
+    from kpmerge.synth import synth_aic
+
+    records = json.loads(synth_aic(scale=0.0005, seed=4))
+    first = records[0]["keypoint_annotations"]
+    first[next(iter(first))][2] = 9  # a visibility raw AIC does not have
+    data = json.dumps(records).encode()
+    calls: list[int] = []
+    real = msgspec.json.decode
+
+    def counting(buf, *args, **kwargs):
+        calls.append(len(buf) == len(data))
+        return real(buf, *args, **kwargs)
+
+    monkeypatch.setattr(msgspec.json, "decode", counting)
+    ds = aic_to_dataset(data, strict=False)
+    assert [(p.kind, p.count) for p in ds.problems] == [("bad_visibility", 1)]
+    assert calls.count(True) == 1
+
+
+@pytest.mark.parametrize("irregular", [False, True])
+def test_people_parsed_in_bulk_equal_people_parsed_one_by_one(irregular, monkeypatch):
+    from kpmerge.formats import aic as module
+    from kpmerge.synth import synth_aic
+
+    records = json.loads(synth_aic(scale=0.0005, seed=6))
+    if irregular:
+        records[1]["keypoint_annotations"]["human1"][0] = 1.5  # still regular numbers
+        records[2]["note"] = "a member typed records do not have"
+    data = json.dumps(records).encode()
+    bulk = aic_to_dataset(data)
+    monkeypatch.setattr(module, "float_rows", lambda raws, width: None)
+    one_by_one = aic_to_dataset(data)
+    assert bulk.images == one_by_one.images and bulk.instances == one_by_one.instances

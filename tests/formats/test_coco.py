@@ -147,3 +147,74 @@ def test_bad_coco_names_file_and_path(change, fragment):
         coco_to_dataset(json.dumps(doc).encode(), file="f.json")
     assert fragment in str(err.value)
     assert str(err.value).startswith("f.json: $")
+
+
+def _full_decodes(monkeypatch, data: bytes) -> list[int]:
+    """Count the msgspec decodes of the whole document (appended to the returned list)."""
+    import msgspec
+
+    calls: list[int] = []
+    real = msgspec.json.decode
+
+    def counting(buf, *args, **kwargs):
+        if len(buf) == len(data):
+            calls.append(1)
+        return real(buf, *args, **kwargs)
+
+    monkeypatch.setattr(msgspec.json, "decode", counting)
+    return calls
+
+
+def _synth_doc() -> dict:
+    from kpmerge.synth import synth_coco
+
+    return json.loads(synth_coco(scale=0.0005, seed=2))
+
+
+@pytest.mark.parametrize(
+    ("change", "kinds"),
+    [
+        (lambda d: None, []),
+        (lambda d: d["annotations"][3]["keypoints"].__setitem__(2, 5), ["bad_visibility"]),
+        (lambda d: d["annotations"][4]["bbox"].__setitem__(3, -2), ["negative_box"]),
+        (
+            lambda d: d["annotations"][5].__setitem__("id", d["annotations"][0]["id"]),
+            ["duplicate_annotation_id"],
+        ),
+    ],
+)
+def test_lenient_reading_is_the_same_single_pass(change, kinds, monkeypatch):
+    doc = _synth_doc()
+    change(doc)
+    data = json.dumps(doc).encode()
+    calls = _full_decodes(monkeypatch, data)
+    ds = coco_to_dataset(data, strict=False)
+    assert [p.kind for p in ds.problems] == kinds
+    assert len(calls) == 1
+
+
+def test_members_the_first_annotation_has_are_read_typed_in_their_order(monkeypatch):
+    doc = _synth_doc()
+    for i, a in enumerate(doc["annotations"]):
+        a["track_id"] = i
+        a["source"] = "s"  # after segmentation in these records: their order is kept
+    del doc["annotations"][1]["segmentation"]  # the first member absent: no leading comma
+    del doc["annotations"][2]["track_id"]
+    data = json.dumps(doc, separators=(",", ":")).encode()
+    calls = _full_decodes(monkeypatch, data)
+    ds = coco_to_dataset(data)
+    assert len(calls) == 1
+    seg = json.dumps(doc["annotations"][0]["segmentation"], separators=(",", ":")).encode()
+    assert ds.instances.extra[0] == b'"segmentation":' + seg + b',"track_id":0,"source":"s"'
+    assert ds.instances.extra[1] == b'"track_id":1,"source":"s"'
+    assert ds.instances.extra[2].endswith(b'],"source":"s"')
+
+
+def test_a_row_of_another_shape_is_read_the_same_as_regular_rows():
+    doc = _synth_doc()
+    regular = coco_to_dataset(json.dumps(doc, separators=(",", ":")).encode())
+    doc["annotations"][-1]["late"] = [1, {"x": None}]  # a member the first annotation lacks
+    other = coco_to_dataset(json.dumps(doc, separators=(",", ":")).encode())
+    assert other.images == regular.images
+    assert other.instances.extra[-1] == regular.instances.extra[-1] + b',"late":[1,{"x":null}]'
+    assert (other.instances.keypoints == regular.instances.keypoints).all()

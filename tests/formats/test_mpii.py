@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from kpmerge.errors import KpmergeError
-from kpmerge.formats.detect import detect_format, read_dataset
+from kpmerge.formats import detect_format, read_dataset
 from kpmerge.formats.mpii import dataset_to_mpii, mpii_to_dataset, read_mpii, write_mpii
 from kpmerge.instances import Dataset, Images, Instances
 from tests.conftest import fixture, needs_fixtures

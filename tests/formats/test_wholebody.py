@@ -9,7 +9,7 @@ import pytest
 
 from kpmerge.build import merge
 from kpmerge.errors import KpmergeError
-from kpmerge.formats.detect import detect_format, read_dataset
+from kpmerge.formats import detect_format, read_dataset
 from kpmerge.formats.wholebody import K, dataset_to_wholebody, read_wholebody, wholebody_to_dataset
 from kpmerge.job import SourceSpec, load_source
 from kpmerge.layouts import builtin_layout
@@ -150,3 +150,42 @@ def test_errors_name_the_place(tmp_path, change, message):
     change(doc["annotations"][0])
     with pytest.raises(KpmergeError, match=message):
         read_wholebody(_write(tmp_path, doc))
+
+
+def test_parts_are_read_in_the_same_single_pass_as_the_body(monkeypatch):
+    import msgspec
+
+    doc = _doc()
+    for a in doc["annotations"]:  # the official files carry part boxes and valid flags as well
+        a["lefthand_box"], a["face_valid"] = [0, 0, 1, 1], False
+    data = json.dumps(doc, separators=(",", ":")).encode()
+    calls: list[int] = []
+    real = msgspec.json.decode
+
+    def counting(buf, *args, **kwargs):
+        calls.append(len(buf))
+        return real(buf, *args, **kwargs)
+
+    monkeypatch.setattr(msgspec.json, "decode", counting)
+    ds = wholebody_to_dataset(data)
+    assert calls.count(len(data)) == 1
+    assert sum(calls) < 2 * len(data)  # nothing (e.g. the members) is decoded a second time
+    assert (
+        ds.instances.extra[0]
+        == b'"face_box":[1,2,3,4],"foot_valid":true,"lefthand_box":[0,0,1,1],"face_valid":false'
+    )
+
+
+def test_synthetic_wholebody_file_reads_as_wholebody(tmp_path):
+    from kpmerge.synth import write_synth_wholebody
+
+    path = write_synth_wholebody(tmp_path / "wb.json", scale=0.0005, seed=1)
+    doc = json.loads(path.read_text())
+    ds = read_dataset(path)
+    assert ds.format == "coco_wholebody" and ds.instances.keypoints.shape == (len(doc["annotations"]), K, 3)
+    first = doc["annotations"][0]
+    assert list(first)[-2:] == ["foot_kpts", "foot_valid"] and len(first["face_kpts"]) == 68 * 3
+    face = ds.instances.keypoints[:, 23:91]
+    valid = np.array([a["face_valid"] for a in doc["annotations"]])
+    assert ((face[:, :, 2] > 0).all(axis=1) == valid).all()
+    assert ds.instances.extra[0].startswith(b'"segmentation":') and b'"foot_valid":' in ds.instances.extra[0]
