@@ -111,7 +111,7 @@ def _apportion(batch_size: int, ratios: Sequence[float]) -> list[int]:
         raise UsageError(f"batch size must be at least 1, got {batch_size}")
     if any(not math.isfinite(r) or r < 0 for r in ratios):
         raise UsageError(f"batch ratios must be finite and >= 0, got {list(ratios)}")
-    exact = [Fraction(r) for r in ratios]
+    exact = [_decimal(r) for r in ratios]
     total = sum(exact)
     if total == 0:
         raise UsageError("at least one batch ratio must be positive")
@@ -124,8 +124,14 @@ def _apportion(batch_size: int, ratios: Sequence[float]) -> list[int]:
     return counts
 
 
+def _decimal(ratio: float) -> Fraction:
+    # The ratio as written (0.1 is one tenth), not its binary float: else a share such as
+    # 459 * 1.5 / 8.1 = 85 lands just under 85 and loses its slot.
+    return Fraction(repr(float(ratio)))
+
+
 def _smallest_batch(ratios: Sequence[float]) -> int:
-    exact = [Fraction(r) for r in ratios]
+    exact = [_decimal(r) for r in ratios]
     smallest = min(r for r in exact if r > 0)
     bound = math.ceil(sum(exact) / smallest)  # every share is >= 1 from here on
     for b in range(1, bound if bound <= 100_000 else 0):

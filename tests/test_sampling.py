@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from kpmerge.errors import KpmergeError, UsageError
@@ -153,6 +153,7 @@ def test_batch_counts(batch_size, ratios, expected):
     batch_size=st.integers(1, 512),
     ratios=st.lists(st.sampled_from([0, 0.1, 0.25, 0.5, 1, 1.5, 2, 3, 7]), min_size=1, max_size=6),
 )
+@example(batch_size=459, ratios=[0.1, 0.5, 1.5, 2, 2, 2])  # 1.5's share is exactly 85
 def test_batch_counts_fill_the_batch_within_one_of_each_share(batch_size, ratios):
     if sum(ratios) == 0:
         return
