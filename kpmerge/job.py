@@ -300,6 +300,16 @@ def require_image_sizes(sources: Sequence[Source]) -> None:
         )
 
 
+def check_export_options(job: Job) -> None:
+    """UsageError for options that cannot go together: `--gzip` with the detectron2 export (Detectron2
+    reads only a plain annotations.json)."""
+    if job.gzip and "detectron2" in job.exports:
+        raise UsageError(
+            "--gzip cannot go with --export detectron2: Detectron2 reads only a plain annotations.json "
+            "(leave out --gzip, recipe key gzip)"
+        )
+
+
 def _check_inputs_outside(job: Job) -> None:
     """UsageError when the output folder is, holds or lies inside an input (source, image folder or
     layout file): replacing it would delete or change that input."""
@@ -328,6 +338,7 @@ def run_job(job: Job, progress: Progress | None = None, jobs: int | None = None)
     _check_inputs_outside(job)
     check_output_path(job.output, job.force)
     check_exports(job.exports)
+    check_export_options(job)
     if job.show is not None:
         from .show import check_sheet_path
 
