@@ -15,8 +15,10 @@ import numpy as np
 from .build import Merged, Source, check_source_name, combine, merge
 from .errors import KpmergeError, UsageError
 from .exports import check_exports, export_outputs
-from .formats.detect import read_dataset
+from .formats.detect import detect_format, read_dataset
+from .formats.yolo_yaml import is_yolo_path
 from .instances import Dataset
+from .jsonio import read_mapped
 from .layouts import Layout, detect_layout, load_layout
 from .mapping import MappingSpec
 from .output import check_output_path, output_files, trainable_pools, write_folder
@@ -40,7 +42,10 @@ class SourceSpec:
         layout: Built-in layout name or layout JSON file (default: detected from names or K).
         mapping: `"auto"` or explicit `[source, target]` entries.
         image_prefix: Prepended to image file names.
-        image_dir: Folder of the images, to read sizes for raw AIC.
+        image_dir: Folder of the images, to read sizes for raw AIC and MPII.
+        image_dir_if_used: `image_dir` was given for every source (the CLI's bare `--image-dir DIR`):
+            used only when this source is raw AIC or MPII, else left out (for any other format, an
+            image folder given to this source alone is refused).
         label: How the path is shown in the manifest (default: as given).
         factor: Dataset-level sampling factor (slots per epoch = round(pool * factor)).
         batch_ratio: Share of every batch (None: no batch composition; give it for all sources or none).
@@ -60,6 +65,7 @@ class SourceSpec:
     batch_ratio: float | None = None
     split: str | None = None  # i14 (YOLO)
     class_id: int | str | None = None  # i14 (YOLO)
+    image_dir_if_used: bool = False
 
     @property
     def source_name(self) -> str:
@@ -111,11 +117,14 @@ def load_source(spec: SourceSpec, checksum: bool = True) -> Source:
     `checksum`, the manifest's sha256 is left None (for a caller that takes it itself).
     """
     # The checksum is taken in a thread while the file is parsed (hashlib releases the GIL).
+    image_dir = spec.image_dir
+    if image_dir is not None and spec.image_dir_if_used and not takes_image_dir(spec.path, spec.format):
+        image_dir = None
     with ThreadPoolExecutor(max_workers=1) as pool:
         sha256 = pool.submit(_sha256, spec.path) if checksum else None
         try:
             dataset = read_dataset(
-                spec.path, spec.format, spec.image_dir, split=spec.split, class_id=spec.class_id
+                spec.path, spec.format, image_dir, split=spec.split, class_id=spec.class_id
             )
         except BaseException:
             if sha256 is not None:
@@ -156,6 +165,19 @@ def load_source(spec: SourceSpec, checksum: bool = True) -> Source:
         image_prefix=spec.image_prefix,
         meta=meta,
     )
+
+
+IMAGE_DIR_FORMATS = ("aic", "mpii")
+"""Formats whose image sizes come from an image folder (their files hold none)."""
+
+
+def takes_image_dir(path: Path, format: str | None = None) -> bool:
+    """Whether the source at `path` (in `format`, else detected) reads image sizes from an image folder."""
+    if format is not None:
+        return format in IMAGE_DIR_FORMATS
+    if is_yolo_path(path):
+        return False
+    return detect_format(read_mapped(path), path) in IMAGE_DIR_FORMATS
 
 
 def to_zero_based(dataset: Dataset, origin: int) -> Dataset:
@@ -253,6 +275,13 @@ def build_job(job: Job, progress: Progress | None = None, jobs: int | None = Non
     if target is not None and target.origin:
         target = replace(target, origin=0)  # outputs are 0-based
     sources = load_sources(job.sources, jobs if jobs is not None else job.jobs, progress, checksum=False)
+    if any(s.image_dir_if_used for s in job.sources) and not any(
+        src.dataset.format in IMAGE_DIR_FORMATS for src in sources
+    ):
+        raise UsageError(
+            "--image-dir DIR (for every source) is used by no source: it gives the image folder of raw AIC "
+            "and MPII files"
+        )
     if not job.allow_missing_sizes:
         require_image_sizes(sources)
     if progress is not None:
@@ -302,11 +331,16 @@ def require_image_sizes(sources: Sequence[Source]) -> None:
 
 def check_export_options(job: Job) -> None:
     """UsageError for options that cannot go together: `--gzip` with the detectron2 export (Detectron2
-    reads only a plain annotations.json)."""
+    reads only a plain annotations.json) and `--yolo-keep-empty` without the yolo export."""
     if job.gzip and "detectron2" in job.exports:
         raise UsageError(
             "--gzip cannot go with --export detectron2: Detectron2 reads only a plain annotations.json "
             "(leave out --gzip, recipe key gzip)"
+        )
+    if job.yolo_keep_empty and "yolo" not in job.exports:
+        raise UsageError(
+            "--yolo-keep-empty (recipe key yolo_keep_empty) goes with --export yolo (recipe key export): "
+            "without the yolo export it changes nothing"
         )
 
 

@@ -84,6 +84,8 @@ def recipe_to_job(
     if mode not in MODES:
         raise fail("mode", f"expected one of {', '.join(MODES)}, got {mode!r}")
     out = output if output is not None else data.get("output")
+    if out is None:
+        raise fail("output", 'missing: the output folder (output = "DIR" in the recipe, or -o DIR)')
     if not isinstance(out, str | Path) or not str(out):
         raise fail("output", "expected the output folder as a string")
     sources = data.get("sources")

@@ -122,6 +122,10 @@ GZIP_DETECTRON2 = (
     "Error: --gzip cannot go with --export detectron2: Detectron2 reads only a plain annotations.json "
     "(leave out --gzip, recipe key gzip)\n"
 )
+KEEP_EMPTY_WITHOUT_YOLO = (
+    "Error: --yolo-keep-empty (recipe key yolo_keep_empty) goes with --export yolo (recipe key export): "
+    "without the yolo export it changes nothing\n"
+)
 
 
 @pytest.mark.parametrize(
@@ -129,6 +133,8 @@ GZIP_DETECTRON2 = (
     [
         (["--gzip", "--export", "detectron2"], GZIP_DETECTRON2),
         (["--gzip", "--export", "yolo", "--export", "detectron2"], GZIP_DETECTRON2),
+        (["--yolo-keep-empty"], KEEP_EMPTY_WITHOUT_YOLO),
+        (["--yolo-keep-empty", "--export", "detectron2"], KEEP_EMPTY_WITHOUT_YOLO),
     ],
 )
 @pytest.mark.parametrize("command", ["merge", "combine"])
@@ -145,6 +151,7 @@ def test_options_that_cannot_go_together_write_nothing(tmp_path, command, flags,
     ("extra", "message"),
     [
         ('gzip = true\nexport = ["detectron2"]\n', GZIP_DETECTRON2),
+        ("yolo_keep_empty = true\n", KEEP_EMPTY_WITHOUT_YOLO),
     ],
 )
 def test_recipe_options_that_cannot_go_together(tmp_path, extra, message):
