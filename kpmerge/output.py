@@ -14,6 +14,7 @@ import numpy as np
 
 from . import __version__
 from .build import AREA_FACTOR, Merged
+from .errors import UsageError
 from .folder import ANNOTATIONS, MANIFEST, MANIFEST_VERSION, METAINFO_JSON, METAINFO_PY, annotations_name
 from .formats.coco import SourceTags, dataset_to_coco_chunks
 from .jsonio import Chunks, dumps_pretty
@@ -212,6 +213,21 @@ def missing_sizes(merged: Merged) -> dict[str, Any] | None:
     }
 
 
+def require_sizes(merged: Merged) -> None:
+    """UsageError naming the first source whose images lack width or height, and the fix."""
+    missing = missing_sizes(merged)
+    if missing is None:
+        return
+    name, count = next(iter(missing["sources"].items()))
+    report = next(s for s in merged.sources if s.name == name)
+    total = report.image_range[1] - report.image_range[0]
+    raise UsageError(
+        f"source {name}: {count} of {total} images have no width/height, which MMPose and Detectron2 "
+        "need: read raw AIC and MPII sources with their image folder (SourceSpec(image_dir=...)), or "
+        "write without them with allow_missing_sizes=True"
+    )
+
+
 def manifest(
     merged: Merged,
     sampling: SamplingOptions | None = None,
@@ -408,9 +424,16 @@ def write_output(
     sampling: SamplingOptions | None = None,
     gzip: bool = False,
     progress: Callable[[int], None] | None = None,
+    allow_missing_sizes: bool = False,
 ) -> Path:
     """Write the output files of a merge or combine into the folder `out`, atomically.
 
     `annotations.json` is written in chunks; `progress` gets the records each chunk holds.
+
+    Raises:
+        UsageError: when images lack width or height (MMPose's and Detectron2's loaders need them),
+            unless `allow_missing_sizes` (as `Job.allow_missing_sizes` and `--allow-missing-sizes`).
     """
+    if not allow_missing_sizes:
+        require_sizes(merged)
     return write_folder(output_files(merged, sampling, gzip, progress, chunked=True), out, force)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -173,7 +174,7 @@ def recipe_to_job(
     return Job(
         mode=mode,
         sources=tuple(specs),
-        output=base / out if output is None else Path(out),
+        output=Path(os.path.normpath(base / out)) if output is None else Path(out),
         target=target,
         force=bool(data.get("force", False)) if force is None else force,
         drop_empty=data.get("drop_empty", False),

@@ -9,10 +9,13 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from click.testing import CliRunner
 
+from kpmerge.cli import cli
 from kpmerge.errors import UsageError
 from kpmerge.exports import EXPORTS
 from kpmerge.recipe import SOURCE_KEYS, TOP_KEYS, recipe_to_job
+from tests.synthfiles import style_file
 
 try:  # the format registry (i13fmt)
     from kpmerge.formats import format_names
@@ -101,3 +104,15 @@ def test_output_may_come_from_the_command_line():
     doc = {"mode": "merge", "sources": [{"path": "a.json"}]}
     jsonschema.validate(doc, SCHEMA)
     assert recipe_to_job(doc, Path("/data"), output="out").output == Path("out")
+
+
+def test_summary_names_the_output_folder_normalised(tmp_path, monkeypatch):
+    style_file(tmp_path / "data", "coco", images=2, people=3)
+    (tmp_path / "data" / "r.toml").write_text(
+        'mode = "merge"\noutput = "../out"\n[[sources]]\npath = "coco.json"\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["run", "data/r.toml"], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert result.stderr.splitlines()[0].endswith(" -> out")
+    assert (tmp_path / "out" / "annotations.json").is_file()
