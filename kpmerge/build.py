@@ -13,7 +13,15 @@ from .errors import UsageError
 from .instances import Dataset, Images, Instances
 from .jsonio import no_gc
 from .layouts import BUILTIN_ORDER, Layout, builtin_layout, canonical_name
-from .mapping import Mapping, MappingSpec, apply_mapping, build_mapping, is_auto, resolve_entries
+from .mapping import (
+    Mapping,
+    MappingSpec,
+    apply_mapping,
+    build_mapping,
+    is_auto,
+    is_auto_plus,
+    resolve_entries,
+)
 
 AREA_FACTOR = 0.53
 """Area of a box-only annotation as a share of its box (MMPose's assumption for AIC)."""
@@ -178,20 +186,22 @@ def union_layout(sources: Sequence[Source]) -> Layout:
             joint_weights=tuple(weights),
             sigmas=tuple(sigmas),
         )
-        matched = {term[0] for term, _ in build_mapping(lay, so_far, s.mapping).pairs if len(term) == 1}
-        new = [i for i in range(len(lay)) if i not in matched]
-        new_names = {lay.keypoints[i] for i in new}
+        added = _added_targets(lay, so_far, s.mapping)
+        spec = _without_targets(s.mapping, set(added.values()))
+        matched = {term[0] for term, _ in build_mapping(lay, so_far, spec).pairs if len(term) == 1}
+        new = [i for i in range(len(lay)) if i not in matched or i in added]
+        renamed = {lay.keypoints[i]: added.get(i, lay.keypoints[i]) for i in new}
         for i in new:
-            names.append(lay.keypoints[i])
-            swaps.append(lay.swaps[i] if lay.swaps[i] in new_names else "")
+            names.append(renamed[lay.keypoints[i]])
+            swaps.append(renamed.get(lay.swaps[i], ""))
             types.append(lay.types[i])
             weights.append(lay.joint_weights[i])
             sigmas.append(lay.sigmas[i])
             if use_colors:
                 colors.append(lay.colors[i])
         for j, (a, b) in enumerate(lay.skeleton):
-            if a in new_names and b in new_names:
-                links.append((a, b))
+            if a in renamed and b in renamed:
+                links.append((renamed[a], renamed[b]))
                 if use_link_colors:
                     link_colors.append(lay.skeleton_colors[j])
     union = Layout(
@@ -210,6 +220,56 @@ def union_layout(sources: Sequence[Source]) -> Layout:
     if len(sources) == 1:
         return first
     return _known_union(union) or union
+
+
+def _added_targets(lay: Layout, so_far: Layout, spec: MappingSpec) -> dict[int, str]:
+    """Source keypoint -> name, for each entry target (a name) that the union so far lacks but that names
+    one of the source's own keypoints (exactly or by synonym): that keypoint joins the union under the
+    entry's name, so `auto,left_shoulder+right_shoulder:neck` gives the union a neck."""
+    added: dict[int, str] = {}
+    for target in _entry_targets(spec):
+        if _find(so_far, target) is None and (i := _find(lay, target, synonyms=True)) is not None:
+            added.setdefault(i, target)
+    return added
+
+
+def _entry_targets(spec: MappingSpec) -> list[str]:
+    """The targets given by name in a mapping's explicit entries (after `auto`, if it starts with it)."""
+    return [t for t in map(_named_target, _entries(spec)) if t is not None]
+
+
+def _without_targets(spec: MappingSpec, targets: set[str]) -> MappingSpec:
+    """The mapping without the entries writing `targets` (to match a source against the union so far)."""
+    if not targets or isinstance(spec, str):
+        return spec
+    head = list(spec[:1]) if is_auto_plus(spec) else []
+    return head + [e for e in _entries(spec) if _named_target(e) not in targets]
+
+
+def _entries(spec: MappingSpec) -> list[Any]:
+    if isinstance(spec, str):
+        return []
+    return list(spec[1:] if is_auto_plus(spec) else spec)
+
+
+def _named_target(entry: Any) -> str | None:
+    """The target of a `[source, target]` entry when it is a name (not an index), else None."""
+    ok = isinstance(entry, list | tuple) and len(entry) == 2 and isinstance(entry[1], str)
+    return entry[1] if ok and not entry[1].strip().lstrip("-").isdigit() else None
+
+
+def _find(layout: Layout, name: str, synonyms: bool = False) -> int | None:
+    """The index of keypoint `name` in `layout` (exact or normalised; with `synonyms`, then by synonym
+    when exactly one keypoint matches), or None."""
+    try:
+        return layout.index(name)
+    except UsageError:
+        pass
+    if synonyms:
+        hits = [i for i, n in enumerate(layout.keypoints) if canonical_name(n) == canonical_name(name)]
+        if len(hits) == 1:
+            return hits[0]
+    return None
 
 
 def _known_union(union: Layout) -> Layout | None:

@@ -172,6 +172,14 @@ class MappingValue(click.ParamType):
         return entries
 
 
+def _mapping(text: str) -> Any:
+    """A --mapping value converted by `MappingValue`, its errors naming the option."""
+    try:
+        return MappingValue().convert(text, None, None)
+    except click.BadParameter as exc:
+        raise click.BadParameter(exc.message, param_hint="'--mapping'") from None
+
+
 def _token(text: str) -> int | str:
     text = text.strip()
     return int(text) if text.lstrip("-").isdigit() else text
@@ -222,7 +230,8 @@ def source_options(f: Callable[..., Any]) -> Callable[..., Any]:
             "image_dirs",
             multiple=True,
             type=PairValue(),
-            help="Image folder per raw AIC or MPII source, to read image sizes.",
+            help="Image folder per raw AIC or MPII source, to read image sizes (a bare DIR: for each of "
+            "them).",
         ),
         click.option(
             "--split",
@@ -351,15 +360,15 @@ def _specs(sources: tuple[str, ...], opts: dict[str, Any]) -> tuple[SourceSpec, 
                     values[i] = convert(value)
         return values
 
-    mapping_type = MappingValue()
-    fmts, lays, maps = (
-        per_source("formats"),
-        per_source("layouts"),
-        per_source("mappings", lambda v: mapping_type.convert(v, None, None)),
-    )
+    fmts, lays, maps = per_source("formats"), per_source("layouts"), per_source("mappings", _mapping)
     prefixes, dirs = per_source("prefixes"), per_source("image_dirs", Path)
     factors, batch_ratios = per_source("ratios", float), per_source("batch_ratios", float)
     splits, class_ids = per_source("splits"), per_source("class_ids")
+    dirs_for_all = [False] * len(parsed)  # a bare --image-dir DIR: for the sources that take one
+    for name, _value in opts.get("image_dirs", ()):
+        for i, n in enumerate(names):
+            if name in ("*", n):
+                dirs_for_all[i] = name == "*"
     return tuple(
         SourceSpec(
             path=p,
@@ -374,6 +383,7 @@ def _specs(sources: tuple[str, ...], opts: dict[str, Any]) -> tuple[SourceSpec, 
             batch_ratio=batch_ratios[i],
             split=splits[i],
             class_id=class_ids[i],
+            image_dir_if_used=dirs_for_all[i],
         )
         for i, (n, p) in enumerate(parsed)
     )

@@ -414,7 +414,11 @@ def check_instances(dataset: Dataset, margin: float = BOX_MARGIN) -> list[Proble
         ("outside_box", outside_box.any(axis=1), ids),
         ("outside_image", outside_image.any(axis=1), ids),
         ("zero_labelled", (labelled & zero).any(axis=1), ids),
-        ("unlabelled_with_coordinates", ((v == 0) & ~zero).any(axis=1), ids),
+        (
+            "unlabelled_with_coordinates",
+            ((v == 0) & ~zero & np.isfinite(x) & np.isfinite(y)).any(axis=1),
+            ids,
+        ),
         ("empty_box", ((inst.boxes[:, 2] == 0) | (inst.boxes[:, 3] == 0)), ids),
     ]
     per_image = np.bincount(inst.image_index[inst.image_index >= 0], minlength=len(images))

@@ -15,9 +15,10 @@ import numpy as np
 from .build import Merged, Source, check_source_name, combine, merge
 from .errors import KpmergeError, UsageError
 from .exports import check_exports, export_outputs
-from .formats import default_layout, path_format, read_dataset
+from .formats import default_layout, detect_format, find_format, path_format, read_dataset
 from .formats.yolo import dataset_paths
 from .instances import Dataset
+from .jsonio import read_mapped
 from .layouts import Layout, detect_layout, load_layout
 from .mapping import MappingSpec
 from .output import (
@@ -46,7 +47,10 @@ class SourceSpec:
         layout: Built-in layout name or layout JSON file (default: detected from names or K).
         mapping: `"auto"` or explicit `[source, target]` entries.
         image_prefix: Prepended to image file names.
-        image_dir: Folder of the images, to read sizes for raw AIC.
+        image_dir: Folder of the images, to read sizes for raw AIC and MPII.
+        image_dir_if_used: `image_dir` was given for every source (the CLI's bare `--image-dir DIR`):
+            used only when this source is raw AIC or MPII, else left out (for any other format, an
+            image folder given to this source alone is refused).
         label: How the path is shown in the manifest (default: as given).
         factor: Dataset-level sampling factor (slots per epoch = round(pool * factor)).
         batch_ratio: Share of every batch (None: no batch composition; give it for all sources or none).
@@ -66,6 +70,7 @@ class SourceSpec:
     batch_ratio: float | None = None
     split: str | None = None
     class_id: int | str | None = None
+    image_dir_if_used: bool = False
 
     @property
     def source_name(self) -> str:
@@ -117,11 +122,14 @@ def load_source(spec: SourceSpec, checksum: bool = True) -> Source:
     `checksum`, the manifest's sha256 is left None (for a caller that takes it itself).
     """
     # The checksum is taken in a thread while the file is parsed (hashlib releases the GIL).
+    image_dir = spec.image_dir
+    if image_dir is not None and spec.image_dir_if_used and not takes_image_dir(spec.path, spec.format):
+        image_dir = None
     with ThreadPoolExecutor(max_workers=1) as pool:
         sha256 = pool.submit(_sha256, spec.path) if checksum else None
         try:
             dataset = read_dataset(
-                spec.path, spec.format, spec.image_dir, split=spec.split, class_id=spec.class_id
+                spec.path, spec.format, image_dir, split=spec.split, class_id=spec.class_id
             )
         except BaseException:
             if sha256 is not None:
@@ -162,6 +170,18 @@ def load_source(spec: SourceSpec, checksum: bool = True) -> Source:
         image_prefix=spec.image_prefix,
         meta=meta,
     )
+
+
+def sizes_from_images(format: str) -> bool:
+    """Whether sources of `format` read their image sizes from an image folder (their files hold none)."""
+    fmt = find_format(format)
+    return fmt is not None and not fmt.sizes_in_file and not fmt.no_image_dir
+
+
+def takes_image_dir(path: Path, format: str | None = None) -> bool:
+    """Whether the source at `path` (in `format`, else detected) reads image sizes from an image folder."""
+    name = format or path_format(path) or detect_format(read_mapped(path), path)
+    return sizes_from_images(name)
 
 
 def to_zero_based(dataset: Dataset, origin: int) -> Dataset:
@@ -259,6 +279,13 @@ def build_job(job: Job, progress: Progress | None = None, jobs: int | None = Non
     if target is not None and target.origin:
         target = replace(target, origin=0)  # outputs are 0-based
     sources = load_sources(job.sources, jobs if jobs is not None else job.jobs, progress, checksum=False)
+    if any(s.image_dir_if_used for s in job.sources) and not any(
+        sizes_from_images(src.dataset.format) for src in sources
+    ):
+        raise UsageError(
+            "--image-dir DIR (for every source) is used by no source: it gives the image folder of raw AIC "
+            "and MPII files"
+        )
     if not job.allow_missing_sizes:
         # MMPose's CocoDataset and Detectron2's loader read every image's width and height.
         require_image_sizes(
@@ -310,6 +337,21 @@ def source_inputs(spec: SourceSpec) -> tuple[list[Path], list[Path]]:
     return [spec.path], images
 
 
+def check_export_options(job: Job) -> None:
+    """UsageError for options that cannot go together: `--gzip` with the detectron2 export (Detectron2
+    reads only a plain annotations.json) and `--yolo-keep-empty` without the yolo export."""
+    if job.gzip and "detectron2" in job.exports:
+        raise UsageError(
+            "--gzip cannot go with --export detectron2: Detectron2 reads only a plain annotations.json "
+            "(leave out --gzip, recipe key gzip)"
+        )
+    if job.yolo_keep_empty and "yolo" not in job.exports:
+        raise UsageError(
+            "--yolo-keep-empty (recipe key yolo_keep_empty) goes with --export yolo (recipe key export): "
+            "without the yolo export it changes nothing"
+        )
+
+
 def _check_inputs_outside(job: Job) -> None:
     """UsageError when the output folder is, holds or lies inside an input (source, image folder or
     layout file): replacing it would delete or change that input."""
@@ -350,6 +392,7 @@ def run_job(
     _check_inputs_outside(job)
     check_output_path(job.output, job.force)
     check_exports(job.exports)
+    check_export_options(job)
     if job.show is not None:
         check_output(job.show, job.force, folder=False)
     merged = build_job(job, progress, jobs)

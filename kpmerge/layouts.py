@@ -286,7 +286,10 @@ def builtin_layout(name: str) -> Layout:
         raise UsageError(
             f"unknown layout {name!r} (built-in: {', '.join(BUILTIN_ORDER)}; or give a layout JSON file)"
         )
-    text = resources.files("kpmerge").joinpath("data", "layouts", f"{name}.json").read_text("utf-8")
+    # One name per step, from kpmerge.data: when a folder named kpmerge (a clone) shadows the package,
+    # `kpmerge` is a namespace package whose resources (a MultiplexedPath) take one name per joinpath
+    # and do not hold the data folder.
+    text = (resources.files("kpmerge.data") / "layouts" / f"{name}.json").read_text("utf-8")
     return layout_from_dict(json.loads(text), source=f"built-in layout {name}")
 
 

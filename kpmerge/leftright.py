@@ -161,13 +161,15 @@ def left_right(keypoints: npt.NDArray[np.float64], layout: Layout) -> LeftRight:
     Facing: instances whose nose and both eyes, or both ears, are labelled face the camera; per
     left/right pair with both ends labelled, how many of them have x(left) > x(right). Crossed limbs:
     per skeleton link between two keypoints of the same side (start A, end B with partner B'), among
-    instances with A, B and B' labelled, how many have |AB| < |AB'|.
+    instances with A, B and B' labelled, how many have |AB| < |AB'|. Keypoints without pixel coordinates
+    (NaN: a YOLO dataset whose image sizes are unknown) count as unlabelled here.
     """
     names = layout.keypoints
     pairs = sided_pairs(layout)
     partner = {i: j for p in pairs for i, j in (p, p[::-1])}
     sides = [side(n) for n in names]
-    x, y, labelled = keypoints[:, :, 0], keypoints[:, :, 1], keypoints[:, :, 2] > 0
+    x, y = keypoints[:, :, 0], keypoints[:, :, 1]
+    labelled = pixel_labelled(keypoints)
     facing: tuple[Facing, ...] = ()
     front = _front(labelled, names)
     if front is not None and pairs:
@@ -197,6 +199,11 @@ def left_right(keypoints: npt.NDArray[np.float64], layout: Layout) -> LeftRight:
             for (i, j, _), n, m in zip(links, counted, consistent, strict=True)
         )
     return LeftRight(facing, limbs)
+
+
+def pixel_labelled(keypoints: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+    """(N, K) labelled keypoints (v > 0) whose pixel coordinates are known (finite x and y)."""
+    return (keypoints[:, :, 2] > 0) & np.isfinite(keypoints[:, :, 0]) & np.isfinite(keypoints[:, :, 1])
 
 
 def _front(labelled: npt.NDArray[np.bool_], names: Sequence[str]) -> npt.NDArray[np.bool_] | None:

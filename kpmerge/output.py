@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import gzip as gzip_module
 import queue
 import threading
-from collections.abc import Callable, Iterable
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,57 @@ from .tags import SourceTags
 
 if TYPE_CHECKING:
     from .sampling import SamplingOptions
+
+
+GZIP_LEVEL = 1
+"""`--gzip`'s compression level, fixed so the bytes are reproducible. On kpmerge's JSON, level 1 is about
+6x faster than level 6 for a file about 17% larger (docs/output.md)."""
+
+
+class GzipStream:
+    """One gzip member made piece by piece, whatever the pieces: the bytes Python's
+    `gzip.GzipFile(compresslevel=GZIP_LEVEL, mtime=0, filename="")` writes (no time stamp, no file
+    name, OS byte 255 on every platform)."""
+
+    def __init__(self) -> None:
+        self._packer = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+        self._crc = 0
+        self._size = 0
+        self._header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x04\xff"  # mtime 0; XFL 4: fastest; OS unknown
+
+    def compress(self, data: bytes) -> bytes:
+        """The next compressed bytes for `data`."""
+        self._crc = zlib.crc32(data, self._crc)
+        self._size += len(data)
+        head, self._header = self._header, b""
+        return head + self._packer.compress(data)
+
+    def finish(self) -> bytes:
+        """The last compressed bytes and the trailer (CRC-32 and size)."""
+        head, self._header = self._header, b""
+        tail = self._crc.to_bytes(4, "little") + (self._size & 0xFFFFFFFF).to_bytes(4, "little")
+        return head + self._packer.flush() + tail
+
+
+class GzipChunks:
+    """Chunks that `write_folder` writes compressed (`GzipStream`) in its writer thread: zlib runs without
+    the GIL, so compressing overlaps making the next chunk."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self.chunks = chunks
+
+    def __iter__(self) -> Iterator[bytes]:
+        """The compressed bytes in pieces, for callers that write them some other way."""
+        stream = GzipStream()
+        for chunk in self.chunks:
+            yield stream.compress(chunk)
+        yield stream.finish()
+
+
+def gzip_bytes(data: bytes) -> bytes:
+    """`data` compressed as `--gzip` writes it."""
+    stream = GzipStream()
+    return stream.compress(data) + stream.finish()
 
 
 def annotations_bytes(merged: Merged) -> bytes:
@@ -204,6 +255,21 @@ def missing_sizes(merged: Merged) -> dict[str, Any] | None:
     }
 
 
+def require_sizes(merged: Merged) -> None:
+    """UsageError naming the first source whose images lack width or height, and the fix."""
+    missing = missing_sizes(merged)
+    if missing is None:
+        return
+    name, count = next(iter(missing["sources"].items()))
+    report = next(s for s in merged.sources if s.name == name)
+    total = report.image_range[1] - report.image_range[0]
+    raise UsageError(
+        f"source {name}: {count} of {total} images have no width/height, which MMPose and Detectron2 "
+        "need: read raw AIC and MPII sources with their image folder (SourceSpec(image_dir=...)), or "
+        "write without them with allow_missing_sizes=True"
+    )
+
+
 def manifest(
     merged: Merged,
     sampling: SamplingOptions | None = None,
@@ -291,10 +357,10 @@ def output_files(
 
     def annotations() -> bytes | Iterable[bytes]:
         chunks = annotations_chunks(merged, progress)
-        if chunked and not gzip:
-            return chunks
+        if chunked:
+            return GzipChunks(chunks) if gzip else chunks
         data = b"".join(chunks)
-        return gzip_module.compress(data, compresslevel=6, mtime=0) if gzip else data
+        return gzip_bytes(data) if gzip else data
 
     return {
         name: annotations,
@@ -333,6 +399,8 @@ def write_folder(
                 data = make()
                 if isinstance(data, bytes | bytearray):
                     target.write_bytes(data)
+                elif isinstance(data, GzipChunks):
+                    write_chunks(target, data.chunks, GzipStream())
                 else:
                     write_chunks(target, data)
             stage.publish()
@@ -341,8 +409,9 @@ def write_folder(
     return path
 
 
-def write_chunks(path: Path, chunks: Iterable[bytes]) -> None:
-    """Write chunks to a new file in order; a thread writes while the next chunk is made.
+def write_chunks(path: Path, chunks: Iterable[bytes], stream: GzipStream | None = None) -> None:
+    """Write chunks to a new file in order; a thread writes while the next chunk is made (and compresses
+    it first through `stream`, when given).
 
     Any exception (an interrupt too) stops both at once: the thread is told to stop, the queue it
     reads is emptied so nothing blocks, and the exception goes on to the caller.
@@ -355,9 +424,14 @@ def write_chunks(path: Path, chunks: Iterable[bytes]) -> None:
             while (chunk := pending.get()) is not None:
                 if not failed:
                     try:
-                        f.write(chunk)
+                        f.write(stream.compress(chunk) if stream else chunk)
                     except BaseException as exc:  # handed to the caller's thread below
                         failed.append(exc)
+            if stream and not failed:
+                try:
+                    f.write(stream.finish())
+                except BaseException as exc:
+                    failed.append(exc)
 
         thread = threading.Thread(target=writer, name="kpmerge-writer", daemon=True)
         thread.start()
@@ -396,9 +470,16 @@ def write_output(
     sampling: SamplingOptions | None = None,
     gzip: bool = False,
     progress: Callable[[int], None] | None = None,
+    allow_missing_sizes: bool = False,
 ) -> Path:
     """Write the output files of a merge or combine into the folder `out`, atomically.
 
     `annotations.json` is written in chunks; `progress` gets the records each chunk holds.
+
+    Raises:
+        UsageError: when images lack width or height (MMPose's and Detectron2's loaders need them),
+            unless `allow_missing_sizes` (as `Job.allow_missing_sizes` and `--allow-missing-sizes`).
     """
+    if not allow_missing_sizes:
+        require_sizes(merged)
     return write_folder(output_files(merged, sampling, gzip, progress, chunked=True), out, force)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,8 @@ def recipe_to_job(
     if mode not in MODES:
         raise fail("mode", f"expected one of {', '.join(MODES)}, got {mode!r}")
     out = output if output is not None else data.get("output")
+    if out is None:
+        raise fail("output", 'missing: the output folder (output = "DIR" in the recipe, or -o DIR)')
     if not isinstance(out, str | Path) or not str(out):
         raise fail("output", "expected the output folder as a string")
     sources = data.get("sources")
@@ -171,7 +174,7 @@ def recipe_to_job(
     return Job(
         mode=mode,
         sources=tuple(specs),
-        output=base / out if output is None else Path(out),
+        output=Path(os.path.normpath(base / out)) if output is None else Path(out),
         target=target,
         force=bool(data.get("force", False)) if force is None else force,
         drop_empty=data.get("drop_empty", False),

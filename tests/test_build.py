@@ -11,7 +11,7 @@ from kpmerge.errors import UsageError
 from kpmerge.job import SourceSpec, load_source
 from kpmerge.layouts import builtin_layout
 from tests.conftest import AIC_RAW, REFERENCE, fixture, needs_fixtures
-from tests.synthfiles import load, raw_aic_file, style_file
+from tests.synthfiles import load, mpii_file, raw_aic_file, style_file
 from tests.test_mapping import MMPOSE_AIC_TO_COCO
 
 
@@ -194,3 +194,49 @@ def test_fidelity_on_mmpose_files(aic_raw_images):
     assert list(lay.sigmas) == ref["sigmas"]
     assert list(lay.joint_weights[:18]) == ref["joint_weights"]
     assert [s.annotation_range for s in merged.sources] == [(0, 14), (14, 23)]
+
+
+def _pairs(report) -> dict[str, object]:
+    """Target name -> source name (or pair of names) of a source's mapping."""
+    return {t: s for s, t in report.mapping.name_pairs()}
+
+
+def test_combine_auto_plus_an_override_of_a_keypoint_the_union_lacks(tmp_path):
+    coco = _src(style_file(tmp_path, "coco", people=4), "coco")
+    aic = _src(
+        style_file(tmp_path, "aic", people=5),
+        "aic",
+        mapping=["auto", [["left_shoulder", "right_shoulder"], "neck"]],
+    )
+    merged = combine([coco, aic])
+    assert list(merged.layout.keypoints) == list(builtin_layout("coco_aic").keypoints)
+    pairs = _pairs(merged.sources[1])
+    assert pairs["neck"] == ["left_shoulder", "right_shoulder"] and pairs["head_top"] == "head_top"
+    assert merged.sources[1].mapping.dropped == [builtin_layout("aic").index("neck")]
+    inst, lay = merged.dataset.instances, merged.layout
+    left, right, neck = (lay.index(n) for n in ("left_shoulder", "right_shoulder", "neck"))
+    both = (inst.keypoints[4:, left, 2] > 0) & (inst.keypoints[4:, right, 2] > 0)
+    np.testing.assert_allclose(
+        inst.keypoints[4:, neck, :2][both],
+        (inst.keypoints[4:, left, :2][both] + inst.keypoints[4:, right, :2][both]) / 2,
+    )
+
+
+def test_combine_auto_plus_an_override_named_by_a_synonym(tmp_path):
+    mpii_path, images = mpii_file(tmp_path, images=2, people=3)
+    coco = _src(style_file(tmp_path, "coco", people=4), "coco")
+    mpii = _src(mpii_path, "mpii", image_dir=images, mapping=["auto", ["thorax", "neck"]])
+    merged = combine([coco, mpii])
+    names = list(merged.layout.keypoints)
+    assert names[:17] == list(builtin_layout("coco").keypoints)
+    assert "neck" in names and "upper_neck" not in names and "thorax" in names
+    pairs = _pairs(merged.sources[1])
+    assert pairs["neck"] == "thorax" and pairs["thorax"] == "thorax"
+    assert merged.sources[1].mapping.dropped == [builtin_layout("mpii").index("upper_neck")]
+
+
+def test_combine_an_override_naming_no_keypoint_is_refused(tmp_path):
+    coco = _src(style_file(tmp_path, "coco"), "coco")
+    aic = _src(style_file(tmp_path, "aic"), "aic", mapping=["auto", ["head_top", "chin"]])
+    with pytest.raises(UsageError, match=r"entry 1 .*: target: union has no keypoint 'chin'"):
+        combine([coco, aic])

@@ -116,3 +116,57 @@ def test_recipe_schema_knows_export(export, valid):
     schema = json.loads((Path(__file__).parents[1] / "schemas" / "recipe.schema.json").read_text())
     errors = list(jsonschema.Draft202012Validator(schema).iter_errors(_recipe(export=export)))
     assert (not errors) == valid
+
+
+GZIP_DETECTRON2 = (
+    "Error: --gzip cannot go with --export detectron2: Detectron2 reads only a plain annotations.json "
+    "(leave out --gzip, recipe key gzip)\n"
+)
+KEEP_EMPTY_WITHOUT_YOLO = (
+    "Error: --yolo-keep-empty (recipe key yolo_keep_empty) goes with --export yolo (recipe key export): "
+    "without the yolo export it changes nothing\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--gzip", "--export", "detectron2"], GZIP_DETECTRON2),
+        (["--gzip", "--export", "yolo", "--export", "detectron2"], GZIP_DETECTRON2),
+        (["--yolo-keep-empty"], KEEP_EMPTY_WITHOUT_YOLO),
+        (["--yolo-keep-empty", "--export", "detectron2"], KEEP_EMPTY_WITHOUT_YOLO),
+    ],
+)
+@pytest.mark.parametrize("command", ["merge", "combine"])
+def test_options_that_cannot_go_together_write_nothing(tmp_path, command, flags, message):
+    coco = style_file(tmp_path / "in", "coco")
+    result = CliRunner().invoke(cli, [command, f"coco={coco}", "-o", str(tmp_path / "out"), *flags])
+    assert result.exit_code == 2
+    assert result.stderr == message
+    assert result.stdout == ""
+    assert list(tmp_path.iterdir()) == [tmp_path / "in"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('gzip = true\nexport = ["detectron2"]\n', GZIP_DETECTRON2),
+        ("yolo_keep_empty = true\n", KEEP_EMPTY_WITHOUT_YOLO),
+    ],
+)
+def test_recipe_options_that_cannot_go_together(tmp_path, extra, message):
+    style_file(tmp_path, "coco")
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(f'mode = "merge"\noutput = "out"\n{extra}[[sources]]\npath = "coco.json"\n')
+    result = CliRunner().invoke(cli, ["run", str(recipe)])
+    assert result.exit_code == 2
+    assert result.stderr == message
+    assert not (tmp_path / "out").exists()
+
+
+def test_gzip_with_the_yolo_export_and_keep_empty_with_it_are_written(tmp_path):
+    coco = style_file(tmp_path / "in", "coco")
+    args = ["merge", f"coco={coco}", "-o", str(tmp_path / "out"), "-q", "--gzip", "--export", "yolo"]
+    result = CliRunner().invoke(cli, [*args, "--yolo-keep-empty"], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert (tmp_path / "out" / "annotations.json.gz").is_file()

@@ -354,3 +354,25 @@ def test_summary_lists_the_target_keypoints_each_source_leaves_unmapped(tmp_path
     assert (
         "note: aic: target keypoints left unmapped: nose, left_eye, right_eye, left_ear, right_ear" in lines
     )
+
+
+def test_combine_auto_plus_an_override_from_the_cli_and_a_recipe(tmp_path):
+    coco = _layout_file(tmp_path / "coco.json", "coco")
+    aic = _layout_file(tmp_path / "aic.json", "aic")
+    mapping = "aic=auto,left_shoulder+right_shoulder:neck"
+    invoke("combine", f"coco={coco}", f"aic={aic}", "--mapping", mapping, "-o", tmp_path / "cli", "-q")
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(
+        'mode = "combine"\noutput = "recipe"\n[[sources]]\nname = "coco"\npath = "coco.json"\n'
+        '[[sources]]\nname = "aic"\npath = "aic.json"\n'
+        'mapping = ["auto", [["left_shoulder", "right_shoulder"], "neck"]]\n'
+    )
+    invoke("run", recipe, "-q")
+    for out in (tmp_path / "cli", tmp_path / "recipe"):
+        meta = load(out, "metainfo.json")
+        assert meta["layout"]["name"] == "coco_aic"
+        names = meta["keypoints"]
+        pairs = {names[t]: s for s, t in meta["sources"][1]["mapping"]}
+        aic_names = json.loads(invoke("layouts", "show", "aic").stdout)["keypoints"]
+        assert pairs[names[-1]] == [aic_names.index("left_shoulder"), aic_names.index("right_shoulder")]
+    assert load(tmp_path / "cli", "annotations.json") == load(tmp_path / "recipe", "annotations.json")

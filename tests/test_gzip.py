@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import io
+import itertools
 import json
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -12,7 +15,9 @@ from kpmerge.cli import cli
 from kpmerge.errors import KpmergeError, UsageError
 from kpmerge.formats import read_dataset
 from kpmerge.jsonio import read_bytes
+from kpmerge.output import GzipChunks, GzipStream, gzip_bytes
 from kpmerge.recipe import recipe_to_job
+from kpmerge.synth import synth_coco
 from tests.synthfiles import mpii_file, raw_aic_file, style_file
 
 
@@ -86,3 +91,33 @@ def test_recipe_gzip_key(tmp_path):
     assert recipe_to_job(base, tmp_path).gzip is False
     with pytest.raises(UsageError, match="expected true or false"):
         recipe_to_job(base | {"gzip": "yes"}, tmp_path)
+
+
+def _reference_gzip(data: bytes) -> bytes:
+    """`data` as Python's GzipFile writes it at level 1 with no time stamp and no file name."""
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", compresslevel=1, mtime=0, filename="") as f:
+        f.write(data)
+    return buf.getvalue()
+
+
+def test_gzip_output_is_level_1_without_time_stamp(tmp_path):
+    coco = tmp_path / "coco.json"
+    coco.write_bytes(synth_coco(scale=0.002))
+    for name, extra in (("plain", []), ("gz", ["--gzip"])):
+        args = ["merge", f"coco={coco}", "-o", str(tmp_path / name), "-q", *extra]
+        assert CliRunner().invoke(cli, args, catch_exceptions=False).exit_code == 0
+    plain = (tmp_path / "plain" / "annotations.json").read_bytes()
+    packed = (tmp_path / "gz" / "annotations.json.gz").read_bytes()
+    assert packed == _reference_gzip(plain)
+    assert packed[4:8] == b"\0\0\0\0"  # mtime
+
+
+@pytest.mark.parametrize("sizes", [[], [0], [1], [7, 0, 100], [5000, 5000], [65536, 1, 99999]])
+def test_gzip_stream_bytes_do_not_depend_on_the_pieces(sizes):
+    data = synth_coco(scale=0.001)
+    cuts = np.cumsum([0, *sizes]).clip(max=len(data))
+    pieces = [data[a:b] for a, b in itertools.pairwise(cuts)] + [data[cuts[-1] :]]
+    assert b"".join(GzipChunks(pieces)) == gzip_bytes(data) == _reference_gzip(data)
+    stream = GzipStream()
+    assert b"".join(stream.compress(p) for p in pieces) + stream.finish() == gzip_bytes(data)

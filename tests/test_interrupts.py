@@ -21,7 +21,7 @@ from kpmerge.cli import Interrupted, cli, interrupt_exit
 from kpmerge.errors import KpmergeError
 from kpmerge.formats import coco_writer
 from kpmerge.jsonio import Chunks
-from kpmerge.output import write_folder
+from kpmerge.output import GzipChunks, write_folder
 from kpmerge.synth import synth_aic, synth_coco
 
 END_WITHIN = 2.0
@@ -296,3 +296,12 @@ def test_a_signal_ignored_at_start_stays_ignored(tmp_path):
     code, _, _ = _run(["combine", str(c), "-o", str(out), "-q"], signal.SIGHUP, 0.05, ignore=signal.SIGHUP)
     assert code == 0
     assert sorted(_tree(out)) == ["annotations.json", "manifest.json", "metainfo.json", "metainfo.py"]
+
+
+@pytest.mark.parametrize("at", [0, 1, 5, 63])
+def test_the_gzip_writer_stops_at_once_at_any_chunk(tmp_path, at):
+    out = tmp_path / "OUT"
+    with pytest.raises(KeyboardInterrupt):
+        write_folder({"a.json.gz": lambda: GzipChunks(_failing_chunks(64, at, KeyboardInterrupt()))}, out)
+    assert not out.exists()
+    assert _leftovers(tmp_path) == []

@@ -257,3 +257,46 @@ def test_mapping_swaps_are_caught_on_the_coco_fixture(tmp_path, mapping, kind):
     if kind == "limb_crossed":
         assert set(found[0].examples) <= {f"swapped: {link}" for link in ELBOW_LINKS}
         assert "swapped: left_shoulder-left_elbow" in found[0].examples
+
+
+def test_people_without_pixel_coordinates_are_left_out():
+    good = _posed(40)
+    unknown = _posed(60, seed=1)
+    unknown[:, :, :2] = np.nan  # a YOLO dataset whose image sizes are unknown
+    alone = left_right(unknown, COCO)
+    assert all(f.front_facing == 0 for f in alone.facing) and all(m.counted == 0 for m in alone.limbs)
+    assert alone.problems() == []
+    mixed, reference = left_right(np.concatenate([unknown, good]), COCO), left_right(good, COCO)
+    assert mixed == reference
+
+
+def _yolo_without_images(root: Path, people: int) -> Path:
+    """A YOLO-pose dataset whose list file names images that are not there (their sizes unknown)."""
+    kp = _posed(people, back=0.0)
+    kp[:, :, 0] /= 200.0
+    kp[:, :, 1] /= 300.0
+    kp[::3, COCO.index("left_ankle")] = 0  # unlabelled: 0 0 0
+    (root / "labels").mkdir(parents=True)
+    lines = []
+    for i, person in enumerate(kp):
+        values = [0, 0.3, 0.4, 0.5, 0.7, *person.ravel().tolist()]
+        (root / "labels" / f"{i}.txt").write_text(" ".join(f"{v:g}" for v in values) + "\n")
+        lines.append(f"images/{i}.jpg")
+    (root / "train.txt").write_text("\n".join(lines) + "\n")
+    flip = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
+    (root / "data.yaml").write_text(
+        f"path: .\ntrain: train.txt\nkpt_shape: [17, 3]\nflip_idx: {flip}\nnames:\n  0: person\n"
+    )
+    return root / "data.yaml"
+
+
+def test_inspect_a_yolo_dataset_without_images_reports_no_side_problems(tmp_path):
+    path = _yolo_without_images(tmp_path / "set", 2 * MIN_INSTANCES)
+    f = inspect([path]).files[0]
+    kinds = {p.kind for p in f.problems}
+    assert "missing_image_file" in kinds
+    assert not kinds & {"left_right_swapped", "limb_crossed", "unlabelled_with_coordinates"}
+    result = CliRunner().invoke(cli, ["inspect", str(path)])
+    assert "% of " not in result.stdout
+    for kind in ("left_right_swapped", "limb_crossed", "unlabelled_with_coordinates"):
+        assert kind not in result.stdout
