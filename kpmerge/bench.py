@@ -112,12 +112,13 @@ while True:
         peak = max(peak, tree_rss(p.pid))
     time.sleep(0.01)
 wall = time.perf_counter() - t
-print(json.dumps([wall, usage.ru_maxrss * 1024, peak, os.waitstatus_to_exitcode(status)]))
+cpu = usage.ru_utime + usage.ru_stime  # the process and the helpers it waited for
+print(json.dumps([wall, usage.ru_maxrss * 1024, peak, os.waitstatus_to_exitcode(status), cpu]))
 """
 
 
-def run_once(cmd: list[str], sample: bool = True) -> tuple[float, float]:
-    """Wall seconds and peak memory (MB) of one whole process and any helpers it starts.
+def run_once(cmd: list[str], sample: bool = True) -> tuple[float, float, float]:
+    """Wall seconds, peak memory (MB) and CPU seconds of one whole process and any helpers it starts.
 
     The peak is the larger of the process's own exact peak RSS and (with `sample`) the sampled sum over
     its process tree; sampling takes some CPU from the process measured.
@@ -129,10 +130,10 @@ def run_once(cmd: list[str], sample: bool = True) -> tuple[float, float]:
     )
     if done.returncode != 0 or not done.stdout.strip():
         raise RuntimeError(f"{' '.join(cmd)}: launcher failed:\n{done.stderr}")
-    wall, maxrss, tree_peak, code = json.loads(done.stdout.strip().splitlines()[-1])
+    wall, maxrss, tree_peak, code, cpu = json.loads(done.stdout.strip().splitlines()[-1])
     if code != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({code}):\n{done.stderr}")
-    return wall, max(maxrss, tree_peak) / 2**20
+    return wall, max(maxrss, tree_peak) / 2**20, cpu
 
 
 def has_command(name: str) -> bool:
@@ -154,6 +155,10 @@ def steps(paths: dict[str, Path], out: Path) -> tuple[dict[str, list[str]], list
         "kpmerge combine": [
             *(py, "-m", "kpmerge", "combine", *sources, "-o", str(out / "combine"), "--force", "-q")
         ],
+        "kpmerge combine --jobs 1 (no helper process)": [
+            *(py, "-m", "kpmerge", "combine", *sources, "-o", str(out / "combine1"), "--force", "-q"),
+            *("--jobs", "1"),
+        ],
     }
     notes = []
     if has_command("inspect"):
@@ -167,26 +172,32 @@ def measure(cmds: dict[str, list[str]], runs: int) -> dict[str, dict[str, Any]]:
     """Run every step `runs` times, steps interleaved, then once more sampling memory; medians of wall
     time and peak memory (the larger of the median own peak and the process tree's sampled peak)."""
     walls: dict[str, list[float]] = {k: [] for k in cmds}
+    cpus: dict[str, list[float]] = {k: [] for k in cmds}
     rss: dict[str, list[float]] = {k: [] for k in cmds}
     tree: dict[str, float] = {}
     for r in range(runs + 1):  # the last run samples the memory of the process tree and is not timed
         for name, cmd in cmds.items():
             if "-o" in cmd:  # a fresh output folder each time (removing the last one is not timed)
                 shutil.rmtree(cmd[cmd.index("-o") + 1], ignore_errors=True)
-            wall, mem = run_once(cmd, sample=r == runs)
+            wall, mem, cpu = run_once(cmd, sample=r == runs)
             if r == runs:
                 tree[name] = round(mem, 1)
                 print(f"  memory run {name}: {mem:.0f} MB", file=sys.stderr, flush=True)
                 continue
             walls[name].append(round(wall, 3))
+            cpus[name].append(round(cpu, 3))
             rss[name].append(round(mem, 1))
-            print(f"  run {r + 1}/{runs} {name}: {wall:.2f} s, {mem:.0f} MB", file=sys.stderr, flush=True)
+            line = f"  run {r + 1}/{runs} {name}: {wall:.2f} s, {cpu:.2f} s CPU, {mem:.0f} MB"
+            print(line, file=sys.stderr, flush=True)
     peaks = {name: max(statistics.median(rss[name]), tree[name]) for name in cmds}
     ref = next(k for k in cmds if k.startswith("reference"))
-    ref_wall = statistics.median(walls[ref])
+    ref_wall, ref_cpu = statistics.median(walls[ref]), statistics.median(cpus[ref])
     return {
         name: {
             "wall_s": walls[name],
+            "cpu_s": cpus[name],
+            "cpu_s_median": round(statistics.median(cpus[name]), 3),
+            "cpu_ratio_to_reference": round(statistics.median(cpus[name]) / ref_cpu, 3),
             "peak_rss_mb": rss[name],
             "peak_tree_mb": tree[name],
             "wall_s_median": round(statistics.median(walls[name]), 3),
@@ -239,14 +250,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"Scale {result['scale']:g} ({sizes}); median of {result['runs']} runs; "
         f"{m['cpu']}, {m['cores']} cores, {m['ram_gb']} GB RAM, Python {m['python']}.",
         "",
-        "| step | wall time (s) | x reference | peak memory (MB) | x reference |",
-        "|---|---:|---:|---:|---:|",
+        *_table(result["steps"]),
     ]
-    for name, r in result["steps"].items():
-        lines.append(
-            f"| {name} | {r['wall_s_median']:.2f} | {r['wall_ratio_to_reference']:.2f} | "
-            f"{r['peak_rss_mb_median']:.0f} | {r['rss_ratio_to_reference']:.2f} |"
-        )
     if "linearity" in result:
         lin = result["linearity"]
         lines += [
@@ -260,16 +265,25 @@ def markdown(result: dict[str, Any]) -> str:
             "",
             f"COCO-WholeBody ({wb['input']['mb']:.0f} MB), median of {result['runs']} runs:",
             "",
-            "| step | wall time (s) | x reference | peak memory (MB) | x reference |",
-            "|---|---:|---:|---:|---:|",
+            *_table(wb["steps"]),
         ]
-        for name, r in wb["steps"].items():
-            lines.append(
-                f"| {name} | {r['wall_s_median']:.2f} | {r['wall_ratio_to_reference']:.2f} | "
-                f"{r['peak_rss_mb_median']:.0f} | {r['rss_ratio_to_reference']:.2f} |"
-            )
     lines += [f"Note: {n}" for n in result["notes"]]
     return "\n".join(lines)
+
+
+def _table(steps: dict[str, dict[str, Any]]) -> list[str]:
+    """Markdown rows: wall time, CPU time and peak memory of every step, and each against the reference."""
+    lines = [
+        "| step | wall time (s) | x ref. | CPU time (s) | x ref. | peak memory (MB) | x ref. |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in steps.items():
+        lines.append(
+            f"| {name} | {r['wall_s_median']:.2f} | {r['wall_ratio_to_reference']:.2f} | "
+            f"{r['cpu_s_median']:.2f} | {r['cpu_ratio_to_reference']:.2f} | "
+            f"{r['peak_rss_mb_median']:.0f} | {r['rss_ratio_to_reference']:.2f} |"
+        )
+    return lines
 
 
 def bench(

@@ -16,8 +16,8 @@ def test_data_files_are_generated_once(tmp_path):
 
 
 def test_run_once_measures_a_process():
-    wall, mb = bench.run_once([sys.executable, "-c", "x = bytearray(64 * 2**20)"])
-    assert wall > 0
+    wall, mb, cpu = bench.run_once([sys.executable, "-c", "x = bytearray(64 * 2**20)"])
+    assert wall > 0 and cpu > 0
     assert mb >= 64
 
 
@@ -27,7 +27,8 @@ def test_bench_report(tmp_path):
     assert "reference (orjson load + dump, gc off)" in steps and "kpmerge combine" in steps
     assert ("kpmerge inspect" in steps) == bench.has_command("inspect")
     ref = steps["reference (orjson load + dump, gc off)"]
-    assert ref["wall_ratio_to_reference"] == 1.0
+    assert ref["wall_ratio_to_reference"] == 1.0 and ref["cpu_ratio_to_reference"] == 1.0
+    assert "kpmerge combine --jobs 1 (no helper process)" in steps
     table = bench.markdown(result)
     assert "| kpmerge combine |" in table and result["machine"]["python"] in table
     whole = result["wholebody"]["steps"]
