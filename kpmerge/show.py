@@ -25,7 +25,7 @@ from .errors import KpmergeError, UsageError
 from .folder import METAINFO_JSON, is_output_folder, read_output_folder
 from .formats.coco import read_coco
 from .instances import Instances
-from .job import SourceSpec, load_source, reads_yolo, source_inputs
+from .job import SourceSpec, load_source, parse_source, reads_yolo, source_inputs
 from .layouts import Layout, layout_from_dict
 from .leftright import side
 from .output import trainable_pools
@@ -130,6 +130,15 @@ def show(
     sheet = contact_sheet(paths, images, per_source, seed, names, cell)
     write_file(sheet.png(), out, force, published)
     return sheet
+
+
+def named_sources(texts: Sequence[str]) -> list[str | SourceSpec]:
+    """The PATH arguments of `kpmerge show` as `show` takes them: `NAME=FILE` names one source."""
+    specs: list[str | SourceSpec] = []
+    for text in texts:
+        name, path = parse_source(text)
+        specs.append(text if name is None else SourceSpec(path=path, name=name))
+    return specs
 
 
 def contact_sheet(
