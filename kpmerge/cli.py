@@ -25,12 +25,13 @@ from .cli_options import (
     source_options,
 )
 from .cli_report import ProgressBars, summary
+from .epochs import FORMATS, write_epochs
 from .errors import KpmergeError
 from .interrupts import STOP_SIGNALS, Interrupted, check_stop, handle_stop_signals, interrupt_exit, settle
 from .job import Job, run_job
 from .layouts import builtin_layout_names, load_layout
 from .recipe import read_recipe
-from .sampling import FORMATS, INT64_MAX, write_epochs
+from .sampling import INT64_MAX
 
 __all__ = [
     "STOP_SIGNALS",

@@ -8,12 +8,13 @@ from typing import Any
 
 import click
 
+from .epochs import parse_epochs
 from .errors import KpmergeError
 from .exports import EXPORTS
 from .formats import format_names
 from .job import Job, SourceSpec, parse_source
 from .jsonio import load_json
-from .sampling import INT64_MAX, MAX_BATCH_SIZE, parse_epochs
+from .sampling import INT64_MAX, MAX_BATCH_SIZE
 
 
 class PairValue(click.ParamType):
