@@ -427,3 +427,12 @@ def run_job(
         except OSError as exc:
             raise as_write_error(exc, job.show) from None
     return merged
+
+
+def parse_source(text: str) -> tuple[str | None, Path]:
+    """A source as the command line gives it: `NAME=PATH` names it (unless a file of that whole name
+    exists), else the path alone (name None)."""
+    name, sep, path = text.partition("=")
+    if sep and name and not Path(text).exists():
+        return name, Path(path)
+    return None, Path(text)

@@ -42,6 +42,7 @@ from pathlib import Path
 from types import TracebackType
 
 from .errors import KpmergeError, UsageError
+from .interrupts import check_stop
 
 OWNER = "owner.json"
 """The marker in each temporary folder: who made it (see `Staging`)."""
@@ -165,7 +166,9 @@ class Staging:
 
     def publish(self) -> Path:
         """Move the new output into place (see the module docs); UsageError when something is at
-        `out` without `force`."""
+        `out` without `force`; `Interrupted` when a stop signal came but did not stop the run (see
+        `kpmerge.interrupts.check_stop`): then nothing is published."""
+        check_stop()
         ident = _identity(self.path)
         try:
             if self.force:

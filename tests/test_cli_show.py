@@ -170,7 +170,7 @@ def test_recipe_interrupted_while_drawing_leaves_nothing(tmp_path, monkeypatch):
     def draw(*args):
         raise Interrupted(signal.SIGTERM)
 
-    monkeypatch.setattr(show, "_draw", draw)
+    monkeypatch.setattr(show, "draw_sheet", draw)
     recipe = _recipe(tmp_path, 'show = "sheet.png"')
     result = invoke("run", recipe, ok=False)
     assert result.exit_code == 143

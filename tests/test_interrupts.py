@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from kpmerge import cli as cli_module
-from kpmerge import output, publish
+from kpmerge import interrupts, output, publish
 from kpmerge.cli import Interrupted, cli, interrupt_exit
 from kpmerge.errors import KpmergeError
 from kpmerge.formats import coco_writer
@@ -305,3 +306,106 @@ def test_the_gzip_writer_stops_at_once_at_any_chunk(tmp_path, at):
         write_folder({"a.json.gz": lambda: GzipChunks(_failing_chunks(64, at, KeyboardInterrupt()))}, out)
     assert not out.exists()
     assert _leftovers(tmp_path) == []
+
+
+# --- a signal whose Interrupted Python swallows (raised inside __del__ or a weakref callback) ---------
+
+
+@pytest.fixture
+def stop_handlers(monkeypatch):
+    """The command's real stop-signal handlers, in this process, with a fresh record of signals."""
+    monkeypatch.setattr(interrupts, "_STOP", interrupts.StopState())
+    monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)  # put back after the test
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    interrupts.handle_stop_signals()
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
+
+
+def _swallowed_signal(how: str, signum: int = signal.SIGTERM) -> None:
+    """Deliver `signum` so that the handler runs inside a `__del__` or a weakref callback, where Python
+    prints "Exception ignored" and carries on."""
+
+    class Dropped:
+        def __del__(self):
+            if how == "del":
+                signal.raise_signal(signum)
+
+    obj = Dropped()
+    ref = weakref.ref(obj, lambda r: signal.raise_signal(signum)) if how == "weakref" else None
+    del obj
+    del ref
+
+
+@pytest.mark.parametrize("how", ["del", "weakref"])
+def test_a_swallowed_signal_still_stops_the_run_before_publishing(tmp_path, monkeypatch, stop_handlers, how):
+    c = tmp_path / "c.json"
+    c.write_bytes(synth_coco(scale=0.001, seed=1))
+    out = tmp_path / "OUT"
+    out.mkdir()
+    (out / "annotations.json").write_text("previous")
+    real = cli_module.run_job
+
+    def run_job(*args, **kwargs):
+        _swallowed_signal(how)
+        return real(*args, **kwargs)  # goes on: the exception was swallowed
+
+    monkeypatch.setattr(cli_module, "run_job", run_job)
+    result = CliRunner().invoke(cli, ["combine", str(c), "-o", str(out), "--force", "-q"])
+    assert result.exit_code == 143
+    assert result.stderr == "Error: interrupted by SIGTERM; nothing was written\n"
+    assert _tree(out) == {"annotations.json": b"previous"}
+    assert _leftovers(tmp_path) == []
+
+
+def test_a_signal_after_a_swallowed_one_still_stops(stop_handlers):
+    _swallowed_signal("del", signal.SIGTERM)
+    with pytest.raises(Interrupted) as raised:
+        signal.raise_signal(signal.SIGINT)
+    assert raised.value.signum == signal.SIGTERM  # the first one, as its exit code
+    # An interrupt on its way (not swallowed): a second signal is ignored while the run cleans up.
+    signal.raise_signal(signal.SIGHUP)
+
+
+def test_a_swallowed_signal_in_a_command_that_writes_nothing(monkeypatch, stop_handlers):
+    real = cli_module.builtin_layout_names
+
+    def names():
+        _swallowed_signal("del", signal.SIGHUP)
+        return real()
+
+    monkeypatch.setattr(cli_module, "builtin_layout_names", names)
+    result = CliRunner().invoke(cli, ["layouts"])
+    assert result.exit_code == 129
+    assert result.stderr == "Error: interrupted by SIGHUP; nothing was written\n"
+
+
+def test_a_swallowed_signal_after_publishing_is_success(tmp_path, monkeypatch, stop_handlers):
+    c = tmp_path / "c.json"
+    c.write_bytes(synth_coco(scale=0.001, seed=1))
+    out = tmp_path / "OUT"
+    real = cli_module.summary
+
+    def summary(*args):
+        _swallowed_signal("weakref")
+        return real(*args)
+
+    monkeypatch.setattr(cli_module, "summary", summary)
+    result = CliRunner().invoke(cli, ["combine", str(c), "-o", str(out)])
+    assert result.exit_code == 0
+    assert result.stderr.endswith(f"kpmerge: SIGTERM after the output was written; {out} is complete\n")
+    assert sorted(_tree(out)) == ["annotations.json", "manifest.json", "metainfo.json", "metainfo.py"]
+    assert _leftovers(tmp_path) == []
+
+
+def test_the_handler_records_the_signal_before_raising(monkeypatch):
+    monkeypatch.setattr(interrupts, "_STOP", interrupts.StopState())
+    with pytest.raises(Interrupted):
+        interrupts.on_stop_signal(signal.SIGTERM, None)
+    assert interrupts._STOP.pending == signal.SIGTERM
+    with pytest.raises(Interrupted):
+        interrupts.check_stop()
+    interrupts.settle()
+    interrupts.check_stop()  # the exit code is settled: nothing left to act upon
+    interrupts.on_stop_signal(signal.SIGINT, None)  # ignored

@@ -43,7 +43,7 @@ class _Terminal(io.StringIO):
 def test_bars_draw_on_a_terminal_only(monkeypatch):
     for stream, drawn in ((_Terminal(), True), (io.StringIO(), False)):
         monkeypatch.setattr(cli_module.sys, "stderr", stream)
-        bars = cli_module._ProgressBars()
+        bars = cli_module.ProgressBars()
         bars.bar_delay = 0.0
         bars("write", 0, 10)
         bars("write", 10, 10)
@@ -56,7 +56,7 @@ def test_bars_start_no_thread(monkeypatch):
     import threading
 
     monkeypatch.setattr(cli_module.sys, "stderr", _Terminal())
-    bars = cli_module._ProgressBars()
+    bars = cli_module.ProgressBars()
     bars.bar_delay = 0.0
     bars("read", 0, 2)
     bars("read", 1, 2)

@@ -21,6 +21,7 @@ from kpmerge.show import (
     PAD,
     SIDE_COLORS,
     contact_sheet,
+    named_sources,
     pick,
     show,
 )
@@ -258,3 +259,22 @@ def test_no_instance_to_draw(tmp_path):
     with pytest.raises(KpmergeError, match="no instance to draw") as info:
         contact_sheet([path])
     assert info.value.exit_code == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a=x/coco.json", SourceSpec(path=Path("x/coco.json"), name="a")),
+        ("x/coco.json", "x/coco.json"),
+        ("=x.json", "=x.json"),
+        ("out_dir", "out_dir"),
+    ],
+)
+def test_named_sources(text, expected):
+    assert named_sources([text]) == [expected]
+
+
+def test_named_sources_a_file_named_with_an_equals_sign_is_a_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("a=b.json").write_text("{}")
+    assert named_sources(["a=b.json"]) == ["a=b.json"]
