@@ -282,7 +282,7 @@ def layouts_show(name: str) -> None:
 
     Example: kpmerge layouts show coco
     """
-    from .output import layout_metainfo
+    from .metainfo import layout_metainfo
 
     click.echo(json.dumps(layout_metainfo(load_layout(name)), indent=2))
 

@@ -21,7 +21,7 @@ from .formats import find_format
 from .formats.coco_writer import dataset_to_coco_chunks
 from .instances import Images
 from .jsonio import Chunks, dumps_pretty
-from .layouts import Layout
+from .metainfo import layout_metainfo, metainfo, metainfo_py  # noqa: F401 (importable from here, as before)
 from .pools import trainable_mask
 from .publish import Staging, as_write_error, check_output
 from .tags import SourceTags
@@ -104,86 +104,6 @@ def annotations_chunks(merged: Merged, progress: Callable[[int], None] | None = 
         image_tags=SourceTags(names, merged.image_source_index, merged.image_source_ids),
         annotation_tags=SourceTags(names, merged.source_index, merged.source_ids),
     )
-
-
-def layout_metainfo(layout: Layout) -> dict[str, Any]:
-    """A layout's metainfo: names, flip indices and pairs, links, weights, sigmas, body halves."""
-    return {
-        "dataset_name": layout.name,
-        "num_keypoints": len(layout),
-        "keypoints": list(layout.keypoints),
-        "flip_indices": layout.flip_indices,
-        "flip_pairs": layout.flip_pairs,
-        "skeleton": layout.skeleton_ids,
-        "skeleton_names": [list(link) for link in layout.skeleton],
-        "joint_weights": list(layout.joint_weights),
-        "sigmas": list(layout.sigmas),
-        "upper_body_ids": layout.upper_body_ids,
-        "lower_body_ids": layout.lower_body_ids,
-        "layout": layout.to_dict(),
-    }
-
-
-def metainfo(merged: Merged) -> dict[str, Any]:
-    """metainfo.json: the target layout plus, per source, defined keypoints and evaluation indices."""
-    out = layout_metainfo(merged.layout)
-    out["sources"] = [
-        {
-            "name": s.name,
-            "layout": s.layout,
-            "defined_keypoints": s.mapping.defined,
-            "eval_indices": s.eval_indices,
-            "mapping": s.mapping.index_pairs(),
-        }
-        for s in merged.sources
-    ]
-    return out
-
-
-def metainfo_py(merged: Merged) -> str:
-    """metainfo.py: an MMPose `dataset_info` file (load with `metainfo=dict(from_file=...)`)."""
-    lay = merged.layout
-    names = ", ".join(s.name for s in merged.sources)
-    lines = [
-        f"# MMPose dataset_info written by kpmerge {merged.mode} of {names}.",
-        "# Load it with metainfo=dict(from_file='.../metainfo.py').",
-        "dataset_info = dict(",
-        f"    dataset_name={lay.name!r},",
-        f"    paper_info={_paper(lay)!r},",
-        "    keypoint_info={",
-    ]
-    for i, name in enumerate(lay.keypoints):
-        color = list(lay.colors[i]) if lay.colors else [255, 128, 0]
-        lines.append(
-            f"        {i}: dict(name={name!r}, id={i}, color={color!r}, type={lay.types[i]!r}, "
-            f"swap={lay.swaps[i]!r}),"
-        )
-    lines.append("    },")
-    lines.append("    skeleton_info={")
-    for i, (a, b) in enumerate(lay.skeleton):
-        color = list(lay.skeleton_colors[i]) if lay.skeleton_colors else [0, 255, 0]
-        lines.append(f"        {i}: dict(link=({a!r}, {b!r}), id={i}, color={color!r}),")
-    lines.append("    },")
-    lines.append(f"    joint_weights={list(lay.joint_weights)!r},")
-    lines.append(f"    sigmas={list(lay.sigmas)!r},")
-    lines.append(")")
-    lines.append("")
-    lines.append("# Target keypoints each source defines (1 = annotated by that dataset, for loss masks).")
-    lines.append("source_keypoints = {")
-    lines += [f"    {s.name!r}: {s.mapping.defined!r}," for s in merged.sources]
-    lines.append("}")
-    lines.append(
-        "# Positions of each source's own keypoints in this layout (MMPose output_keypoint_indices)."
-    )
-    lines.append("eval_indices = {")
-    lines += [f"    {s.name!r}: {s.eval_indices!r}," for s in merged.sources]
-    lines.append("}")
-    return "\n".join(lines) + "\n"
-
-
-def _paper(layout: Layout) -> Any:
-    papers = list(layout.paper_info)
-    return papers[0] if len(papers) == 1 else papers
 
 
 def trainable_pools(merged: Merged) -> list[np.ndarray]:
