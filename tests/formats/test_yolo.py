@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ from kpmerge.cli import cli
 from kpmerge.errors import KpmergeError, UsageError
 from kpmerge.exports.yolo import yolo_files
 from kpmerge.formats.coco import read_coco
-from kpmerge.formats.yolo import image_size, read_yolo, yolo_to_dataset
+from kpmerge.formats.yolo import read_yolo, yolo_to_dataset
 from kpmerge.formats.yolo_yaml import parse_data_yaml
 from kpmerge.inspect import inspect
 from kpmerge.job import SourceSpec, load_source
@@ -468,19 +467,6 @@ def test_inspect_reads_yolo_datasets_leniently(tmp_path):
     assert report.exit_code() == 1
 
 
-@pytest.mark.parametrize(
-    ("size", "expected", "context"),
-    [((30, 20), (30, 20), nullcontext()), ((30, 20, 5), (20, 30), nullcontext())],
-)
-def test_image_size(tmp_path, size, expected, context):
-    exif = Image.Exif()
-    if len(size) > 2:
-        exif[274] = size[2]
-    Image.new("RGB", size[:2]).save(tmp_path / "a.jpg", exif=exif)
-    with context:
-        assert image_size(tmp_path / "a.jpg") == expected
-
-
 def test_schemas_know_the_yolo_keys(tmp_path):
     jsonschema = pytest.importorskip("jsonschema")
     schemas = Path(__file__).parents[2] / "schemas"
@@ -499,22 +485,6 @@ def test_schemas_know_the_yolo_keys(tmp_path):
     manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
     jsonschema.validate(manifest, json.loads((schemas / "manifest.schema.json").read_text()))
     assert manifest["exports"]["yolo"]["links"] == [["nested/images", "images"]]
-
-
-@pytest.mark.parametrize(
-    ("name", "label"),
-    [
-        ("images/a.jpg", "labels/a.txt"),
-        ("x/images/b/c.v1.png", "x/labels/b/c.v1.txt"),
-        ("images/x/images/y.jpg", "images/x/labels/y.txt"),
-        ("a.jpg", "a.txt"),
-    ],
-)
-def test_label_name_is_img2label_path_under_a_folder(name, label):
-    from kpmerge.formats.yolo import img2label_path, label_name
-
-    assert label_name(name) == label
-    assert img2label_path(f"/d/{name}", "/") == f"/d/{label}"
 
 
 @pytest.mark.parametrize(
