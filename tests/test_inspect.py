@@ -12,8 +12,7 @@ import pytest
 from kpmerge.errors import KpmergeError, UsageError
 from kpmerge.formats.aic import aic_to_dataset
 from kpmerge.formats.coco import coco_to_dataset
-from kpmerge.inspect import BOX_MARGIN, OUTPUT_FORMAT, inspect, inspect_dataset
-from kpmerge.job import Job, SourceSpec, run_job
+from kpmerge.inspect import BOX_MARGIN, inspect, inspect_dataset
 from kpmerge.layouts import load_layout
 from kpmerge.synth_styles import STYLES
 from tests.conftest import AIC_RAW, fixture, needs_fixtures
@@ -225,7 +224,7 @@ def test_lenient_aic_reader_records_bad_visibility_and_boxes():
 # ---------------------------------------------------------------------------------------- fixtures
 
 
-def _plain_stats(anns: list[dict[str, Any]], images: list[dict[str, Any]], k: int) -> dict[str, Any]:
+def plain_stats(anns: list[dict[str, Any]], images: list[dict[str, Any]], k: int) -> dict[str, Any]:
     """Statistics and problem counts computed with plain Python, independently of kpmerge."""
     sizes = {im["id"]: (im.get("width"), im.get("height")) for im in images}
     out: dict[str, Any] = {
@@ -307,7 +306,7 @@ def _check_exact_numbers(path: Path, layout: str) -> None:
     assert (report.images, report.annotations) == (len(doc["images"]), len(doc["annotations"]))
     _check(
         report,
-        _plain_stats(doc["annotations"], doc["images"], k),
+        plain_stats(doc["annotations"], doc["images"], k),
         names or list(load_layout(layout).keypoints),
     )
 
@@ -334,7 +333,7 @@ def _check_raw_aic_exact_numbers(path: Path) -> None:
         len(images),
         len(anns),
     )
-    expected = _plain_stats(anns, images, 14)
+    expected = plain_stats(anns, images, 14)
     _check(report, expected, list(load_layout("aic").keypoints))
     assert report.notes  # no image sizes in raw AIC
 
@@ -358,81 +357,6 @@ def test_mmpose_files_exact_numbers():
     _check_raw_aic_exact_numbers(AIC_RAW)
 
 
-def test_output_folder_per_source(tmp_path):
-    out = tmp_path / "out"
-    coco = style_file(tmp_path, "coco", images=4, people=14, crowd=1)
-    aic_raw, aic_images = raw_aic_file(tmp_path, images=3, people=9)
-    aic = SourceSpec(aic_raw, name="aic", image_dir=aic_images)
-    run_job(Job("combine", (SourceSpec(coco, name="coco"), aic), out))
-    report = inspect([out]).files[0]
-    assert (report.format, report.layout, report.annotations) == (OUTPUT_FORMAT, "coco_aic", 23)
-    assert not [p for p in report.problems if p.severity == "error"]
-    coco_src, aic_src = report.sources
-    assert (coco_src.name, coco_src.annotation_range, aic_src.name, aic_src.annotation_range) == (
-        "coco",
-        (0, 14),
-        "aic",
-        (14, 23),
-    )
-    meta = json.loads((out / "metainfo.json").read_text())
-    names = meta["keypoints"]
-    for src, defined in zip(report.sources, meta["sources"], strict=True):
-        assert [k.defined for k in src.keypoints] == [i in defined["defined_keypoints"] for i in range(19)]
-    coco_plain = json.loads(coco.read_text())
-    expected = _plain_stats(coco_plain["annotations"], coco_plain["images"], 17)
-    assert [k.labelled for k in coco_src.keypoints] == [*expected["labelled"], 0, 0]
-    assert [k.occluded for k in coco_src.keypoints[:17]] == expected["occluded"]
-    aic_alone = inspect([aic_raw]).files[0]
-    by_name = {k.name: k for k in aic_src.keypoints}
-    assert [by_name[k.name].labelled for k in aic_alone.keypoints] == [
-        k.labelled for k in aic_alone.keypoints
-    ]
-    assert [k.defined for k in aic_src.keypoints if k.name in ("nose", "neck")] == [False, True]
-    assert [k.name for k in report.keypoints] == names
-    assert report.trainable == coco_src.trainable + aic_src.trainable
-
-
-@pytest.mark.parametrize(
-    ("change", "kind", "examples"),
-    [
-        (lambda out: (out / "manifest.json").unlink(), "missing_metadata", ("manifest.json",)),
-        (lambda out: _edit_manifest(out, annotations=99), "manifest_mismatch", ("annotations",)),
-        (lambda out: _edit_manifest(out, first_range=[0, 5]), "manifest_mismatch", ("aic",)),
-    ],
-)
-def test_output_folder_problems(tmp_path, change, kind, examples):
-    out = tmp_path / "out"
-    aic_raw, aic_images = raw_aic_file(tmp_path, images=3, people=9)
-    coco = SourceSpec(style_file(tmp_path, "coco", images=4, people=14))
-    run_job(Job("combine", (coco, SourceSpec(aic_raw, name="aic", image_dir=aic_images)), out))
-    change(out)
-    report = inspect([out]).files[0]
-    assert [(p.kind, p.examples) for p in report.problems if p.kind == kind] == [(kind, examples)]
-
-
-def _edit_manifest(out: Path, annotations: int | None = None, first_range: list[int] | None = None) -> None:
-    path = out / "manifest.json"
-    doc = json.loads(path.read_text())
-    if annotations is not None:
-        doc["annotations"] = annotations
-    if first_range is not None:
-        doc["sources"][0]["annotations"]["range"] = first_range
-    path.write_text(json.dumps(doc))
-
-
-def test_several_inputs_overlap_and_mapping(tmp_path):
-    report = inspect([style_file(tmp_path, "coco"), raw_aic_file(tmp_path)[0]])
-    ov = report.overlap
-    assert ov is not None
-    assert ov.shared == COCO_NAMES[5:]
-    assert ov.unique(0) == COCO_NAMES[:5]
-    assert ov.unique(1) == ["head_top", "neck"]
-    (m,) = report.mappings
-    assert m.error is None
-    assert sorted(t for _, t in m.pairs) == sorted(COCO_NAMES[5:])
-    assert (m.dropped, m.unmapped) == (("head_top", "neck"), tuple(COCO_NAMES[:5]))
-
-
 def test_layout_option_must_fit(tmp_path):
     path = tmp_path / "a.json"
     path.write_text(json.dumps(clean_doc()))
@@ -445,25 +369,3 @@ def test_empty_raw_aic_file():
     ds = aic_to_dataset(b"[]", strict=False)
     report = inspect_dataset(ds)
     assert (report.format, report.layout, report.annotations, report.problems) == ("aic", "aic", 0, ())
-
-
-@pytest.mark.parametrize(
-    ("where", "message"),
-    [
-        ("out/plot.png", "the output lies inside the input"),
-        ("in.json", "the output is the input"),
-        (".", "the output holds the input"),
-    ],
-)
-def test_plot_report_refuses_a_path_inside_its_inputs(tmp_path, monkeypatch, where, message):
-    from kpmerge.inspect import plot_report
-
-    monkeypatch.chdir(tmp_path)
-    Path("in.json").write_text(json.dumps(clean_doc()))
-    run_job(Job("merge", (SourceSpec(Path("in.json")),), Path("out")))
-    before = sorted(p.name for p in Path("out").iterdir())
-    report = inspect([Path("out"), Path("in.json")])
-    with pytest.raises(UsageError, match=f"{message}.*; choose another"):
-        plot_report(report, where)
-    assert sorted(p.name for p in Path("out").iterdir()) == before
-    assert json.loads(Path("in.json").read_text()) == clean_doc()
