@@ -36,7 +36,7 @@ RECORD_FIELDS = frozenset({"image_id", "keypoint_annotations", "human_annotation
 # COCO -> raw AIC below.
 _TO_AIC = np.array([3, 2, 1])
 _NO_URL = msgspec.Raw(b"null")
-_HUMAN = re.compile(r"^human(\d+)$")
+_HUMAN = re.compile(r"human([0-9]+)")
 _HUMANS = re.compile(r"human[0-9]+(?:\nhuman[0-9]+)*")
 
 
@@ -187,8 +187,9 @@ def _people(people: _Humans, boxes: _Humans, image_ids: list[str], sink: Sink) -
             box_raws = [bxs[h] for kps, bxs in zip(people, boxes, strict=True) for h in kps]
         except KeyError:
             regular = False
-    if regular and names and not _HUMANS.fullmatch("\n".join(names)):
-        regular = False
+    joined = "\n".join(names)
+    if regular and names and not (_HUMANS.fullmatch(joined) and joined.count("\n") == len(names) - 1):
+        regular = False  # a name that is not humanN (a newline inside one would pass the pattern)
     if regular:
         number = np.fromiter(
             map(int, map(itemgetter(slice(5, None)), names)), dtype=np.int64, count=len(names)
@@ -237,7 +238,7 @@ def _human_order(kps: dict[str, Raw], sink: Sink, i: int) -> list[str]:
     """Humans in numeric order of their suffix: human2 before human10."""
     keyed = []
     for name in kps:
-        m = _HUMAN.match(name)
+        m = _HUMAN.fullmatch(name)
         if not m:
             sink.fail(f"expected keys named humanN, got {name!r}", f"$[{i}].keypoint_annotations")
         keyed.append((int(m.group(1)), name))
