@@ -175,21 +175,6 @@ def missing_sizes(merged: Merged) -> dict[str, Any] | None:
     }
 
 
-def require_sizes(merged: Merged) -> None:
-    """UsageError naming the first source whose images lack width or height, and the fix."""
-    missing = missing_sizes(merged)
-    if missing is None:
-        return
-    name, count = next(iter(missing["sources"].items()))
-    report = next(s for s in merged.sources if s.name == name)
-    total = report.image_range[1] - report.image_range[0]
-    raise UsageError(
-        f"source {name}: {count} of {total} images have no width/height, which MMPose and Detectron2 "
-        "need: read raw AIC and MPII sources with their image folder (SourceSpec(image_dir=...)), or "
-        "write without them with allow_missing_sizes=True"
-    )
-
-
 def manifest(
     merged: Merged,
     sampling: SamplingOptions | None = None,
@@ -391,15 +376,18 @@ def write_output(
     gzip: bool = False,
     progress: Callable[[int], None] | None = None,
     allow_missing_sizes: bool = False,
+    published: list[Path] | None = None,
 ) -> Path:
     """Write the output files of a merge or combine into the folder `out`, atomically.
 
-    `annotations.json` is written in chunks; `progress` gets the records each chunk holds.
+    `annotations.json` is written in chunks; `progress` gets the records each chunk holds; `published`
+    (if given) gets `out` once it is in place (see `write_folder`).
 
     Raises:
         UsageError: when images lack width or height (MMPose's and Detectron2's loaders need them),
             unless `allow_missing_sizes` (as `Job.allow_missing_sizes` and `--allow-missing-sizes`).
     """
     if not allow_missing_sizes:
-        require_sizes(merged)
-    return write_folder(output_files(merged, sampling, gzip, progress, chunked=True), out, force)
+        require_image_sizes(source_size_masks(merged), "MMPose and Detectron2 need", opt_out=True)
+    files = output_files(merged, sampling, gzip, progress, chunked=True)
+    return write_folder(files, out, force, published=published)

@@ -27,9 +27,9 @@ def test_write_output_refuses_images_without_sizes(tmp_path):
     with pytest.raises(UsageError) as caught:
         write_output(merged, tmp_path / "out")
     assert str(caught.value) == (
-        "source aic: 3 of 3 images have no width/height, which MMPose and Detectron2 need: read raw AIC and "
-        "MPII sources with their image folder (SourceSpec(image_dir=...)), or write without them with "
-        "allow_missing_sizes=True"
+        "source aic: 3 of 3 images have no width/height, which MMPose and Detectron2 need: give --image-dir "
+        "aic=DIR (recipe key image_dir) to read them from the images, or write without them with "
+        "--allow-missing-sizes (recipe key allow_missing_sizes)"
     )
     assert not (tmp_path / "out").exists()
     out = write_output(merged, tmp_path / "out", allow_missing_sizes=True)
@@ -38,6 +38,8 @@ def test_write_output_refuses_images_without_sizes(tmp_path):
 
 
 def test_write_output_with_the_image_folder(tmp_path):
-    out = write_output(combine(_sources(tmp_path, image_dir=True)), tmp_path / "out")
+    published: list = []
+    out = write_output(combine(_sources(tmp_path, image_dir=True)), tmp_path / "out", published=published)
+    assert published == [out]
     doc = json.loads((out / "annotations.json").read_text())
     assert all(isinstance(i["width"], int) for i in doc["images"])
