@@ -15,10 +15,9 @@ import numpy as np
 from .build import Merged, Source, check_source_name, combine, merge
 from .errors import KpmergeError, UsageError
 from .exports import check_exports, export_outputs
-from .formats import default_layout, detect_format, find_format, path_format, read_dataset
+from .formats import default_layout, find_format, path_format, read_dataset
 from .formats.yolo import dataset_paths
 from .instances import Dataset
-from .jsonio import read_mapped
 from .layouts import Layout, detect_layout, load_layout
 from .mapping import MappingSpec
 from .output import (
@@ -122,14 +121,14 @@ def load_source(spec: SourceSpec, checksum: bool = True) -> Source:
     `checksum`, the manifest's sha256 is left None (for a caller that takes it itself).
     """
     # The checksum is taken in a thread while the file is parsed (hashlib releases the GIL).
-    image_dir = spec.image_dir
-    if image_dir is not None and spec.image_dir_if_used and not takes_image_dir(spec.path, spec.format):
-        image_dir = None
     with ThreadPoolExecutor(max_workers=1) as pool:
         sha256 = pool.submit(_sha256, spec.path) if checksum else None
         try:
             dataset = read_dataset(
-                spec.path, spec.format, image_dir, split=spec.split, class_id=spec.class_id
+                *(spec.path, spec.format, spec.image_dir),
+                split=spec.split,
+                class_id=spec.class_id,
+                image_dir_optional=spec.image_dir_if_used,
             )
         except BaseException:
             if sha256 is not None:
@@ -176,12 +175,6 @@ def sizes_from_images(format: str) -> bool:
     """Whether sources of `format` read their image sizes from an image folder (their files hold none)."""
     fmt = find_format(format)
     return fmt is not None and not fmt.sizes_in_file and not fmt.no_image_dir
-
-
-def takes_image_dir(path: Path, format: str | None = None) -> bool:
-    """Whether the source at `path` (in `format`, else detected) reads image sizes from an image folder."""
-    name = format or path_format(path) or detect_format(read_mapped(path), path)
-    return sizes_from_images(name)
 
 
 def to_zero_based(dataset: Dataset, origin: int) -> Dataset:

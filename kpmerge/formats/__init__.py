@@ -128,12 +128,14 @@ def read_dataset(
     strict: bool = True,
     split: str | None = None,
     class_id: int | str | None = None,
+    image_dir_optional: bool = False,
 ) -> Dataset:
     """Read a keypoint file (plain or gzip) in the given format, or the one its content shows.
 
     A `.yaml`/`.yml` file or a folder holding a dataset yaml is a YOLO-pose dataset (`split` and
     `class_id` choose what to read from it). With `strict=False` rule violations are recorded in
-    `Dataset.problems` instead of raised.
+    `Dataset.problems` instead of raised. With `image_dir_optional` (an image folder given for every
+    source), a format whose sizes do not come from an image folder leaves `image_dir` unused.
 
     Raises:
         UsageError: an unknown format, an image folder for a format that does not take one, an image
@@ -143,7 +145,7 @@ def read_dataset(
     by_path = format if format is not None else path_format(path)
     fmt = next((f for f in FORMATS if f.name == by_path and f.read_path is not None), None)
     if fmt is not None and fmt.read_path is not None:
-        if image_dir is not None:
+        if image_dir is not None and not image_dir_optional:
             raise UsageError(fmt.no_image_dir)
         return fmt.read_path(path, split or "train", class_id, strict=strict)
     if split is not None or class_id is not None:
@@ -152,7 +154,7 @@ def read_dataset(
     fmt = get_format(format if format is not None else detect_format(data, path))
     if fmt.convert is None:
         raise UsageError(f"format {fmt.name} is read from a dataset path", file=path)
-    if image_dir is None:
+    if image_dir is None or (image_dir_optional and (fmt.sizes_in_file or fmt.no_image_dir)):
         with nesting_checked(data, path):
             return fmt.convert(data, file=path, strict=strict)
     if fmt.no_image_dir:
