@@ -1,7 +1,7 @@
 """Keypoint statistics and validation of annotation files and kpmerge output folders (`kpmerge inspect`).
 
-Every statistic is an array reduction over the columnar `Instances`; the readers run in lenient mode
-(`strict=False`) so that rule violations become `Problem`s instead of exceptions.
+Every statistic is an array reduction over the columnar `Instances`; the readers report to a
+recording sink (`strict=False`), in the same single pass, so rule violations become `Problem`s.
 """
 
 from __future__ import annotations

@@ -203,7 +203,7 @@ class Instances:
 
 @dataclass(frozen=True)
 class Problem:
-    """A problem a lenient reader (or `kpmerge.inspect`) found instead of raising.
+    """A problem a reader with a recording sink (`strict=False`, or `kpmerge.inspect`) found instead of raising.
 
     Attributes:
         kind: Short name, e.g. `duplicate_annotation_id`.
@@ -231,7 +231,7 @@ class Dataset:
         format: The format read (`coco`, `aic`).
         skipped: Annotations read but not kept, by reason (e.g. `other_category`).
         notes: Remarks for the user, e.g. that image sizes are unknown.
-        problems: What a lenient reader (`strict=False`) found instead of raising.
+        problems: What a reader with a recording sink (`strict=False`) found instead of raising.
         layout: The layout the input itself defines (a YOLO dataset yaml), or None.
     """
 
