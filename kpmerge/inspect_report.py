@@ -19,7 +19,7 @@ SEVERITIES = ("error", "warning", "info")
 OUTPUT_FORMAT = "kpmerge_output"
 """The `format` of a kpmerge output folder."""
 
-# kind -> (severity, message); reader kinds come from the readers reporting to a recording sink (kpmerge.formats).
+# kind -> (severity, message); reader kinds come from the readers' recording sink (kpmerge.formats).
 KINDS: dict[str, tuple[str, str]] = {
     "duplicate_image_id": ("error", "images whose id appeared before"),
     "duplicate_annotation_id": ("error", "annotations whose id appeared before"),

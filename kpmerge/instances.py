@@ -203,7 +203,7 @@ class Instances:
 
 @dataclass(frozen=True)
 class Problem:
-    """A problem a reader with a recording sink (`strict=False`, or `kpmerge.inspect`) found instead of raising.
+    """A problem a reader with a recording sink (`strict=False`, `kpmerge.inspect`) found, not raised.
 
     Attributes:
         kind: Short name, e.g. `duplicate_annotation_id`.
