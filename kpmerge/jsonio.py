@@ -253,19 +253,23 @@ def _float_chunk(raws: Sequence[Raw | bytes], width: int, out: npt.NDArray[np.fl
     starts = np.cumsum(lengths + 1) - lengths - 1
     if (lengths < 3).any() or (buf[starts] != 0x5B).any() or (buf[starts + lengths - 1] != 0x5D).any():
         return False
-    commas = np.add.reduceat((buf == 0x2C).view(np.uint8), starts, dtype=np.int64)
+    is_comma = buf == 0x2C
+    commas = np.add.reduceat(is_comma.view(np.uint8), starts, dtype=np.int64)
     commas[:-1] -= 1  # the comma that joins each row to the next
     if (commas != width - 1).any():
         return False
-    del buf
-    numbers = blob.replace(b"[", b"").replace(b"]", b"")
-    del blob
-    # Integers (the common case) parse in C without Python objects.
-    if b"." not in numbers and b"e" not in numbers and b"E" not in numbers:
-        ints = _int_values(numbers, m * width)
-        if ints is not None:
-            out[...] = ints.reshape(m, width)
+    # Integers (the common case) and plain decimals parse in C without Python objects.
+    if b"e" not in blob and b"E" not in blob:
+        if b"." not in blob:
+            ints = _int_values(blob.translate(None, b"[]"), m * width)
+            if ints is not None:
+                out[...] = ints.reshape(m, width)
+                return True
+        elif _decimal_values(blob, out):
             return True
+    del buf, is_comma
+    numbers = blob.translate(None, b"[]")
+    del blob
     try:
         values = msgspec.json.decode(b"[" + numbers + b"]", type=list[float])
     except msgspec.DecodeError:
@@ -291,3 +295,45 @@ def _int_values(numbers: bytes, count: int) -> npt.NDArray[np.int64] | None:
     if ints.shape[0] != count or (count and (int(ints.max()) >= INT_LIMIT or int(ints.min()) <= -INT_LIMIT)):
         return None
     return ints
+
+
+_POWERS_OF_TEN = 10.0 ** np.arange(23)
+"""The powers of ten that float64 holds exactly."""
+_SPACES = (b" ", b"\n", b"\r", b"\t")
+EXACT_LIMIT = 2**53
+"""Integers up to this size are exact in float64."""
+
+
+def _decimal_values(blob: bytes, out: npt.NDArray[np.float64]) -> bool:
+    """Parse the checked rows `blob` (joined by commas) of numbers without exponent into `out`; False
+    when a number has more significant digits than float64 holds exactly, or is a negative zero
+    (msgspec then decides).
+
+    A number with digits `d` (point left out) and `f` digits after the point is `d / 10**f`: with `d`
+    and `10**f` exact in float64, the division is correctly rounded, so the value is the one msgspec reads.
+    """
+    if any(space in blob for space in _SPACES):
+        blob = blob.translate(None, b"".join(_SPACES))
+    buf = np.frombuffer(blob, dtype=np.uint8)
+    is_comma = buf == 0x2C
+    count = out.size
+    dots = np.flatnonzero(buf == 0x2E)
+    number = np.cumsum(is_comma, dtype=np.int64)  # of each byte: the number it is in (or ends)
+    at = number[dots]
+    if (at[1:] == at[:-1]).any():  # two points in one number
+        return False
+    # A number ends at the comma after it, or at the `]` before that comma (or at the end).
+    ends = np.append(np.flatnonzero(is_comma), len(buf))
+    ends -= buf[ends - 1] == 0x5D
+    fraction = np.zeros(count, dtype=np.intp)
+    fraction[at] = ends[at] - dots - 1
+    if int(fraction.max()) >= len(_POWERS_OF_TEN):
+        return False
+    ints = _int_values(blob.translate(None, b"[]."), count)
+    if ints is None or int(ints.max()) > EXACT_LIMIT or int(ints.min()) < -EXACT_LIMIT:
+        return False
+    minus = np.flatnonzero(buf == 0x2D)
+    if minus.size and (ints[number[minus]] == 0).any():  # -0.0 is not 0.0
+        return False
+    np.divide(ints.reshape(out.shape), _POWERS_OF_TEN[fraction].reshape(out.shape), out=out)
+    return True
