@@ -74,6 +74,20 @@ def test_decimals_parse_like_msgspec(texts):
     np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
 
 
+@pytest.mark.parametrize(
+    "row",
+    [
+        b"[\n  280.79,\n  44.73,\n  218.7,\n  346.68\n]",
+        b"[ 1.5 , 2.25\t,\r\n3 ,4.125 ]",
+        b"[0.5,1.25,2,3.75]",
+    ],
+)
+def test_spaced_decimals_parse_like_msgspec(row):
+    rows = [row, b"[1,2.5,3,4]", row]
+    want = np.array([msgspec.json.decode(r, type=list[float]) for r in rows])
+    np.testing.assert_array_equal(jsonio.float_rows(rows, 4), want)
+
+
 def test_random_decimals_parse_like_msgspec():
     rng = np.random.default_rng(7)
     values = rng.uniform(-1e5, 1e5, (300, 8))
