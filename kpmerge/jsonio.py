@@ -11,6 +11,7 @@ import mmap
 import re
 import warnings
 from collections.abc import Sequence
+from itertools import compress
 from pathlib import Path
 from typing import Any
 
@@ -242,6 +243,40 @@ def _float_chunk(raws: Sequence[Raw | bytes], width: int, out: npt.NDArray[np.fl
     m = len(raws)
     if width < 2:  # with a comma in every row, valid JSON rows hold no empty element
         return False
+    lengths = np.fromiter(map(len, raws), dtype=np.int64, count=m)
+    digit_rows = lengths == 2 * width + 1
+    if digit_rows.any() and _digit_rows(raws, digit_rows, width, out):
+        if digit_rows.all():
+            return True
+        rest = ~digit_rows
+        values = np.empty((int(rest.sum()), width), dtype=np.float64)
+        if not _number_rows(list(compress(raws, rest.tolist())), lengths[rest], width, values):
+            return False
+        out[rest] = values
+        return True
+    return _number_rows(raws, lengths, width, out)
+
+
+def _digit_rows(
+    raws: Sequence[Raw | bytes], picked: npt.NDArray[np.bool_], width: int, out: npt.NDArray[np.float64]
+) -> bool:
+    """Parse the `picked` rows (each `2 * width + 1` bytes long) into `out` when every one is a list of
+    one-digit numbers (such as the all-zero rows of parts nobody labelled); else False, nothing written."""
+    rows = np.frombuffer(b"".join(compress(raws, picked.tolist())), dtype=np.uint8).reshape(-1, 2 * width + 1)
+    digits = rows[:, 1::2] - np.uint8(0x30)  # not a digit: above 9 (uint8 wraps around)
+    if (rows[:, 0] != 0x5B).any() or (rows[:, -1] != 0x5D).any() or (rows[:, 2:-1:2] != 0x2C).any():
+        return False
+    if (digits > 9).any():
+        return False
+    out[picked] = digits
+    return True
+
+
+def _number_rows(
+    raws: Sequence[Raw | bytes], lengths: npt.NDArray[np.int64], width: int, out: npt.NDArray[np.float64]
+) -> bool:
+    """`_float_chunk` of rows of any numbers, whose byte lengths are `lengths`."""
+    m = len(raws)
     blob = b",".join(raws)
     # Each row is valid JSON (the decoder checked). Without strings or objects, a row that starts with
     # `[`, ends with `]` and holds no other bracket is a flat list of scalars; `width - 1` commas inside
@@ -249,7 +284,6 @@ def _float_chunk(raws: Sequence[Raw | bytes], width: int, out: npt.NDArray[np.fl
     if b'"' in blob or b"{" in blob or blob.count(b"[") != m or blob.count(b"]") != m:
         return False
     buf = np.frombuffer(blob, dtype=np.uint8)
-    lengths = np.fromiter(map(len, raws), dtype=np.int64, count=m)
     starts = np.cumsum(lengths + 1) - lengths - 1
     if (lengths < 3).any() or (buf[starts] != 0x5B).any() or (buf[starts + lengths - 1] != 0x5D).any():
         return False

@@ -88,6 +88,24 @@ def test_spaced_decimals_parse_like_msgspec(row):
     np.testing.assert_array_equal(jsonio.float_rows(rows, 4), want)
 
 
+@pytest.mark.parametrize(
+    ("rows", "width", "expected"),
+    [
+        (b"[[0,0,0],[1,2.5,3],[9,8,7]]", 3, [[0, 0, 0], [1, 2.5, 3], [9, 8, 7]]),
+        (b"[[0,0,0],[0,0,0]]", 3, [[0, 0, 0], [0, 0, 0]]),
+        (b"[[0,0],[1,2],[-1,0]]", 2, [[0, 0], [1, 2], [-1, 0]]),
+        (b"[[123],[1,2]]", 2, None),  # as long as a row of two digits, but one number
+        (b"[[0,0],[1,2,3]]", 2, None),
+    ],
+)
+def test_rows_of_digits(rows, width, expected):
+    got = jsonio.float_rows(_raws(rows), width)
+    if expected is None:
+        assert got is None
+    else:
+        np.testing.assert_array_equal(got, np.array(expected, dtype=np.float64))
+
+
 def test_random_decimals_parse_like_msgspec():
     rng = np.random.default_rng(7)
     values = rng.uniform(-1e5, 1e5, (300, 8))
