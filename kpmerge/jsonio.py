@@ -281,29 +281,29 @@ def _number_rows(
     # Each row is valid JSON (the decoder checked). Without strings or objects, a row that starts with
     # `[`, ends with `]` and holds no other bracket is a flat list of scalars; `width - 1` commas inside
     # make it `width` of them.
-    if b'"' in blob or b"{" in blob or blob.count(b"[") != m or blob.count(b"]") != m:
+    if b'"' in blob or b"{" in blob:
+        return False
+    numbers = blob.translate(None, b"[]")
+    if len(numbers) != len(blob) - 2 * m:  # brackets other than the two of each row
         return False
     buf = np.frombuffer(blob, dtype=np.uint8)
     starts = np.cumsum(lengths + 1) - lengths - 1
     if (lengths < 3).any() or (buf[starts] != 0x5B).any() or (buf[starts + lengths - 1] != 0x5D).any():
         return False
-    is_comma = buf == 0x2C
-    commas = np.add.reduceat(is_comma.view(np.uint8), starts, dtype=np.int64)
+    commas = np.add.reduceat((buf == 0x2C).view(np.uint8), starts, dtype=np.int64)
     commas[:-1] -= 1  # the comma that joins each row to the next
     if (commas != width - 1).any():
         return False
+    del buf, blob
     # Integers (the common case) and plain decimals parse in C without Python objects.
-    if b"e" not in blob and b"E" not in blob:
-        if b"." not in blob:
-            ints = _int_values(blob.translate(None, b"[]"), m * width)
+    if b"e" not in numbers and b"E" not in numbers:
+        if b"." not in numbers:
+            ints = _int_values(numbers, m * width)
             if ints is not None:
                 out[...] = ints.reshape(m, width)
                 return True
-        elif _decimal_values(blob, out):
+        elif _decimal_values(numbers, out):
             return True
-    del buf, is_comma
-    numbers = blob.translate(None, b"[]")
-    del blob
     try:
         values = msgspec.json.decode(b"[" + numbers + b"]", type=list[float])
     except msgspec.DecodeError:
@@ -338,17 +338,16 @@ EXACT_LIMIT = 2**53
 """Integers up to this size are exact in float64."""
 
 
-def _decimal_values(blob: bytes, out: npt.NDArray[np.float64]) -> bool:
-    """Parse the checked rows `blob` (joined by commas) of numbers without exponent into `out`; False
-    when a number has more significant digits than float64 holds exactly, or is a negative zero
-    (msgspec then decides).
+def _decimal_values(numbers: bytes, out: npt.NDArray[np.float64]) -> bool:
+    """Parse comma-separated JSON numbers without exponent into `out`; False when one has more
+    significant digits than float64 holds exactly, or is a negative zero (msgspec then decides).
 
     A number with digits `d` (point left out) and `f` digits after the point is `d / 10**f`: with `d`
     and `10**f` exact in float64, the division is correctly rounded, so the value is the one msgspec reads.
     """
-    if any(space in blob for space in _SPACES):
-        blob = blob.translate(None, b"".join(_SPACES))
-    buf = np.frombuffer(blob, dtype=np.uint8)
+    if any(space in numbers for space in _SPACES):
+        numbers = numbers.translate(None, b"".join(_SPACES))
+    buf = np.frombuffer(numbers, dtype=np.uint8)
     is_comma = buf == 0x2C
     count = out.size
     dots = np.flatnonzero(buf == 0x2E)
@@ -356,14 +355,12 @@ def _decimal_values(blob: bytes, out: npt.NDArray[np.float64]) -> bool:
     at = number[dots]
     if (at[1:] == at[:-1]).any():  # two points in one number
         return False
-    # A number ends at the comma after it, or at the `]` before that comma (or at the end).
-    ends = np.append(np.flatnonzero(is_comma), len(buf))
-    ends -= buf[ends - 1] == 0x5D
+    ends = np.append(np.flatnonzero(is_comma), len(buf))  # where each number ends
     fraction = np.zeros(count, dtype=np.intp)
     fraction[at] = ends[at] - dots - 1
     if int(fraction.max()) >= len(_POWERS_OF_TEN):
         return False
-    ints = _int_values(blob.translate(None, b"[]."), count)
+    ints = _int_values(numbers.translate(None, b"."), count)
     if ints is None or int(ints.max()) > EXACT_LIMIT or int(ints.min()) < -EXACT_LIMIT:
         return False
     minus = np.flatnonzero(buf == 0x2D)

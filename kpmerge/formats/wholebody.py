@@ -73,10 +73,13 @@ def wholebody_to_dataset(data: bytes, file: str | Path | None = None, strict: bo
         raise KpmergeError(f"expected {BODY} body keypoints per annotation, got {inst.k}", file)
     ids = list(inst.ids)
     n = len(inst)
-    for j in range(n):
-        for name, _ in PARTS:
-            if read.taken[name][j] is None:
-                raise KpmergeError(f"missing `{name}`", file, f"$.annotations[id={ids[j]}].{name}")
+    missing = [
+        (read.taken[name].index(None), p) for p, (name, _) in enumerate(PARTS) if None in read.taken[name]
+    ]
+    if missing:  # the first annotation without a part, and its first missing part
+        j, p = min(missing)
+        name = PARTS[p][0]
+        raise KpmergeError(f"missing `{name}`", file, f"$.annotations[id={ids[j]}].{name}")
     keypoints = np.empty((n, K, 3), dtype=np.float64)
     keypoints[:, :BODY] = inst.keypoints
     start, changed = BODY, 0
