@@ -49,15 +49,16 @@ def trainable_mask(
         y1 = np.minimum(np.maximum(y, 0), y_max).astype(np.float32)
         x2 = np.minimum(np.maximum(x + bw, 0), x_max).astype(np.float32)
         y2 = np.minimum(np.maximum(y + bh, 0), y_max).astype(np.float32)
-        xy = kp[:, :, :2].astype(np.float32)
+        # the larger of x, y of each keypoint in float32 (rounding keeps order: the max may come first)
+        top = np.maximum(kp[:, :, 0], kp[:, :, 1]).astype(np.float32)
     num = instances.num_keypoints
     absent = num < 0
     if absent.any():
-        num = np.where(absent, np.count_nonzero(xy.max(axis=2), axis=1), num)
+        num = np.where(absent, np.count_nonzero(top, axis=1), num)
     return (
         has_image
         & (instances.iscrowd == 0)
-        & (xy.reshape(n, -1).max(axis=1) > 0)
+        & (top.max(axis=1) > 0)
         & (num != 0)
         & (x2 - x1 > 0)
         & (y2 - y1 > 0)
