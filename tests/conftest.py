@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
+
+from kpmerge.cli import cli
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 MMPOSE = SHARED / "mmpose_testdata"
@@ -44,3 +47,11 @@ def aic_raw_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for image in json.loads(fixture("aic/test_aic.json").read_text())["images"]:
         (folder / image["file_name"]).write_bytes(tiny_png(image["width"], image["height"]))
     return folder
+
+
+def invoke(*args: object, ok: bool = True) -> Result:
+    """Run the CLI with `args` (as strings); with `ok`, show the traceback of a failure and expect exit 0."""
+    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=not ok)
+    if ok:
+        assert result.exit_code == 0, result.stderr
+    return result

@@ -12,18 +12,12 @@ import pytest
 from click.testing import CliRunner
 
 from kpmerge.cli import cli
+from tests.conftest import invoke
 from tests.synthfiles import raw_aic_file, style_file
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS = ROOT / "schemas"
 OUTPUT_FILES = ["annotations.json", "manifest.json", "metainfo.json", "metainfo.py"]
-
-
-def invoke(*args, ok=True):
-    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=not ok)
-    if ok:
-        assert result.exit_code == 0, result.stderr
-    return result
 
 
 def schema(name):

@@ -9,14 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from kpmerge.cli import cli
+from tests.conftest import invoke
 from tests.synthfiles import load, raw_aic_file, style_file
-
-
-def invoke(*args: object, ok: bool = True):
-    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=not ok)
-    if ok:
-        assert result.exit_code == 0, result.stderr
-    return result
 
 
 @pytest.fixture

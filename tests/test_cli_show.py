@@ -6,21 +6,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
-from kpmerge.cli import cli
+from tests.conftest import invoke
 from tests.test_cli_output_inside_input import write_yolo_dataset
 from tests.test_show import aic_style_doc, coco_doc, write, write_images
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def invoke(*args: object, ok: bool = True):
-    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=not ok)
-    if ok:
-        assert result.exit_code == 0, result.stderr
-    return result
 
 
 @pytest.fixture
