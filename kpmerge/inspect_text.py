@@ -111,5 +111,6 @@ def format_report(report: Report) -> str:
             out.append("  dropped: " + (", ".join(m.dropped) or "-"))
             out.append("  unmapped in [1]: " + (", ".join(m.unmapped) or "-"))
         out.append("")
-    out.append(f"{report.count('error')} errors, {report.count('warning')} warnings")
+    errors, warnings = report.count("error"), report.count("warning")
+    out.append(f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}")
     return "\n".join(out)

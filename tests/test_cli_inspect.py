@@ -59,7 +59,7 @@ def test_table_lists_problems(tmp_path):
     result = _invoke(str(path))
     assert result.exit_code == 1
     assert "bad_visibility" in result.stdout
-    assert result.stdout.rstrip().endswith("1 errors, 0 warnings")
+    assert result.stdout.rstrip().endswith("1 error, 0 warnings")
     assert "format coco, layout coco (17 keypoints)" in result.stdout
 
 
