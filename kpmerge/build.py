@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from .mapping import (
     is_auto_plus,
     resolve_entries,
 )
+from .pools import trainable_mask
 
 AREA_FACTOR = 0.53
 """Area of a box-only annotation as a share of its box (MMPose's assumption for AIC)."""
@@ -101,6 +103,16 @@ class Merged:
         """(M,) the source of each image."""
         sizes = [r.image_range[1] - r.image_range[0] for r in self.sources]
         return np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
+
+    @cached_property
+    def trainable_pools(self) -> tuple[np.ndarray, ...]:
+        """Per source, (n,) positions in the annotations that training may draw: the instances MMPose 1.3
+        keeps in top-down mode (`kpmerge.pools.trainable_mask`). Taken once (the sampling check and the
+        manifest both need them)."""
+        images = self.dataset.images
+        positions = np.flatnonzero(trainable_mask(self.dataset.instances, images.widths, images.heights))
+        owner = np.asarray(self.source_index)[positions]
+        return tuple(positions[owner == i] for i in range(len(self.sources)))
 
 
 def merge(

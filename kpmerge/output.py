@@ -22,7 +22,6 @@ from .formats.coco_writer import dataset_to_coco_chunks
 from .instances import Images
 from .jsonio import Chunks, dumps_pretty
 from .metainfo import layout_metainfo, metainfo, metainfo_py  # noqa: F401 (importable from here, as before)
-from .pools import trainable_mask
 from .publish import Staging, as_write_error, check_output
 from .tags import SourceTags
 
@@ -107,12 +106,9 @@ def annotations_chunks(merged: Merged, progress: Callable[[int], None] | None = 
 
 
 def trainable_pools(merged: Merged) -> list[np.ndarray]:
-    """Per source, (n,) positions in the annotations array that training may draw: the instances
-    MMPose 1.3 keeps in top-down mode (`kpmerge.pools.trainable_mask`)."""
-    images = merged.dataset.images
-    positions = np.flatnonzero(trainable_mask(merged.dataset.instances, images.widths, images.heights))
-    owner = np.asarray(merged.source_index)[positions]
-    return [positions[owner == i] for i in range(len(merged.sources))]
+    """Per source, (n,) positions in the annotations array that training may draw (`Merged.trainable_pools`:
+    the instances MMPose 1.3 keeps in top-down mode)."""
+    return list(merged.trainable_pools)
 
 
 NEED_SIZES = ("MMPose", "Detectron2", "Ultralytics (kpmerge --export yolo)")
