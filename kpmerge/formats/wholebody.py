@@ -27,7 +27,7 @@ from ..errors import KpmergeError
 from ..instances import Dataset
 from ..jsonio import Raw, decode_column, first_char, float_rows, key_bytes, number_rows, read_bytes
 from ..layouts import builtin_layout
-from .checks import Sink
+from .checks import Sink, check_finite
 from .coco_reader import read_coco_records
 from .coco_writer import dataset_to_coco
 
@@ -82,15 +82,17 @@ def wholebody_to_dataset(data: bytes, file: str | Path | None = None, strict: bo
         raise KpmergeError(f"missing `{name}`", file, f"$.annotations[id={ids[j]}].{name}")
     keypoints = np.empty((n, K, 3), dtype=np.float64)
     keypoints[:, :BODY] = inst.keypoints
+    flat = keypoints.reshape(n, 3 * K)  # a view: slices of it are the parts' rows, in place
     start, changed = BODY, 0
     for name, k in PARTS:
         raws: list[Raw] = read.taken.pop(name)  # type: ignore[assignment]
-        part = keypoints[:, start : start + k]
+        rows = flat[:, 3 * start : 3 * (start + k)]
         # in bulk, straight into place; None sends irregular rows to the checks below
-        if float_rows(raws, 3 * k, out=part.reshape(n, 3 * k)) is None:
-            part[...] = _part_rows(raws, name, k, ids, file).reshape(n, k, 3)
+        if float_rows(raws, 3 * k, out=rows) is None:
+            rows[...] = _part_rows(raws, name, k, ids, file)
         del raws
-        changed += _visibility_to_coco(part, name, ids, file)
+        check_finite(rows, Sink(file), lambda j: f"$.annotations[id={ids[j]}]", name)
+        changed += _visibility_to_coco(keypoints[:, start : start + k])
         start += k
     notes = body.notes
     if changed:
@@ -99,18 +101,8 @@ def wholebody_to_dataset(data: bytes, file: str | Path | None = None, strict: bo
     return replace(body, instances=instances, keypoint_names=None, format="coco_wholebody", notes=notes)
 
 
-def _visibility_to_coco(
-    part: npt.NDArray[np.float64], name: str, ids: list[object], file: str | Path | None
-) -> int:
-    """Check a part's (N, k, 3) values and make its visibilities 0 or 2 in place; how many changed."""
-    bad = ~np.isfinite(part)
-    if bad.any():
-        j, kk, c = (int(x) for x in np.argwhere(bad)[0])
-        raise KpmergeError(
-            f"expected a finite number, got {part[j, kk, c]}",
-            file,
-            f"$.annotations[id={ids[j]}].{name}[{3 * kk + c}]",
-        )
+def _visibility_to_coco(part: npt.NDArray[np.float64]) -> int:
+    """Make a part's (N, k, 3) visibilities 0 or 2 in place (unlabelled points zeroed); how many changed."""
     v = part[:, :, 2]
     labelled = v > 0
     changed = int(np.count_nonzero((v != 0) & (v != 1) & (v != 2)))
