@@ -15,7 +15,6 @@ from . import __version__
 from .cli_options import (
     EpochRange,
     PairValue,
-    RatioValue,  # noqa: F401 (importable from here, as before)
     export_option,
     job_from_options,
     jobs_option,
@@ -27,22 +26,13 @@ from .cli_options import (
 from .cli_report import ProgressBars, summary
 from .epochs import FORMATS, write_epochs
 from .errors import KpmergeError
-from .interrupts import STOP_SIGNALS, Interrupted, check_stop, handle_stop_signals, interrupt_exit, settle
+from .interrupts import Interrupted, check_stop, handle_stop_signals, interrupt_exit, settle
 from .job import Job, run_job
 from .layouts import builtin_layout_names, load_layout
 from .recipe import read_recipe
 from .sampling import INT64_MAX
 
-__all__ = [
-    "STOP_SIGNALS",
-    "Interrupted",
-    "KpmergeGroup",
-    "cli",
-    "interrupt_exit",
-    "main",
-    "published",
-    "summary",
-]
+__all__ = ["KpmergeGroup", "cli", "main", "published"]
 
 
 class _Failure(click.ClickException):

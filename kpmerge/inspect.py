@@ -13,23 +13,22 @@ from .errors import UsageError
 from .formats import path_format, read_dataset
 from .inspect_folder import inspect_output
 from .inspect_names import mapping_preview, name_overlap
-from .inspect_plot import plot_report  # noqa: F401 (importable from here, as before)
-from .inspect_report import (  # noqa: F401 (importable from here, as before)
-    BOX_MARGIN,
-    EXAMPLES,
-    KINDS,
-    OUTPUT_FORMAT,
-    SEVERITIES,
-    FileReport,
-    KeypointCounts,
-    MappingReport,
-    Overlap,
-    Report,
-    SourceStats,
-)
-from .inspect_stats import check_instances, inspect_dataset, keypoint_counts, problem  # noqa: F401
-from .inspect_text import format_report  # noqa: F401 (importable from here, as before)
+from .inspect_plot import plot_report
+from .inspect_report import KINDS, FileReport, Report
+from .inspect_stats import inspect_dataset
+from .inspect_text import format_report
 from .layouts import Layout, load_layout
+
+__all__ = [
+    "KINDS",
+    "FileReport",
+    "Report",
+    "format_report",
+    "inspect",
+    "inspect_dataset",
+    "inspect_path",
+    "plot_report",
+]
 
 
 def inspect(paths: Sequence[str | Path], layout: str | Path | None = None) -> Report:

@@ -157,7 +157,7 @@ def test_recipe_interrupted_while_drawing_leaves_nothing(tmp_path, monkeypatch):
     import signal
 
     from kpmerge import show
-    from kpmerge.cli import Interrupted
+    from kpmerge.interrupts import Interrupted
 
     def draw(*args):
         raise Interrupted(signal.SIGTERM)

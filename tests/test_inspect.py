@@ -12,7 +12,8 @@ import pytest
 from kpmerge.errors import KpmergeError, UsageError
 from kpmerge.formats.aic import aic_to_dataset
 from kpmerge.formats.coco import coco_to_dataset
-from kpmerge.inspect import BOX_MARGIN, inspect, inspect_dataset
+from kpmerge.inspect import inspect, inspect_dataset
+from kpmerge.inspect_report import BOX_MARGIN
 from kpmerge.layouts import load_layout
 from kpmerge.synth_styles import STYLES
 from tests.conftest import AIC_RAW, fixture, needs_fixtures

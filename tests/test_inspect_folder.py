@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kpmerge.inspect import OUTPUT_FORMAT, inspect
+from kpmerge.inspect import inspect
+from kpmerge.inspect_report import OUTPUT_FORMAT
 from kpmerge.job import Job, SourceSpec, run_job
 from tests.synthfiles import raw_aic_file, style_file
 from tests.test_inspect import plain_stats

@@ -18,9 +18,10 @@ from click.testing import CliRunner
 
 from kpmerge import cli as cli_module
 from kpmerge import interrupts, output, publish
-from kpmerge.cli import Interrupted, cli, interrupt_exit
+from kpmerge.cli import cli
 from kpmerge.errors import KpmergeError
 from kpmerge.formats import coco_writer
+from kpmerge.interrupts import Interrupted, interrupt_exit
 from kpmerge.jsonio import Chunks
 from kpmerge.output import GzipChunks, write_folder
 from kpmerge.synth import synth_aic, synth_coco
