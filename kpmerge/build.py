@@ -12,7 +12,7 @@ import numpy as np
 
 from .errors import UsageError
 from .instances import Dataset, Images, Instances
-from .jsonio import no_gc
+from .jsonwrite import no_gc
 from .layouts import BUILTIN_ORDER, Layout, builtin_layout, canonical_name
 from .mapping import (
     Mapping,

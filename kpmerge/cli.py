@@ -307,7 +307,7 @@ def inspect_cmd(
     Example: kpmerge inspect person_keypoints_val2017.json aic_val.json --plot overlap.png
     """
     from .inspect import format_report, inspect, plot_report
-    from .jsonio import dumps_pretty
+    from .jsonwrite import dumps_pretty
 
     report = inspect(paths, layout=layout)
     if plot is not None:

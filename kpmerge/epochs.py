@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .errors import UsageError
-from .jsonio import dumps_pretty
+from .jsonwrite import dumps_pretty
 from .output import write_folder
 from .publish import check_outside_inputs
 from .sampling import INT64_MAX, SamplingPlan, check_rank, load_plan, shard

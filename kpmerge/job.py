@@ -16,7 +16,7 @@ from .build import Merged, Source, check_source_name, combine, merge
 from .errors import KpmergeError, UsageError
 from .exports import check_exports, export_outputs
 from .formats import default_layout, find_format, path_format, read_dataset
-from .formats.yolo import dataset_paths
+from .formats.yolo_files import dataset_paths
 from .instances import Dataset
 from .layouts import Layout, detect_layout, load_layout
 from .mapping import MappingSpec

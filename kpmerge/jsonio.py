@@ -22,20 +22,6 @@ import orjson
 
 from .errors import KpmergeError, UsageError
 from .gunzip import gunzip
-from .jsonwrite import (  # noqa: F401 (importable from here, as before)
-    MAX_SHAPES,
-    Chunks,
-    compact,
-    dumps_pretty,
-    has_layout_space,
-    json_values,
-    key_bytes,
-    members,
-    members_all,
-    no_gc,
-    number_list,
-    number_rows,
-)
 
 Raw = msgspec.Raw
 NULL = msgspec.Raw(b"null")

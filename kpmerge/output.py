@@ -20,8 +20,8 @@ from .folder import ANNOTATIONS, MANIFEST, MANIFEST_VERSION, METAINFO_JSON, META
 from .formats import find_format
 from .formats.coco_writer import dataset_to_coco_chunks
 from .instances import Images
-from .jsonio import Chunks, dumps_pretty
-from .metainfo import layout_metainfo, metainfo, metainfo_py  # noqa: F401 (importable from here, as before)
+from .jsonwrite import Chunks, dumps_pretty
+from .metainfo import metainfo, metainfo_py
 from .publish import Staging, as_write_error, check_output
 from .tags import SourceTags
 

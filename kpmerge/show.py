@@ -20,7 +20,7 @@ import orjson
 from PIL import Image
 
 from .build import Merged
-from .crops import CANVAS, cut_cells, region  # noqa: F401 (CANVAS: importable from here, as before)
+from .crops import cut_cells, region
 from .errors import KpmergeError, UsageError
 from .folder import METAINFO_JSON, is_output_folder, read_output_folder
 from .formats.coco import read_coco
@@ -30,13 +30,7 @@ from .layouts import Layout, layout_from_dict
 from .output import trainable_pools
 from .pools import trainable_mask
 from .publish import check_output, check_outside_inputs, write_file
-from .sheet_draw import (  # noqa: F401 (importable from here, as before)
-    GAP,
-    LINE,
-    PAD,
-    SIDE_COLORS,
-    draw_sheet,
-)
+from .sheet_draw import draw_sheet
 
 MAX_PER_SOURCE, CELL_RANGE = 100, (48, 1024)
 

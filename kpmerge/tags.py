@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import orjson
 
-from .jsonio import json_values
+from .jsonwrite import json_values
 
 
 @dataclass(frozen=True, eq=False)

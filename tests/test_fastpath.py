@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from kpmerge import job, jsonio
+from kpmerge import job, jsonio, jsonwrite
 from kpmerge.cli import cli
 from kpmerge.formats import aic, coco, coco_reader, coco_writer
 from kpmerge.job import SourceSpec, load_sources
@@ -139,7 +139,7 @@ def test_float_rows_equals_msgspec_across_chunks(monkeypatch):
     ],
 )
 def test_number_rows_matches_json(values):
-    rows = jsonio.number_rows(np.array(values))
+    rows = jsonwrite.number_rows(np.array(values))
     for row, want in zip(rows, values, strict=True):
         got = json.loads(b"[" + row + b"]")
         assert [None if isinstance(w, float) and math.isnan(w) else w for w in want] == got
@@ -150,7 +150,7 @@ def test_number_rows_matches_json(values):
     "values", [[1, 2, 30], ["a", "b,c", 'q"uote'], ["x"], [1, "x"], [2**40, -1], ["é", "\n"], []]
 )
 def test_json_values(values):
-    assert [json.loads(v) for v in jsonio.json_values(values)] == values
+    assert [json.loads(v) for v in jsonwrite.json_values(values)] == values
 
 
 def test_members_all_equals_members():
@@ -158,8 +158,8 @@ def test_members_all_equals_members():
     mixed = [{"id": 1, "a": 1}, {"b": {"c": 2}, "id": 2}, {"id": 3}]
     for records in (same, mixed):
         raws = msgspec.json.decode(json.dumps(records), type=list[dict[str, msgspec.Raw]])
-        want = [jsonio.members(r, frozenset({"id"}), {}) for r in raws]
-        assert jsonio.members_all(raws, frozenset({"id"}), {}) == want
+        want = [jsonwrite.members(r, frozenset({"id"}), {}) for r in raws]
+        assert jsonwrite.members_all(raws, frozenset({"id"}), {}) == want
 
 
 # --- readers: field by field against the json module -------------------------------------------------
@@ -391,4 +391,4 @@ def test_parallel_load_stops_helpers_when_the_first_source_fails(tmp_path, synth
     ],
 )
 def test_json_values_of_arrays(array):
-    assert [json.loads(v) for v in jsonio.json_values(array)] == array.tolist()
+    assert [json.loads(v) for v in jsonwrite.json_values(array)] == array.tolist()

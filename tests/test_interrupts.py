@@ -22,7 +22,7 @@ from kpmerge.cli import cli
 from kpmerge.errors import KpmergeError
 from kpmerge.formats import coco_writer
 from kpmerge.interrupts import Interrupted, interrupt_exit
-from kpmerge.jsonio import Chunks
+from kpmerge.jsonwrite import Chunks
 from kpmerge.output import GzipChunks, write_folder
 from kpmerge.synth import synth_aic, synth_coco
 

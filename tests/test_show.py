@@ -10,21 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kpmerge.crops import region
+from kpmerge.crops import CANVAS, region
 from kpmerge.errors import KpmergeError, UsageError
 from kpmerge.job import Job, SourceSpec, run_job
 from kpmerge.layouts import load_layout
-from kpmerge.show import (
-    CANVAS,
-    GAP,
-    LINE,
-    PAD,
-    SIDE_COLORS,
-    contact_sheet,
-    named_sources,
-    pick,
-    show,
-)
+from kpmerge.sheet_draw import GAP, LINE, PAD, SIDE_COLORS
+from kpmerge.show import contact_sheet, named_sources, pick, show
 from kpmerge.synth import COCO_IMAGES, SAMPLE_COCO_IMAGES, posed_keypoints, synth_coco
 
 IMAGE_COLOR = (200, 40, 40)

@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from ..build import Merged
-from ..jsonio import dumps_pretty
+from ..jsonwrite import dumps_pretty
 from ..layouts import Layout
 
 FOLDER = "detectron2"

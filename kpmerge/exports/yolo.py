@@ -33,7 +33,8 @@ import numpy as np
 
 from ..build import Merged
 from ..errors import UsageError
-from ..formats.yolo import HIGH, IMG_FORMATS, LOW, label_name, repeats
+from ..formats.yolo import HIGH, LOW, repeats
+from ..formats.yolo_files import IMG_FORMATS, label_name
 from ..output import require_image_sizes, source_size_masks
 
 FOLDER = "yolo"

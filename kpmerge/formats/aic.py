@@ -14,20 +14,8 @@ import numpy as np
 from ..errors import KpmergeError
 from ..imagesize import folder_sizes
 from ..instances import Dataset, Images, Instances
-from ..jsonio import (
-    Raw,
-    compact,
-    content_start,
-    decode,
-    decode_column,
-    first_char,
-    float_rows,
-    has_layout_space,
-    key_bytes,
-    members_all,
-    no_gc,
-    read_bytes,
-)
+from ..jsonio import Raw, content_start, decode, decode_column, first_char, float_rows, read_bytes
+from ..jsonwrite import compact, has_layout_space, key_bytes, members_all, no_gc
 from .checks import Sink, check_finite, check_unique, check_visibility
 
 K = 14

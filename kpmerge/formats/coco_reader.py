@@ -20,8 +20,9 @@ import numpy.typing as npt
 
 from ..errors import KpmergeError
 from ..instances import Dataset, Images, Instances
-from ..jsonio import NULL, Raw, decode_column, float_rows, has_layout_space, members_all, no_gc
+from ..jsonio import NULL, Raw, decode_column, float_rows
 from ..jsonscan import check_unique_keys
+from ..jsonwrite import has_layout_space, members_all, no_gc
 from .checks import EXAMPLES, Sink, check_finite, check_range, check_unique, check_visibility
 from .coco_rows import MISSING, Category, DictRows, Id, Int64, Rows, decode_document
 

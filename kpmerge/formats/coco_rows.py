@@ -17,7 +17,8 @@ from typing import Annotated, Any
 import msgspec
 
 from ..errors import KpmergeError
-from ..jsonio import NULL, Raw, compact, decode, decode_column, key_bytes, members_all
+from ..jsonio import NULL, Raw, decode, decode_column
+from ..jsonwrite import compact, key_bytes, members_all
 from .checks import Sink
 
 Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]

@@ -14,7 +14,7 @@ import numpy as np
 import orjson
 
 from ..instances import Dataset, Ids, Images, Instances
-from ..jsonio import Chunks, json_values, number_list, number_rows
+from ..jsonwrite import Chunks, json_values, number_list, number_rows
 
 if TYPE_CHECKING:
     from ..tags import SourceTags

@@ -21,17 +21,8 @@ import numpy as np
 from ..errors import KpmergeError
 from ..imagesize import folder_sizes
 from ..instances import Dataset, Images, Instances
-from ..jsonio import (
-    Raw,
-    content_start,
-    decode,
-    decode_column,
-    first_char,
-    key_bytes,
-    members,
-    no_gc,
-    read_bytes,
-)
+from ..jsonio import Raw, content_start, decode, decode_column, first_char, read_bytes
+from ..jsonwrite import key_bytes, members, no_gc
 
 K = 16
 RECORD_FIELDS = frozenset({"image", "center", "scale", "joints", "joints_vis"})

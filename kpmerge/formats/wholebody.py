@@ -25,7 +25,8 @@ import numpy.typing as npt
 
 from ..errors import KpmergeError
 from ..instances import Dataset
-from ..jsonio import Raw, decode_column, first_char, float_rows, key_bytes, number_rows, read_bytes
+from ..jsonio import Raw, decode_column, first_char, float_rows, read_bytes
+from ..jsonwrite import key_bytes, number_rows
 from ..layouts import builtin_layout
 from .checks import Sink, check_finite
 from .coco_reader import read_coco_records

@@ -28,15 +28,7 @@ import numpy.typing as npt
 from ..errors import KpmergeError
 from ..instances import Dataset, Images, Instances
 from . import checks
-from .yolo_files import (  # noqa: F401 (importable from here, as before)
-    IMG_FORMATS,
-    ROTATED,
-    dataset_paths,
-    image_files,
-    image_size,
-    img2label_path,
-    label_name,
-)
+from .yolo_files import image_files, image_size, img2label_path, label_name
 from .yolo_yaml import DataYaml, choose_class, find_yaml, load_yaml, parse_data_yaml, yaml_layout
 
 HIGH = np.float32(1.01)

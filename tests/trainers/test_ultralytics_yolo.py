@@ -27,7 +27,7 @@ from ultralytics.data.utils import exif_size, img2label_paths, verify_image_labe
 
 from kpmerge.build import combine, merge  # noqa: E402
 from kpmerge.exports.yolo import label_path, yolo_export, yolo_files  # noqa: E402
-from kpmerge.formats.yolo import image_size, img2label_path  # noqa: E402
+from kpmerge.formats.yolo_files import image_size, img2label_path  # noqa: E402
 from kpmerge.job import SourceSpec, load_source  # noqa: E402
 from kpmerge.layouts import builtin_layout  # noqa: E402
 from kpmerge.synth import synth_aic  # noqa: E402
