@@ -28,7 +28,7 @@ from .output import (
     trainable_pools,
     write_folder,
 )
-from .parallel import resolve_jobs, run_tasks
+from .parallel import processes, resolve_jobs, run_tasks
 from .publish import Staging, as_write_error, check_output, check_outside_inputs
 from .sampling import SamplingOptions
 
@@ -231,8 +231,9 @@ def load_sources(
 
     Args:
         specs: The sources.
-        jobs: Processes to use at most (None: the CPUs this process may use). Helper processes start
-            only when the inputs after the first hold at least `PARALLEL_MIN_BYTES`.
+        jobs: Processes to use at most (None: the CPUs this process may use). Sources are read in
+            helper processes when the inputs after the first hold at least `PARALLEL_MIN_BYTES`; else
+            one by one, each reader may share its work out (`kpmerge.parallel.in_parts`).
         progress: Told of each source read (step `read`).
         checksum: Take each file's sha256 (else left None, for a caller that takes it later).
     """
@@ -242,10 +243,11 @@ def load_sources(
         step = progress
         done = lambda src: (step("read", 1, len(specs)), src)[1]  # noqa: E731
     jobs = resolve_jobs(jobs)
-    if sum(_size(s.path) for s in specs[1:]) < PARALLEL_MIN_BYTES:
-        jobs = 1
     tasks = [partial(load_source, spec, checksum) for spec in specs]
-    return run_tasks(tasks, jobs, done)
+    if sum(_size(s.path) for s in specs[1:]) >= PARALLEL_MIN_BYTES:
+        return run_tasks(tasks, jobs, done)
+    with processes(jobs):  # one large input: read with every process (`kpmerge.parallel.in_parts`)
+        return run_tasks(tasks, 1, done)
 
 
 def _size(path: Path) -> int:

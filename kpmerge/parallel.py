@@ -1,10 +1,13 @@
-"""The one place where kpmerge starts processes: how many it may use, and tasks run beside this one.
+"""The one place where kpmerge starts processes: how many it may use, and work done beside this one.
 
 Everything here has a plain sequential path that gives the same results; helper processes are an
 optimisation used only where they are safe (Linux: fork and memory files; one running thread) and
-only when the caller's `jobs` allows more than one. A helper's result comes back through a memory
-file: numpy arrays travel out of band and are mapped, not copied, and object arrays of text (ids,
-file names, raw JSON members) as one joined blob each, several times faster than pickling every string.
+only when the caller allows more than one process. Two shapes of work:
+- `run_tasks`: whole tasks (reading one source each). A helper's result comes back through a memory
+  file: numpy arrays travel out of band and are mapped, not copied, and object arrays of text (ids,
+  file names, raw JSON members) as one joined blob each, several times faster than pickling every string.
+- `in_parts`: one large array filled by rows. Helpers write their rows straight into memory this process
+  shares with them (`shared_empty`), so nothing is handed back.
 """
 
 from __future__ import annotations
@@ -17,7 +20,10 @@ import pickle
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -91,65 +97,161 @@ def run_tasks(tasks: Sequence[Callable[[], T]], jobs: int, done: Callable[[T], T
     helpers = min(len(tasks) - 1, jobs - 1)
     if helpers < 1 or not can_fork():
         return [finish(task()) for task in tasks]
-    children = [_start(task) for task in tasks[1 : 1 + helpers]]
-    collected: set[int] = set()
+    children = [_start(partial(_write_result, task)) for task in tasks[1 : 1 + helpers]]
+    waited: set[int] = set()
     try:
         out = [finish(tasks[0]())]
         for task, child in zip(tasks[1 : 1 + helpers], children, strict=True):
             result: Any = None
             if child is not None:
                 result = _collect(*child)
-                collected.add(child[0])
+                waited.add(child[0])
             out.append(finish(result if result is not None else task()))
         out += [finish(task()) for task in tasks[1 + helpers :]]
     finally:
-        for pid, fd in filter(None, children):
-            os.close(fd)
-            if pid not in collected:  # an error or an interrupt here: the helper's work is not needed
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            _reap(pid)
+        _stop(children, waited)
     return out
 
 
-def _start(task: Callable[[], Any]) -> tuple[int, int] | None:
-    """A forked helper that runs `task` and leaves its result (None when it failed) in a memory file.
-
-    None when no helper can be started (no memory for a fork, say).
-    """
-    try:
-        fd = os.memfd_create("kpmerge-task", os.MFD_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        pid = os.fork()
-    except OSError:
-        os.close(fd)
-        return None
-    if pid == 0:  # the helper: never returns
-        try:
-            try:
-                result = task()
-            except BaseException:
-                result = None
-            write_object(fd, result)
-        finally:
-            os._exit(0)
-    return pid, fd
+def _write_result(task: Callable[[], Any], fd: int) -> None:
+    write_object(fd, task())
 
 
 def _collect(pid: int, fd: int) -> Any:
     """The helper's result, its arrays backed by the memory file (None when it failed)."""
-    _reap(pid)
+    if _exit_code(pid) != 0:
+        return None
     try:
         return read_object(fd)
     except Exception:
         return None
 
 
-def _reap(pid: int) -> None:
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, 0)
+_PROCESSES: ContextVar[int] = ContextVar("kpmerge_processes", default=1)
+
+
+@contextmanager
+def processes(jobs: int) -> Iterator[None]:
+    """Let `in_parts` calls inside use up to `jobs` processes (outside: one, this process)."""
+    token = _PROCESSES.set(jobs)
+    try:
+        yield
+    finally:
+        _PROCESSES.reset(token)
+
+
+class _Shared(mmap.mmap):
+    """Memory that this process and the helpers it forks later all see (an anonymous shared mapping)."""
+
+
+def shared_empty(shape: tuple[int, ...], dtype: type[np.generic]) -> np.ndarray:
+    """An uninitialised array whose rows `in_parts` helpers may fill: shared memory when `processes`
+    allows more than one and helpers can be forked, else a plain `np.empty` array."""
+    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    if _PROCESSES.get() < 2 or size == 0 or not can_fork():
+        return np.empty(shape, dtype=dtype)
+    buffer = _Shared(-1, size, flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
+    return np.frombuffer(buffer, dtype=dtype).reshape(shape)
+
+
+def _is_shared(arr: np.ndarray) -> bool:
+    base: Any = arr
+    while base is not None and not isinstance(base, _Shared):
+        base = base.obj if isinstance(base, memoryview) else getattr(base, "base", None)
+    return base is not None
+
+
+FILLED, NOT_FILLED = 0, 3
+"""Exit codes of an `in_parts` helper: its rows are filled, or `fill` returned False for them."""
+
+
+def in_parts(fill: Callable[[int, int], bool], n: int, outs: Sequence[np.ndarray], min_rows: int) -> bool:
+    """`fill(0, n)`, or the same work cut into consecutive row ranges done side by side; whether every
+    `fill` returned True.
+
+    `fill(start, stop)` writes rows start..stop of the arrays `outs` (and nothing else). When
+    `processes` allows more than one and every one of `outs` comes from `shared_empty`, helpers fill
+    ranges of at least `min_rows` rows while this process fills the first. A helper that cannot be
+    started or fails is replaced by filling its range here (so an error is the one a single process
+    raises); an error or interrupt here kills them.
+    """
+    parts = min(_PROCESSES.get(), n // max(1, min_rows))
+    if parts < 2 or not all(map(_is_shared, outs)) or not can_fork():
+        return fill(0, n)
+    bounds = [(n * i // parts, n * (i + 1) // parts) for i in range(parts)]
+    children = [_fork(partial(_fill_and_exit, fill, lo, hi)) for lo, hi in bounds[1:]]
+    waited: set[int] = set()
+    try:
+        with processes(1):  # `fill` here starts no helpers of its own either
+            if not fill(*bounds[0]):
+                return False
+            for (lo, hi), pid in zip(bounds[1:], children, strict=True):
+                code = None
+                if pid is not None:
+                    code = _exit_code(pid)
+                    waited.add(pid)
+                if code == NOT_FILLED or (code != FILLED and not fill(lo, hi)):
+                    return False
+        return True
+    finally:
+        _stop([(pid, None) if pid else None for pid in children], waited)
+
+
+def _fill_and_exit(fill: Callable[[int, int], bool], start: int, stop: int) -> None:
+    _PROCESSES.set(1)  # a helper starts no helpers of its own
+    os._exit(FILLED if fill(start, stop) else NOT_FILLED)
+
+
+def _fork(run: Callable[[], None]) -> int | None:
+    """The pid of a forked helper that runs `run`, then exits (0 when `run` returns, 1 when it raises);
+    None when no helper can be started (no memory for a fork, say)."""
+    try:
+        pid = os.fork()
+    except OSError:
+        return None
+    if pid == 0:  # the helper: never returns
+        code = 1
+        try:
+            run()
+            code = 0
+        finally:
+            os._exit(code)
+    return pid
+
+
+def _start(work: Callable[[int], None]) -> tuple[int, int] | None:
+    """A forked helper that runs `work(fd)` on a new memory file `fd`; None when none can start."""
+    try:
+        fd = os.memfd_create("kpmerge-task", os.MFD_CLOEXEC)
+    except OSError:
+        return None
+    pid = _fork(partial(work, fd))
+    if pid is None:
+        os.close(fd)
+        return None
+    return pid, fd
+
+
+def _exit_code(pid: int) -> int | None:
+    """Wait for the helper `pid`: its exit code; None when a signal ended it or it is gone."""
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:
+        return None
+    return os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
+
+
+def _stop(children: Sequence[tuple[int, int | None] | None], waited: set[int]) -> None:
+    """Close the helpers' memory files; kill (then reap) the helpers not waited for: after an error
+    or an interrupt here, their work is not needed."""
+    for pid, fd in filter(None, children):
+        if fd is not None:
+            os.close(fd)
+        if pid not in waited:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
 
 
 def write_object(fd: int, obj: object) -> None:

@@ -186,3 +186,55 @@ def test_jobs_option_gives_the_same_bytes_and_is_checked(tmp_path, monkeypatch):
     assert bad.exit_code == 2 and "--jobs" in bad.stderr
     data = {"mode": "combine", "output": "o", "sources": [{"path": "a.json"}], "jobs": 3}
     assert recipe_to_job(data, tmp_path).jobs == 3
+
+
+def test_shared_empty_is_plain_unless_processes_allow_more():
+    assert not parallel._is_shared(parallel.shared_empty((3, 2), np.float64))
+    with parallel.processes(1):
+        assert not parallel._is_shared(parallel.shared_empty((3, 2), np.float64))
+
+
+@_memory_files
+def test_in_parts_helpers_fill_shared_rows_in_place():
+    n = 10
+    with parallel.processes(3):
+        out = parallel.shared_empty((n, 2), np.float64)
+        who = parallel.shared_empty((n,), np.int64)
+        assert parallel._is_shared(out[:, 1:]) and parallel._is_shared(who)
+        budgets = parallel.shared_empty((n,), np.int64)
+
+        def fill(lo, hi):
+            out[lo:hi] = np.arange(lo, hi)[:, None] * [1, 10]
+            who[lo:hi] = os.getpid()
+            budgets[lo:hi] = parallel._PROCESSES.get()
+            return True
+
+        assert parallel.in_parts(fill, n, [out, who, budgets], min_rows=3)
+    np.testing.assert_array_equal(out, np.arange(n)[:, None] * [1, 10])
+    assert [who[0], who[3], who[6]].count(os.getpid()) == 1 and len(set(who.tolist())) == 3
+    assert (budgets == 1).all()  # nobody inside starts helpers of their own
+
+
+@_memory_files
+def test_in_parts_a_failing_helper_range_is_filled_here_and_false_stops():
+    n, here = 8, os.getpid()
+    with parallel.processes(2):
+        out = parallel.shared_empty((n,), np.int64)
+
+        def fill(lo, hi):
+            if os.getpid() != here:
+                raise RuntimeError("helper fails")
+            out[lo:hi] = 7
+            return True
+
+        assert parallel.in_parts(fill, n, [out], min_rows=1)
+        assert (out == 7).all()  # the helper's range was filled here again
+        assert not parallel.in_parts(lambda lo, hi: lo == 0, n, [out], min_rows=1)  # a helper's rows say no
+
+
+def test_in_parts_without_shared_arrays_is_one_call(monkeypatch):
+    monkeypatch.setattr(parallel.os, "fork", _forbidden_fork, raising=False)
+    calls = []
+    with parallel.processes(4):
+        assert parallel.in_parts(lambda lo, hi: calls.append((lo, hi)) is None, 9, [np.empty(9)], 1)
+    assert calls == [(0, 9)]

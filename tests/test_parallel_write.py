@@ -68,3 +68,20 @@ def test_no_memory_for_a_read_helper_reads_here(monkeypatch, tmp_path):
     forced = job.load_sources(specs, jobs=2)
     for one, two in zip(plain, forced, strict=True):
         assert one.meta == two.meta and one.dataset.instances == two.dataset.instances
+
+
+@_linux_only
+def test_a_wholebody_file_read_by_part_helpers_gives_the_same_bytes(monkeypatch, tmp_path):
+    from kpmerge.formats import wholebody
+    from kpmerge.synth import write_synth_wholebody
+
+    path = write_synth_wholebody(tmp_path / "wb.json", scale=0.0005, seed=3)
+    monkeypatch.setattr(wholebody, "PARALLEL_MIN_ROWS", 1)
+    outs = []
+    for jobs in ("1", "3"):
+        out = tmp_path / f"out{jobs}"
+        args = ["merge", f"wb={path}", "--target", "halpe26", "-o", str(out), "-q", "--jobs", jobs]
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        outs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
+    assert outs[0] == outs[1]

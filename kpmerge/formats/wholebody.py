@@ -28,6 +28,7 @@ from ..instances import Dataset
 from ..jsonio import Raw, decode_column, first_char, float_rows, read_bytes
 from ..jsonwrite import key_bytes, number_rows
 from ..layouts import builtin_layout
+from ..parallel import in_parts, shared_empty
 from .checks import Sink, check_finite
 from .coco_reader import read_coco_records
 from .coco_writer import dataset_to_coco
@@ -40,6 +41,8 @@ PART_FIELDS = frozenset(name for name, _ in PARTS)
 _POSITION = re.compile(r"^\$\[(\d+)\](.*)$")
 _WINDOW = 1 << 20
 """Bytes after `"annotations"` searched for a part field when sniffing."""
+PARALLEL_MIN_ROWS = 20_000
+"""Annotations per process from which the part fields are parsed by more than one (`parallel.in_parts`)."""
 
 
 def sniff_wholebody(data: bytes) -> bool:
@@ -81,36 +84,54 @@ def wholebody_to_dataset(data: bytes, file: str | Path | None = None, strict: bo
         j, p = min(missing)
         name = PARTS[p][0]
         raise KpmergeError(f"missing `{name}`", file, f"$.annotations[id={ids[j]}].{name}")
-    keypoints = np.empty((n, K, 3), dtype=np.float64)
+    keypoints = shared_empty((n, K, 3), np.float64)
+    changed = shared_empty((n,), np.int64)  # per annotation: visibilities read other than as written
     keypoints[:, :BODY] = inst.keypoints
     flat = keypoints.reshape(n, 3 * K)  # a view: slices of it are the parts' rows, in place
-    start, changed = BODY, 0
+    parts: list[tuple[str, int, int, list[Raw]]] = []  # name, first keypoint, keypoints, raw rows
+    start = BODY
     for name, k in PARTS:
-        raws: list[Raw] = read.taken.pop(name)  # type: ignore[assignment]
-        rows = flat[:, 3 * start : 3 * (start + k)]
-        # in bulk, straight into place; None sends irregular rows to the checks below
-        if float_rows(raws, 3 * k, out=rows) is None:
-            rows[...] = _part_rows(raws, name, k, ids, file)
-        del raws
-        check_finite(rows, Sink(file), lambda j: f"$.annotations[id={ids[j]}]", name)
-        changed += _visibility_to_coco(keypoints[:, start : start + k])
+        parts.append((name, start, k, read.taken.pop(name)))  # type: ignore[arg-type]
         start += k
+
+    def fill(lo: int, hi: int) -> bool:
+        """Rows lo..hi of every part, in bulk and in place, visibilities made COCO's; False when a row is
+        irregular or not finite (the parts are then read again one by one, to report it)."""
+        for _, first, k, raws in parts:
+            rows = flat[lo:hi, 3 * first : 3 * (first + k)]
+            if float_rows(raws[lo:hi], 3 * k, out=rows) is None or not np.isfinite(rows).all():
+                return False
+        changed[lo:hi] = sum(
+            _visibility_to_coco(keypoints[lo:hi, first : first + k]) for _, first, k, _ in parts
+        )
+        return True
+
+    if not in_parts(fill, n, [keypoints, changed], PARALLEL_MIN_ROWS):
+        for name, first, k, raws in parts:
+            rows = flat[:, 3 * first : 3 * (first + k)]
+            if float_rows(raws, 3 * k, out=rows) is None:
+                rows[...] = _part_rows(raws, name, k, ids, file)
+            check_finite(rows, Sink(file), lambda j: f"$.annotations[id={ids[j]}]", name)
+        fill(0, n)  # regular and finite now
+    count = int(changed.sum())
     notes = body.notes
-    if changed:
-        notes += (f"{changed} whole-body visibilities other than 0, 1, 2 read as 2 (v > 0) or 0",)
+    if count:
+        notes += (f"{count} whole-body visibilities other than 0, 1, 2 read as 2 (v > 0) or 0",)
     instances = inst.with_keypoints(keypoints)
     return replace(body, instances=instances, keypoint_names=None, format="coco_wholebody", notes=notes)
 
 
-def _visibility_to_coco(part: npt.NDArray[np.float64]) -> int:
-    """Make a part's (N, k, 3) visibilities 0 or 2 in place (unlabelled points zeroed); how many changed."""
+def _visibility_to_coco(part: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+    """Make a part's (N, k, 3) visibilities 0 or 2 in place (unlabelled points zeroed); how many changed
+    in each row."""
     v = part[:, :, 2]
     labelled = v > 0
-    changed = int(np.count_nonzero((v != 0) & (v != 1) & (v != 2)))
-    if changed or not labelled.all():
+    odd = (v != 0) & (v != 1) & (v != 2)
+    changed = np.count_nonzero(odd, axis=1)
+    if not labelled.all():
         np.copyto(part, 0.0, where=~labelled[:, :, None])
-        if changed:
-            part[:, :, 2] = np.where((v == 1) | (v == 2), v, np.where(labelled, 2.0, 0.0))
+    if odd.any():
+        part[:, :, 2] = np.where((v == 1) | (v == 2), v, np.where(labelled, 2.0, 0.0))
     return changed
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
 
+from kpmerge import parallel
 from kpmerge.build import merge
 from kpmerge.errors import KpmergeError
-from kpmerge.formats import detect_format, read_dataset
+from kpmerge.formats import detect_format, read_dataset, wholebody
 from kpmerge.formats.wholebody import K, dataset_to_wholebody, read_wholebody, wholebody_to_dataset
 from kpmerge.job import SourceSpec, load_source
 from kpmerge.layouts import builtin_layout
@@ -189,3 +191,40 @@ def test_synthetic_wholebody_file_reads_as_wholebody(tmp_path):
     valid = np.array([a["face_valid"] for a in doc["annotations"]])
     assert ((face[:, :, 2] > 0).all(axis=1) == valid).all()
     assert ds.instances.extra[0].startswith(b'"segmentation":') and b'"foot_valid":' in ds.instances.extra[0]
+
+
+_forks = pytest.mark.skipif(not hasattr(os, "memfd_create"), reason="helpers are forked on Linux only")
+
+
+def _odd_doc() -> dict:
+    doc = _doc()
+    doc["annotations"][2]["face_kpts"][5] = 0.5  # a float visibility in the last annotation's rows
+    return doc
+
+
+@_forks
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda a: a["foot_kpts"].pop(), r"\$\.annotations\[id=3\]\.foot_kpts: expected 18 numbers"),
+        (lambda a: a["face_kpts"].__setitem__(0, 1e999), r"\$\.annotations\[id=3\]\.face_kpts\[0\]"),
+    ],
+)
+def test_parts_read_by_helpers_give_the_same_dataset_and_errors(monkeypatch, tmp_path, change, message):
+    monkeypatch.setattr(wholebody, "PARALLEL_MIN_ROWS", 1)
+    data = json.dumps(_odd_doc()).encode()
+    alone = wholebody_to_dataset(data)
+    with parallel.processes(3):  # the last annotation's rows are a helper's
+        together = wholebody_to_dataset(data)
+        assert parallel._is_shared(together.instances.keypoints)
+    np.testing.assert_array_equal(together.instances.keypoints, alone.instances.keypoints)
+    assert (
+        together.notes
+        == alone.notes
+        == ("1 whole-body visibilities other than 0, 1, 2 read as 2 (v > 0) or 0",)
+    )
+    doc = _odd_doc()
+    change(doc["annotations"][2])
+    bad = json.dumps(doc).encode().replace(b"Infinity", b"1e999")
+    with parallel.processes(3), pytest.raises(KpmergeError, match=message):
+        wholebody_to_dataset(bad)
