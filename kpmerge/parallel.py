@@ -298,10 +298,15 @@ class _Pickler(pickle.Pickler):
 
 
 def _object_column(arr: np.ndarray) -> tuple[Any, tuple[Any, ...]]:
-    """How to rebuild a 1-D object array, read-only if it was: from one joined blob when it holds only
-    str (or only bytes) without newlines, else from a list."""
+    """How to rebuild a 1-D object array, read-only if it was: from its one value when it holds one str
+    (or bytes) throughout, from one joined blob when it holds only str (or only bytes) without newlines,
+    else from a list."""
     values = arr.tolist()
     writeable = bool(arr.flags.writeable)
+    first = values[0] if values else None
+    if type(first) in (str, bytes) and first == values[-1] and values.count(first) == len(values):
+        if set(map(type, values)) == {type(first)}:  # one value throughout (raw AIC's empty members)
+            return _rebuild_constant, (first, len(values), writeable)
     try:  # str.join takes only str: no need to look at every type first
         blob, kind = "\n".join(values).encode("utf-8", "surrogatepass"), "str"
     except TypeError:
@@ -317,6 +322,12 @@ def _rebuild_text_column(blob: Any, kind: str, writeable: bool) -> np.ndarray:
     if kind == "str":
         return _rebuild_objects(str(blob, "utf-8", "surrogatepass").split("\n"), writeable)
     return _rebuild_objects(bytes(blob).split(b"\n"), writeable)
+
+
+def _rebuild_constant(value: str | bytes, n: int, writeable: bool) -> np.ndarray:
+    arr = np.full(n, value, dtype=object)
+    arr.flags.writeable = writeable
+    return arr
 
 
 def _rebuild_objects(values: list[Any], writeable: bool) -> np.ndarray:

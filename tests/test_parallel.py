@@ -42,6 +42,9 @@ def _objects(values, writeable=True):
         [1, "mixed", None],
         ["only"],
         [""],
+        [b""] * 5,  # one value throughout
+        ["x", "x"],
+        ["x", b"x", "x"],  # equal-looking values of two types: one by one
     ],
 )
 def test_object_columns_come_back_equal_with_their_flags(values):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from functools import partial
 from itertools import chain, repeat
-from operator import attrgetter, is_, itemgetter
+from operator import attrgetter, is_
 from pathlib import Path
 
 import msgspec
@@ -25,7 +25,6 @@ RECORD_FIELDS = frozenset({"image_id", "keypoint_annotations", "human_annotation
 _TO_AIC = np.array([3, 2, 1])
 _NO_URL = msgspec.Raw(b"null")
 _HUMAN = re.compile(r"human([0-9]+)")
-_HUMANS = re.compile(r"human[0-9]+(?:\nhuman[0-9]+)*")
 
 
 def sniff_aic(data: bytes) -> bool:
@@ -175,13 +174,9 @@ def _people(people: _Humans, boxes: _Humans, image_ids: list[str], sink: Sink) -
             box_raws = [bxs[h] for kps, bxs in zip(people, boxes, strict=True) for h in kps]
         except KeyError:
             regular = False
-    joined = "\n".join(names)
-    if regular and names and not (_HUMANS.fullmatch(joined) and joined.count("\n") == len(names) - 1):
-        regular = False  # a name that is not humanN (a newline inside one would pass the pattern)
+    number = _human_numbers(names) if regular and names else None
+    regular = regular and number is not None  # else a name that is not humanN
     if regular:
-        number = np.fromiter(
-            map(int, map(itemgetter(slice(5, None)), names)), dtype=np.int64, count=len(names)
-        )
         record = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
         order = np.lexsort((number, record))
         number, record = number[order], record[order]
@@ -197,6 +192,19 @@ def _people(people: _Humans, boxes: _Humans, image_ids: list[str], sink: Sink) -
             ann_ids = list(map("/".join, zip(of_image, map(names.__getitem__, picks), strict=True)))
             return kp.reshape(len(picks), K, 3), xyxy, ann_ids, record
     return _people_rows(people, boxes, image_ids, sink)
+
+
+def _human_numbers(names: list[str]) -> np.ndarray | None:
+    """N of every name `humanN` (N of at most 18 ASCII digits), parsed at once; None when a name has
+    another form."""
+    text = "\n" + "\n".join(names)
+    if text.count("\n") != len(names) or text.count("\nhuman") != len(names):  # no newline inside a name
+        return None
+    digits = text.replace("\nhuman", "\n")
+    if "\n\n" in digits + "\n" or not digits.replace("\n", "").isdigit() or not digits.isascii():
+        return None
+    number = np.fromstring(digits[1:], dtype=np.int64, sep="\n")
+    return number if len(number) == len(names) and int(number.max()) < 10**18 else None
 
 
 def _people_rows(people: _Humans, boxes: _Humans, image_ids: list[str], sink: Sink) -> _People:

@@ -79,6 +79,29 @@ def test_humans_in_numeric_order():
     assert ds.instances.keypoints[0, 13].tolist() == [0, 0, 0]  # raw v 3 (unlabelled) -> 0
 
 
+@pytest.mark.parametrize(
+    ("humans", "order"),
+    [
+        (["human3", "human02"], ["human02", "human3"]),  # leading zeros read as numbers
+        (["human" + "9" * 20, "human1"], ["human1", "human" + "9" * 20]),  # beyond 64 bits: one by one
+    ],
+)
+def test_human_numbers_of_any_size_keep_numeric_order(humans, order):
+    ds = aic_to_dataset(json.dumps([_record(humans)]).encode())
+    assert list(ds.instances.ids) == [f"abc/{h}" for h in order]
+
+
+@pytest.mark.parametrize("name", ["humanhuman1", "human", "human١", "human 1", "person1"])
+def test_names_other_than_human_n_are_refused(name):
+    with pytest.raises(KpmergeError, match="expected keys named humanN"):
+        record = {
+            "image_id": "abc",
+            "keypoint_annotations": {name: [0] * 42},
+            "human_annotations": {name: [0] * 4},
+        }
+        aic_to_dataset(json.dumps([record]).encode())
+
+
 def test_round_trip_back_to_raw():
     records = [_record(["human1", "human2"])]
     ds = aic_to_dataset(json.dumps(records).encode())
