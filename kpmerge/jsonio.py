@@ -22,6 +22,7 @@ import orjson
 
 from .errors import KpmergeError, UsageError
 from .gunzip import gunzip
+from .parallel import in_parts, shared_empty
 
 Raw = msgspec.Raw
 NULL = msgspec.Raw(b"null")
@@ -216,12 +217,21 @@ def float_rows(
     """
     n = len(raws)
     if out is None:
-        out = np.empty((n, width), dtype=np.float64)
-    for start in range(0, n, ROWS_PER_CHUNK):
-        part = raws[start : start + ROWS_PER_CHUNK]
-        if not _float_chunk(part, width, out[start : start + len(part)]):
-            return None
-    return out
+        out = shared_empty((n, width), np.float64)
+    rows = out
+
+    def fill(lo: int, hi: int) -> bool:
+        for start in range(lo, hi, ROWS_PER_CHUNK):
+            part = raws[start : min(start + ROWS_PER_CHUNK, hi)]
+            if not _float_chunk(part, width, rows[start : start + len(part)]):
+                return False
+        return True
+
+    return out if in_parts(fill, n, [out], max(1, PARALLEL_MIN_NUMBERS // max(1, width))) else None
+
+
+PARALLEL_MIN_NUMBERS = 2_000_000
+"""Numbers per process from which `float_rows` parses with more than one (`parallel.in_parts`)."""
 
 
 def _float_chunk(raws: Sequence[Raw | bytes], width: int, out: npt.NDArray[np.float64]) -> bool:

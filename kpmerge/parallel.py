@@ -304,9 +304,9 @@ def _object_column(arr: np.ndarray) -> tuple[Any, tuple[Any, ...]]:
     values = arr.tolist()
     writeable = bool(arr.flags.writeable)
     first = values[0] if values else None
-    if type(first) in (str, bytes) and first == values[-1] and values.count(first) == len(values):
-        if set(map(type, values)) == {type(first)}:  # one value throughout (raw AIC's empty members)
-            return _rebuild_constant, (first, len(values), writeable)
+    constant = type(first) in (str, bytes) and first == values[-1] and values.count(first) == len(values)
+    if constant and set(map(type, values)) == {type(first)}:  # one value throughout (raw AIC's empty members)
+        return _rebuild_constant, (first, len(values), writeable)
     try:  # str.join takes only str: no need to look at every type first
         blob, kind = "\n".join(values).encode("utf-8", "surrogatepass"), "str"
     except TypeError:

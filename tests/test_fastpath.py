@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 
 import msgspec
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from kpmerge import job, jsonio, jsonwrite
+from kpmerge import job, jsonio, jsonwrite, parallel
 from kpmerge.cli import cli
 from kpmerge.formats import aic, coco, coco_reader, coco_writer
 from kpmerge.job import SourceSpec, load_sources
@@ -125,6 +126,20 @@ def test_float_rows_equals_msgspec_across_chunks(monkeypatch):
     raws = _raws(json.dumps(rows).encode())
     expected = np.array(msgspec.json.decode(json.dumps(rows), type=list[list[float]]))
     np.testing.assert_array_equal(jsonio.float_rows(raws, 6), expected)
+
+
+@pytest.mark.skipif(not hasattr(os, "memfd_create"), reason="helpers are forked on Linux only")
+def test_float_rows_by_helpers_equal_rows_read_here(monkeypatch):
+    monkeypatch.setattr(jsonio, "ROWS_PER_CHUNK", 4)
+    monkeypatch.setattr(jsonio, "PARALLEL_MIN_NUMBERS", 6)  # a row per process at least
+    rows = [[i, -i, i / 4] for i in range(30)]
+    raws = _raws(json.dumps(rows).encode())
+    with parallel.processes(3):
+        got = jsonio.float_rows(raws, 3)
+        assert parallel._is_shared(got)
+        np.testing.assert_array_equal(got, np.array(rows, dtype=np.float64))
+        bad = _raws(json.dumps([*rows[:-1], [1, 2]]).encode())  # the last row, a helper's, is short
+        assert jsonio.float_rows(bad, 3) is None
 
 
 @pytest.mark.parametrize(
