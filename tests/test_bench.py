@@ -28,6 +28,9 @@ def test_bench_report(tmp_path):
     assert ("kpmerge inspect" in steps) == bench.has_command("inspect")
     ref = steps["reference (orjson load + dump, gc off)"]
     assert ref["wall_ratio_to_reference"] == 1.0 and ref["cpu_ratio_to_reference"] == 1.0
+    combine = steps["kpmerge combine"]
+    assert ref["wall_ratio_fastest"] == 1.0
+    assert combine["wall_ratio_fastest"] == round(min(combine["wall_s"]) / min(ref["wall_s"]), 3)
     assert "kpmerge combine --jobs 1 (no helper process)" in steps
     table = bench.markdown(result)
     assert "| kpmerge combine |" in table and result["machine"]["python"] in table
