@@ -410,3 +410,48 @@ def test_the_handler_records_the_signal_before_raising(monkeypatch):
     interrupts.settle()
     interrupts.check_stop()  # the exit code is settled: nothing left to act upon
     interrupts.on_stop_signal(signal.SIGINT, None)  # ignored
+
+
+def _session_processes(sid: int) -> list[int]:
+    """Processes still in session `sid` (their pid, from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == sid:  # the 6th field of stat: session id
+                found.append(int(entry.name))
+    return found
+
+
+@_posix
+def test_an_interrupt_while_helpers_fill_rows_leaves_no_helper(tmp_path):
+    from kpmerge.synth import write_synth_wholebody
+
+    path = write_synth_wholebody(tmp_path / "wb.json", scale=0.02, seed=1)
+    code = (
+        "import kpmerge.formats.wholebody as w, kpmerge.jsonio as j\n"
+        "w.PARALLEL_MIN_ROWS = j.PARALLEL_MIN_NUMBERS = 1\n"  # every row filled side by side
+        "from kpmerge.__main__ import main\nmain()\n"
+    )
+    for i, delay in enumerate((0.0, 0.05, 0.1, 0.15, 0.2, 0.3)):
+        out = tmp_path / f"OUT{i}"
+        args = ["merge", f"wb={path}", "--target", "halpe26", "-o", str(out), "-q", "--jobs", "2"]
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code, *args], stderr=subprocess.PIPE, start_new_session=True
+        )
+        while not _caught(proc.pid, signal.SIGTERM) and proc.poll() is None:  # kpmerge's handlers are in
+            time.sleep(0.002)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+        assert b"Traceback" not in err, err.decode()
+        assert proc.returncode in (0, 130), err.decode()
+        assert (out / "annotations.json").exists() == (proc.returncode == 0)
+        assert _leftovers(tmp_path) == []
+        deadline = time.monotonic() + END_WITHIN
+        while _session_processes(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _session_processes(proc.pid) == [], f"helpers left after a signal at {delay} s"

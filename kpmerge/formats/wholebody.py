@@ -107,12 +107,13 @@ def wholebody_to_dataset(data: bytes, file: str | Path | None = None, strict: bo
         return True
 
     if not in_parts(fill, n, [keypoints, changed], PARALLEL_MIN_ROWS):
+        changed[:] = 0
         for name, first, k, raws in parts:
             rows = flat[:, 3 * first : 3 * (first + k)]
             if float_rows(raws, 3 * k, out=rows) is None:
                 rows[...] = _part_rows(raws, name, k, ids, file)
             check_finite(rows, Sink(file), lambda j: f"$.annotations[id={ids[j]}]", name)
-        fill(0, n)  # regular and finite now
+            changed += _visibility_to_coco(keypoints[:, first : first + k])
     count = int(changed.sum())
     notes = body.notes
     if count:
