@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -15,6 +15,7 @@ import numpy as np
 from .build import Merged, Source, check_source_name, combine, merge
 from .errors import KpmergeError, UsageError
 from .exports import check_exports, export_outputs
+from .folder import MANIFEST
 from .formats import default_layout, find_format, path_format, read_dataset
 from .formats.yolo_files import dataset_paths
 from .instances import Dataset
@@ -29,7 +30,7 @@ from .output import (
     write_folder,
 )
 from .parallel import processes, resolve_jobs, run_tasks
-from .publish import Staging, as_write_error, check_output, check_outside_inputs
+from .publish import check_output, check_outside_inputs
 from .sampling import SamplingOptions
 
 MODES = ("merge", "combine")
@@ -391,36 +392,36 @@ def run_job(
     if job.show is not None:
         check_output(job.show, job.force, folder=False)
     merged = build_job(job, progress, jobs)
-    sampling = sampling_options(job)
-    sampling.check([s.name for s in merged.sources], [len(p) for p in trainable_pools(merged)])
-    write = None
-    if progress is not None:
-        total = len(merged.dataset.images) + len(merged.dataset.instances)
-        progress("write", 0, total)
-        step = progress
-        write = lambda n: step("write", n, total)  # noqa: E731
-    extra, counts = export_outputs(merged, job.exports, job.yolo_keep_empty)
-    files = output_files(merged, sampling, gzip=job.gzip, progress=write, chunked=True, exports=counts)
-    files.update(extra)
-    if job.show is None:
-        write_folder(files, job.output, job.force, published)
-        return merged
-    from .show import merged_sheet
+    sampling = sampling_options(job)  # checked, except against the pools
+    names = [s.name for s in merged.sources]
+    # The trainable pools (numpy, which lets go of the GIL) are taken in a thread while annotations.json
+    # is made; the sampling options are checked against them before the manifest is made, so before
+    # anything is published.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pools = pool.submit(trainable_pools, merged)
+        write = None
+        if progress is not None:
+            total = len(merged.dataset.images) + len(merged.dataset.instances)
+            progress("write", 0, total)
+            step = progress
+            write = lambda n: step("write", n, total)  # noqa: E731
+        extra, counts = export_outputs(merged, job.exports, job.yolo_keep_empty)
+        files = output_files(merged, sampling, gzip=job.gzip, progress=write, chunked=True, exports=counts)
+        make_manifest = files[MANIFEST]
 
-    # The sheet is drawn and staged first, so that a failure or an interrupt while drawing leaves
-    # nothing written; it is moved into place right after the folder.
-    png = merged_sheet(merged).png()
-    sheet_path = check_output(job.show, job.force, folder=False)
-    with Staging(sheet_path, job.force, folder=False, record=published) as sheet:
-        try:
-            sheet.path.write_bytes(png)
-        except OSError as exc:
-            raise as_write_error(exc, job.show) from None
-        write_folder(files, job.output, job.force, published)
-        try:
-            sheet.publish()
-        except OSError as exc:
-            raise as_write_error(exc, job.show) from None
+        def checked_manifest() -> bytes | Iterable[bytes]:
+            sampling.check(names, [len(p) for p in pools.result()])
+            return make_manifest()
+
+        files[MANIFEST] = checked_manifest
+        files.update(extra)
+        if job.show is None:
+            write_folder(files, job.output, job.force, published)
+            return merged
+        from .show import write_with_sheet
+
+        pools.result()  # the sheet picks from the pools: taken once, by the thread
+        write_with_sheet(merged, files, job.output, job.show, job.force, published)
     return merged
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -27,9 +27,9 @@ from .formats.coco import read_coco
 from .instances import Instances
 from .job import SourceSpec, load_source, parse_source, reads_yolo, source_inputs
 from .layouts import Layout, layout_from_dict
-from .output import trainable_pools
+from .output import trainable_pools, write_folder
 from .pools import trainable_mask
-from .publish import check_output, check_outside_inputs, write_file
+from .publish import Staging, as_write_error, check_output, check_outside_inputs, write_file
 from .sheet_draw import draw_sheet
 
 MAX_PER_SOURCE, CELL_RANGE = 100, (48, 1024)
@@ -117,6 +117,32 @@ def show(
     sheet = contact_sheet(paths, images, per_source, seed, names, cell)
     write_file(sheet.png(), out, force, published)
     return sheet
+
+
+def write_with_sheet(
+    merged: Merged,
+    files: dict[str, Callable[[], bytes | Iterable[bytes]]],
+    out: Path,
+    sheet: Path,
+    force: bool = False,
+    published: list[Path] | None = None,
+) -> None:
+    """Write the output folder (`output.write_folder`) of `merged` and its contact sheet at `sheet`.
+
+    The sheet is drawn and staged first, so that a failure or an interrupt while drawing leaves nothing
+    written; it is moved into place right after the folder.
+    """
+    png = merged_sheet(merged).png()
+    with Staging(check_output(sheet, force, folder=False), force, folder=False, record=published) as staged:
+        try:
+            staged.path.write_bytes(png)
+        except OSError as exc:
+            raise as_write_error(exc, sheet) from None
+        write_folder(files, out, force, published)
+        try:
+            staged.publish()
+        except OSError as exc:
+            raise as_write_error(exc, sheet) from None
 
 
 def named_sources(texts: Sequence[str]) -> list[str | SourceSpec]:
