@@ -179,6 +179,8 @@ def measure(cmds: dict[str, list[str]], runs: int) -> dict[str, dict[str, Any]]:
         for name, cmd in cmds.items():
             if "-o" in cmd:  # a fresh output folder each time (removing the last one is not timed)
                 shutil.rmtree(cmd[cmd.index("-o") + 1], ignore_errors=True)
+            if hasattr(os, "sync"):  # earlier steps' output goes to disk now, not during this step
+                os.sync()
             wall, mem, cpu = run_once(cmd, sample=r == runs)
             if r == runs:
                 tree[name] = round(mem, 1)
