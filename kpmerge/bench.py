@@ -169,8 +169,9 @@ def steps(paths: dict[str, Path], out: Path) -> tuple[dict[str, list[str]], list
 
 
 def measure(cmds: dict[str, list[str]], runs: int) -> dict[str, dict[str, Any]]:
-    """Run every step `runs` times, steps interleaved, then once more sampling memory; medians of wall
-    time and peak memory (the larger of the median own peak and the process tree's sampled peak)."""
+    """Run every step `runs` times, steps interleaved (earlier steps' writes flushed to disk before each
+    run), then once more sampling memory; medians of wall time and peak memory (the larger of the median
+    own peak and the process tree's sampled peak), and wall time of the fastest runs against each other."""
     walls: dict[str, list[float]] = {k: [] for k in cmds}
     cpus: dict[str, list[float]] = {k: [] for k in cmds}
     rss: dict[str, list[float]] = {k: [] for k in cmds}

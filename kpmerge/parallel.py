@@ -32,6 +32,8 @@ import numpy as np
 from .errors import UsageError
 
 T = TypeVar("T")
+Children = list[tuple[int, int | None] | None]
+"""Helpers as started: (pid, memory file or None), or None where none could be started."""
 ALIGN = 64
 
 
@@ -97,19 +99,19 @@ def run_tasks(tasks: Sequence[Callable[[], T]], jobs: int, done: Callable[[T], T
     helpers = min(len(tasks) - 1, jobs - 1)
     if helpers < 1 or not can_fork():
         return [finish(task()) for task in tasks]
-    children = [_start(partial(_write_result, task)) for task in tasks[1 : 1 + helpers]]
-    waited: set[int] = set()
+    children: Children = []
     try:
+        for task in tasks[1 : 1 + helpers]:
+            _start(partial(_write_result, task), children)
         out = [finish(tasks[0]())]
         for task, child in zip(tasks[1 : 1 + helpers], children, strict=True):
             result: Any = None
             if child is not None:
                 result = _collect(*child)
-                waited.add(child[0])
             out.append(finish(result if result is not None else task()))
         out += [finish(task()) for task in tasks[1 + helpers :]]
     finally:
-        _stop(children, waited)
+        _stop(children)
     return out
 
 
@@ -117,9 +119,9 @@ def _write_result(task: Callable[[], Any], fd: int) -> None:
     write_object(fd, task())
 
 
-def _collect(pid: int, fd: int) -> Any:
+def _collect(pid: int, fd: int | None) -> Any:
     """The helper's result, its arrays backed by the memory file (None when it failed)."""
-    if _exit_code(pid) != 0:
+    if fd is None or _exit_code(pid) != 0:
         return None
     try:
         return read_object(fd)
@@ -179,22 +181,20 @@ def in_parts(fill: Callable[[int, int], bool], n: int, outs: Sequence[np.ndarray
     if parts < 2 or not all(map(_is_shared, outs)) or not can_fork():
         return fill(0, n)
     bounds = [(n * i // parts, n * (i + 1) // parts) for i in range(parts)]
-    children = [_fork(partial(_fill_and_exit, fill, lo, hi)) for lo, hi in bounds[1:]]
-    waited: set[int] = set()
+    children: Children = []
     try:
+        for lo, hi in bounds[1:]:
+            _fork(partial(_fill_and_exit, fill, lo, hi), children)
         with processes(1):  # `fill` here starts no helpers of its own either
             if not fill(*bounds[0]):
                 return False
-            for (lo, hi), pid in zip(bounds[1:], children, strict=True):
-                code = None
-                if pid is not None:
-                    code = _exit_code(pid)
-                    waited.add(pid)
+            for (lo, hi), child in zip(bounds[1:], children, strict=True):
+                code = _exit_code(child[0]) if child is not None else None
                 if code == NOT_FILLED or (code != FILLED and not fill(lo, hi)):
                     return False
         return True
     finally:
-        _stop([(pid, None) if pid else None for pid in children], waited)
+        _stop(children)
 
 
 def _fill_and_exit(fill: Callable[[int, int], bool], start: int, stop: int) -> None:
@@ -202,34 +202,43 @@ def _fill_and_exit(fill: Callable[[int, int], bool], start: int, stop: int) -> N
     os._exit(FILLED if fill(start, stop) else NOT_FILLED)
 
 
-def _fork(run: Callable[[], None]) -> int | None:
-    """The pid of a forked helper that runs `run`, then exits (0 when `run` returns, 1 when it raises);
-    None when no helper can be started (no memory for a fork, say)."""
+def _fork(run: Callable[[], None], children: Children, fd: int | None = None) -> None:
+    """Fork a helper that runs `run`, then exits (0 when `run` returns, 1 when it raises), and append
+    `(pid, fd)` to `children` (None when no helper can be started: no memory for a fork, say).
+
+    Stop signals wait while this runs, so that an interrupt never leaves a helper `children` lacks.
+    """
+    stops = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
     try:
-        pid = os.fork()
-    except OSError:
-        return None
-    if pid == 0:  # the helper: never returns
-        code = 1
         try:
-            run()
-            code = 0
-        finally:
-            os._exit(code)
-    return pid
+            pid = os.fork()
+        except OSError:
+            children.append(None)
+            return
+        if pid == 0:  # the helper: never returns
+            code = 1
+            try:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old)
+                run()
+                code = 0
+            finally:
+                os._exit(code)
+        children.append((pid, fd))
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
-def _start(work: Callable[[int], None]) -> tuple[int, int] | None:
-    """A forked helper that runs `work(fd)` on a new memory file `fd`; None when none can start."""
+def _start(work: Callable[[int], None], children: Children) -> None:
+    """`_fork` a helper that runs `work(fd)` on a new memory file `fd`."""
     try:
         fd = os.memfd_create("kpmerge-task", os.MFD_CLOEXEC)
     except OSError:
-        return None
-    pid = _fork(partial(work, fd))
-    if pid is None:
+        children.append(None)
+        return
+    _fork(partial(work, fd), children, fd)
+    if children[-1] is None:
         os.close(fd)
-        return None
-    return pid, fd
 
 
 def _exit_code(pid: int) -> int | None:
@@ -241,13 +250,17 @@ def _exit_code(pid: int) -> int | None:
     return os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
 
 
-def _stop(children: Sequence[tuple[int, int | None] | None], waited: set[int]) -> None:
-    """Close the helpers' memory files; kill (then reap) the helpers not waited for: after an error
-    or an interrupt here, their work is not needed."""
+def _stop(children: Children) -> None:
+    """Close the helpers' memory files; kill (then reap) the helpers still running: after an error or
+    an interrupt here, their work is not needed. Helpers already waited for are left alone."""
     for pid, fd in filter(None, children):
         if fd is not None:
             os.close(fd)
-        if pid not in waited:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:  # reaped already (`_exit_code`): its pid may belong to another process
+            continue
+        if not done:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
             with contextlib.suppress(ChildProcessError):
@@ -304,9 +317,10 @@ def _object_column(arr: np.ndarray) -> tuple[Any, tuple[Any, ...]]:
     values = arr.tolist()
     writeable = bool(arr.flags.writeable)
     first = values[0] if values else None
-    constant = type(first) in (str, bytes) and first == values[-1] and values.count(first) == len(values)
-    if constant and set(map(type, values)) == {type(first)}:  # one value throughout (raw AIC's empty members)
-        return _rebuild_constant, (first, len(values), writeable)
+    kind = type(first)
+    same_ends = kind in (str, bytes) and type(values[-1]) is kind and first == values[-1]
+    if same_ends and set(map(type, values)) == {kind} and values.count(first) == len(values):
+        return _rebuild_constant, (first, len(values), writeable)  # one value throughout
     try:  # str.join takes only str: no need to look at every type first
         blob, kind = "\n".join(values).encode("utf-8", "surrogatepass"), "str"
     except TypeError:

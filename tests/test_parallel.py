@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -241,3 +242,39 @@ def test_in_parts_without_shared_arrays_is_one_call(monkeypatch):
     with parallel.processes(4):
         assert parallel.in_parts(lambda lo, hi: calls.append((lo, hi)) is None, 9, [np.empty(9)], 1)
     assert calls == [(0, 9)]
+
+
+def _children_left() -> bool:
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return False
+    return True
+
+
+@_memory_files
+@pytest.mark.parametrize("shape", ["in_parts", "run_tasks"])
+def test_an_interrupt_between_two_forks_leaves_no_helper(monkeypatch, shape):
+    real, calls = parallel.os.fork, []
+
+    def fork_then_interrupt():
+        calls.append(1)
+        if len(calls) == 2:  # Ctrl-C lands while the second helper is being started
+            raise KeyboardInterrupt
+        return real()
+
+    monkeypatch.setattr(parallel.os, "fork", fork_then_interrupt)
+    with parallel.processes(3), pytest.raises(KeyboardInterrupt):
+        if shape == "in_parts":
+            out = parallel.shared_empty((9,), np.int64)
+            parallel.in_parts(lambda lo, hi: time.sleep(5) is None, 9, [out], min_rows=1)
+        else:
+            parallel.run_tasks([lambda: 0, lambda: time.sleep(5), lambda: time.sleep(5)], jobs=3)
+    assert len(calls) == 2 and not _children_left()  # the first helper was killed and reaped
+
+
+def test_a_column_holding_arrays_is_handed_back_as_a_list():
+    values = ["x", np.arange(2), "x"]
+    rebuild, args = parallel._object_column(_objects(values))
+    back = rebuild(*args)
+    assert back[0] == back[2] == "x" and np.array_equal(back[1], np.arange(2))

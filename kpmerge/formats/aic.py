@@ -195,8 +195,8 @@ def _people(people: _Humans, boxes: _Humans, image_ids: list[str], sink: Sink) -
 
 
 def _human_numbers(names: list[str]) -> np.ndarray | None:
-    """N of every name `humanN` (N of at most 18 ASCII digits), parsed at once; None when a name has
-    another form."""
+    """N of every name `humanN` (N: ASCII digits, its value below 10**18), parsed at once; None when a
+    name has another form or a larger N (the one-by-one path reads those)."""
     text = "\n" + "\n".join(names)
     if text.count("\n") != len(names) or text.count("\nhuman") != len(names):  # no newline inside a name
         return None
