@@ -393,12 +393,13 @@ def run_job(
         check_output(job.show, job.force, folder=False)
     merged = build_job(job, progress, jobs)
     sampling = sampling_options(job)  # checked, except against the pools
-    names = [s.name for s in merged.sources]
     # The trainable pools (numpy, which lets go of the GIL) are taken in a thread while annotations.json
-    # is made; the sampling options are checked against them before the manifest is made, so before
-    # anything is published.
+    # is made. Batch ratios are the only options checked against them (`SamplingOptions.check`): with
+    # them, the check waits for the pools, before anything is written.
     with ThreadPoolExecutor(max_workers=1) as pool:
         pools = pool.submit(trainable_pools, merged)
+        if sampling.batch_ratios:
+            sampling.check([s.name for s in merged.sources], [len(p) for p in pools.result()])
         write = None
         if progress is not None:
             total = len(merged.dataset.images) + len(merged.dataset.instances)
@@ -409,11 +410,11 @@ def run_job(
         files = output_files(merged, sampling, gzip=job.gzip, progress=write, chunked=True, exports=counts)
         make_manifest = files[MANIFEST]
 
-        def checked_manifest() -> bytes | Iterable[bytes]:
-            sampling.check(names, [len(p) for p in pools.result()])
+        def manifest_after_pools() -> bytes | Iterable[bytes]:
+            pools.result()  # the manifest reads the pools the thread took: they are not taken twice
             return make_manifest()
 
-        files[MANIFEST] = checked_manifest
+        files[MANIFEST] = manifest_after_pools
         files.update(extra)
         if job.show is None:
             write_folder(files, job.output, job.force, published)

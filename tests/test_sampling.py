@@ -12,6 +12,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from kpmerge import job as job_module
 from kpmerge.errors import KpmergeError, UsageError
 from kpmerge.job import Job, SourceSpec, run_job
 from kpmerge.recipe import recipe_to_job
@@ -571,7 +572,7 @@ def test_manifest_defaults_without_sampling_options(tmp_path):
     assert len(list(ManifestSampler(out / "manifest.json"))) == len(manifest["sources"][0]["pool"]) == 12
 
 
-def test_run_job_refuses_a_source_without_slots_and_writes_nothing(tmp_path):
+def test_run_job_refuses_a_source_without_slots_and_writes_nothing(tmp_path, monkeypatch):
     specs = (
         SourceSpec(path=style_file(tmp_path / "in", "coco", people=14), name="coco", batch_ratio=1),
         SourceSpec(path=style_file(tmp_path / "in", "aic", people=9), name="aic", factor=0.01, batch_ratio=1),
@@ -579,6 +580,16 @@ def test_run_job_refuses_a_source_without_slots_and_writes_nothing(tmp_path):
     with pytest.raises(UsageError, match="source aic has batch ratio 1 but no trainable instance"):
         run_job(Job("merge", specs, tmp_path / "out", batch_size=4))
     assert list(tmp_path.iterdir()) == [tmp_path / "in"]
+    # refused before any output is made, and before what exports check (the pools are taken in a
+    # thread beside the writing, but with batch ratios the check waits for them)
+    monkeypatch.setattr(job_module, "output_files", _must_not_run)
+    monkeypatch.setattr(job_module, "export_outputs", _must_not_run)
+    with pytest.raises(UsageError, match="source aic has batch ratio 1 but no trainable instance"):
+        run_job(Job("merge", specs, tmp_path / "out", batch_size=4, exports=("yolo",)))
+
+
+def _must_not_run(*args, **kwargs):
+    raise AssertionError("called before the sampling options were checked against the pools")
 
 
 def readme_sampler_code() -> str:
