@@ -37,6 +37,19 @@ def _tree(path: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(path.iterdir())} if path.is_dir() else {}
 
 
+def _previous_output(out: Path) -> Path:
+    """`out` made as the folder of a previous run (its annotations.json holds `previous`)."""
+    out.mkdir()
+    (out / "annotations.json").write_bytes(b"previous")
+    return out
+
+
+def _small_coco(tmp_path: Path) -> Path:
+    c = tmp_path / "c.json"
+    c.write_bytes(synth_coco(scale=0.001, seed=1))
+    return c
+
+
 def _writers() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "kpmerge-writer" and t.is_alive()]
 
@@ -57,9 +70,7 @@ def _failing_chunks(n: int, at: int, exc: BaseException) -> Chunks:
     ids=["int", "term", "error"],
 )
 def test_the_writer_stops_at_once_at_any_chunk(tmp_path, at, exc):
-    out = tmp_path / "OUT"
-    out.mkdir()
-    (out / "annotations.json").write_text("previous")
+    out = _previous_output(tmp_path / "OUT")
     start = time.monotonic()
     with pytest.raises(type(exc)):
         write_folder({"annotations.json": lambda: _failing_chunks(64, at, exc)}, out, force=True)
@@ -104,11 +115,8 @@ def test_a_disk_error_in_the_writer_thread_stops_the_run(tmp_path, monkeypatch, 
 @pytest.mark.parametrize("at", [0, 2, 7])
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_cli_exit_code_of_an_interrupt_while_writing(tmp_path, monkeypatch, at, signum):
-    c = tmp_path / "c.json"
-    c.write_bytes(synth_coco(scale=0.001, seed=1))
-    out = tmp_path / "OUT"
-    out.mkdir()
-    (out / "annotations.json").write_text("previous")
+    c = _small_coco(tmp_path)
+    out = _previous_output(tmp_path / "OUT")
     monkeypatch.setattr(coco_writer, "CHUNK_RECORDS", 8)
     real = Chunks.__iter__
 
@@ -128,8 +136,7 @@ def test_cli_exit_code_of_an_interrupt_while_writing(tmp_path, monkeypatch, at, 
 
 
 def test_cli_an_interrupt_after_publishing_is_success(tmp_path, monkeypatch):
-    c = tmp_path / "c.json"
-    c.write_bytes(synth_coco(scale=0.001, seed=1))
+    c = _small_coco(tmp_path)
     out = tmp_path / "OUT"
 
     def summary(*args):
@@ -145,8 +152,7 @@ def test_cli_an_interrupt_after_publishing_is_success(tmp_path, monkeypatch):
 
 def test_cli_an_interrupt_right_after_the_move_of_an_output_written_before_is_success(tmp_path, monkeypatch):
     # The same OUT written twice in one process: the second run's move counts too.
-    c = tmp_path / "c.json"
-    c.write_bytes(synth_coco(scale=0.001, seed=1))
+    c = _small_coco(tmp_path)
     out = tmp_path / "OUT"
     assert CliRunner().invoke(cli, ["combine", str(c), "-o", str(out), "-q"]).exit_code == 0
     (out / "annotations.json").write_text("previous")
@@ -166,8 +172,7 @@ def test_cli_an_interrupt_right_after_the_move_of_an_output_written_before_is_su
 
 def test_cli_nothing_published_before_an_interrupt_in_a_later_command(tmp_path, monkeypatch):
     # An output published by an earlier command of this process does not make a later one complete.
-    c = tmp_path / "c.json"
-    c.write_bytes(synth_coco(scale=0.001, seed=1))
+    c = _small_coco(tmp_path)
     assert CliRunner().invoke(cli, ["combine", str(c), "-o", str(tmp_path / "A"), "-q"]).exit_code == 0
 
     def interrupted(*args, **kwargs):
@@ -238,8 +243,7 @@ def test_real_signals_at_many_moments_of_a_large_write(tmp_path):
     a.write_bytes(synth_aic(scale=0.06, seed=1))
     out = tmp_path / "OUT"
     args = ["combine", str(c), str(a), "-o", str(out), "--force", "-q", "--allow-missing-sizes"]
-    out.mkdir()
-    (out / "annotations.json").write_bytes(b"previous")
+    _previous_output(out)
     code, whole, _ = _run(args, None, 0)
     assert code == 0
     new = _tree(out)
@@ -251,9 +255,7 @@ def test_real_signals_at_many_moments_of_a_large_write(tmp_path):
     def one(i: int) -> tuple[int, int, float, dict[str, bytes], list[str]]:
         folder = tmp_path / f"run{i}"
         folder.mkdir()
-        target = folder / "OUT"
-        target.mkdir()
-        (target / "annotations.json").write_bytes(b"previous")
+        target = _previous_output(folder / "OUT")
         signum = signals[i % len(signals)]
         code, _, after = _run([*args[:4], str(target), *args[5:]], signum, moments[i])
         return signum, code, after, _tree(target), _leftovers(folder)
@@ -341,11 +343,8 @@ def _swallowed_signal(how: str, signum: int = signal.SIGTERM) -> None:
 
 @pytest.mark.parametrize("how", ["del", "weakref"])
 def test_a_swallowed_signal_still_stops_the_run_before_publishing(tmp_path, monkeypatch, stop_handlers, how):
-    c = tmp_path / "c.json"
-    c.write_bytes(synth_coco(scale=0.001, seed=1))
-    out = tmp_path / "OUT"
-    out.mkdir()
-    (out / "annotations.json").write_text("previous")
+    c = _small_coco(tmp_path)
+    out = _previous_output(tmp_path / "OUT")
     real = cli_module.run_job
 
     def run_job(*args, **kwargs):
@@ -383,8 +382,7 @@ def test_a_swallowed_signal_in_a_command_that_writes_nothing(monkeypatch, stop_h
 
 
 def test_a_swallowed_signal_after_publishing_is_success(tmp_path, monkeypatch, stop_handlers):
-    c = tmp_path / "c.json"
-    c.write_bytes(synth_coco(scale=0.001, seed=1))
+    c = _small_coco(tmp_path)
     out = tmp_path / "OUT"
     real = cli_module.summary
 
